@@ -7,13 +7,32 @@
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from loaderbench.ome_image import OME_COLUMN
+from loaderbench.config import DataConfig, data_key
+from loaderbench.formats import FORMATS, atomic_output, detect_format, get_format, one_line, remove_path
+from loaderbench.formats.base import FormatError
+from loaderbench.ome_image import OME_COLUMN, OMEImageError, decode_struct, to_chw
+
+MANIFEST = "manifest.json"
+REFERENCE = "images.npy"
+MANIFEST_VERSION = 1
 
 
-def generate_images(n: int, height: int, width: int, dtype: str = "uint8", channels: int = 1, seed: int = 42) -> np.ndarray:
+def generate_images(
+    n: int, height: int, width: int, dtype: str = "uint8", channels: int = 1, seed: int = 42
+) -> np.ndarray:
     """``n`` random images ``(N, C, H, W)`` from ``numpy.random.default_rng(seed)``, as the seed generated them."""
     rng = np.random.default_rng(seed)
     shape = (n, channels, height, width)
@@ -51,6 +70,252 @@ def build_ome_table(images: np.ndarray) -> pa.Table:
         raise ValueError(f"images must be (N, C, H, W), got shape {images.shape}")
     if len(images) == 0:
         raise ValueError("cannot build an OME-Arrow table from zero images")
-    structs = [ome_struct(img, f"img-{i}") for i, img in enumerate(images)]
-    column = pa.array([s.as_py() for s in structs], type=structs[0].type)
+    # Each scalar becomes a one-row array without a trip through Python objects (``.as_py()`` of a 1000x1000
+    # image is a million ints), then the rows are joined into one contiguous array.
+    rows = [pa.repeat(ome_struct(img, f"img-{i}"), 1) for i, img in enumerate(images)]
+    column = pa.concat_arrays(rows)
     return pa.table({"row_id": pa.array(np.arange(len(images), dtype=np.int64)), OME_COLUMN: column})
+
+
+@dataclass
+class DatasetFiles:
+    """One dataset on disk in one or more formats: what the tracks iterate over."""
+
+    name: str  # e.g. "generated 100x100 uint8" or the input path
+    root: Path  # the dataset folder (for inputs: the folder holding the input)
+    height: int
+    width: int
+    channels: int
+    dtype: str
+    n_images: int
+    paths: dict[str, Path]  # format name -> dataset path, only for formats present and readable
+    skipped: dict[str, str]  # format name -> one-line reason (library missing, write failed, ...)
+    reference: Path | None  # .npy with the (N, C, H, W) images (None for user inputs)
+    source: str  # "generated" or "input"
+
+
+def _module_version(module_name: str) -> str:
+    """``__version__`` of the top-level package of ``module_name`` ("unknown" when it has none)."""
+    top = module_name.split(".", maxsplit=1)[0]
+    try:
+        return str(getattr(importlib.import_module(top), "__version__", "unknown"))
+    except Exception:  # noqa: BLE001 - a version is informative only
+        return "unavailable"
+
+
+def _read_manifest(folder: Path) -> dict[str, Any]:
+    """The folder's manifest, or ``{}`` when it is missing, unreadable or of another layout version."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(manifest, dict) or manifest.get("manifest_version") != MANIFEST_VERSION:
+        return {}
+    return manifest
+
+
+def _write_json(path: Path, value: dict[str, Any]) -> None:
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
+
+
+def _reference_matches(path: Path, shape: tuple[int, ...], dtype: str) -> bool:
+    """Whether a saved ``images.npy`` has the expected shape and dtype (reads only its header)."""
+    try:
+        saved = np.load(path, mmap_mode="r")
+    except (OSError, ValueError):
+        return False
+    return saved.shape == shape and str(saved.dtype) == dtype
+
+
+def ensure_dataset(
+    data: DataConfig,
+    size: tuple[int, int],
+    formats: list[str],
+    data_dir: Path,
+    progress: Callable[[str], None] | None = None,
+) -> DatasetFiles:
+    """Generate the images of ``data`` at ``size`` and write them in ``formats``, reusing what is on disk.
+
+    The folder is ``data_dir / "<data_key>-<h>x<w>"``. A format listed in its ``manifest.json`` whose dataset is
+    still there is reused; the others are written (atomically). A format whose library is missing, or whose
+    write fails, is recorded in ``skipped`` with a one-line reason and leaves nothing behind. The manifest is
+    written last, so an interrupted run never lists a half-written format.
+    """
+    height, width = int(size[0]), int(size[1])
+    key = data_key(data)
+    folder = Path(data_dir) / f"{key}-{height}x{width}"
+    folder.mkdir(parents=True, exist_ok=True)
+    shape = (data.n_images, data.channels, height, width)
+    manifest = _read_manifest(folder)
+    recorded: dict[str, Any] = dict(manifest.get("formats", {}))
+    skipped_before: dict[str, str] = dict(manifest.get("skipped", {}))
+    reference = folder / REFERENCE
+    say = progress or (lambda _msg: None)
+
+    images: np.ndarray | None = None
+    table: pa.Table | None = None
+
+    def get_images() -> np.ndarray:
+        nonlocal images
+        if images is None:
+            if _reference_matches(reference, shape, data.dtype):
+                images = np.load(reference)
+            else:
+                say(f"generating {data.n_images} images {height}x{width} {data.dtype} (seed {data.seed})")
+                images = generate_images(data.n_images, height, width, data.dtype, data.channels, data.seed)
+                with atomic_output(reference) as tmp, tmp.open("wb") as f:
+                    np.save(f, images)
+        return images
+
+    def get_table() -> pa.Table:
+        nonlocal table
+        if table is None:
+            say(f"building the OME-Arrow table ({data.n_images} images)")
+            table = build_ome_table(get_images())
+        return table
+
+    if not _reference_matches(reference, shape, data.dtype):
+        get_images()
+
+    paths: dict[str, Path] = {}
+    skipped: dict[str, str] = {}
+    for name in formats:
+        module = get_format(name)
+        info = module.INFO
+        target = folder / info.filename.rstrip("/")
+        entry = recorded.get(name)
+        if entry and target.exists() and module.looks_like(target):
+            paths[name] = target
+            continue
+        recorded.pop(name, None)
+        reason = info.unavailable_reason()
+        if reason is not None:
+            skipped[name] = reason
+            continue
+        remove_path(target)  # a leftover not in the manifest is stale
+        try:
+            pixels = get_images()
+            ome_table = get_table() if info.kind == "table" else None
+            say(f"writing {info.label} to {target}")
+            module.write(ome_table, pixels, target)
+            if not module.looks_like(target):
+                raise FormatError(f"{target}: the writer finished but the result is not a {info.label} dataset")
+        except Exception as exc:  # noqa: BLE001 - one format failing must not stop the others
+            remove_path(target)
+            skipped[name] = f"{info.label}: write failed: {one_line(exc)}"
+            continue
+        paths[name] = target
+        recorded[name] = {
+            "path": target.name,
+            "versions": {m.split(".", maxsplit=1)[0]: _module_version(m) for m in info.requires},
+        }
+
+    skipped_all = {k: v for k, v in skipped_before.items() if k not in paths}
+    skipped_all.update(skipped)
+    new_manifest = {
+        "manifest_version": MANIFEST_VERSION,
+        "key": key,
+        "source": "generated",
+        "config": dataclasses.asdict(data),
+        "height": height,
+        "width": width,
+        "channels": data.channels,
+        "dtype": data.dtype,
+        "n_images": data.n_images,
+        "reference": REFERENCE,
+        "formats": recorded,
+        "skipped": skipped_all,
+        "generator_versions": manifest.get("generator_versions")
+        or {m: _module_version(m) for m in ("numpy", "pyarrow", "ome_arrow")},
+    }
+    if new_manifest != manifest:
+        _write_json(folder / MANIFEST, new_manifest)
+
+    return DatasetFiles(
+        name=f"generated {height}x{width} {data.dtype}" + (f" {data.channels}ch" if data.channels > 1 else ""),
+        root=folder,
+        height=height,
+        width=width,
+        channels=data.channels,
+        dtype=data.dtype,
+        n_images=data.n_images,
+        paths=paths,
+        skipped=skipped,
+        reference=reference,
+        source="generated",
+    )
+
+
+def _parse_input_spec(spec: str) -> tuple[str | None, Path]:
+    """``"PATH"`` or ``"FORMAT:PATH"`` -> (format name or None, path)."""
+    head, sep, tail = spec.partition(":")
+    if sep and head in FORMATS:
+        if not tail:
+            raise FormatError(f"input {spec!r} names format {head!r} but no path")
+        return head, Path(tail)
+    if sep and re.fullmatch(r"[A-Za-z_]\w+", head) and not Path(spec).exists():
+        raise FormatError(f"input {spec!r}: unknown format {head!r} (known: {', '.join(FORMATS)})")
+    return None, Path(spec)
+
+
+def _uniform_images(table: pa.Table, path: Path) -> None:
+    """Every image in the table has the same size and pixel type (batches need one shape)."""
+    meta = pc.struct_field(table.column(OME_COLUMN), "pixels_meta")
+    for field in ("size_x", "size_y", "size_z", "size_c", "type"):
+        try:
+            values = pc.struct_field(meta, field)
+        except (KeyError, pa.ArrowException) as exc:
+            raise FormatError(f"{path}: pixels_meta has no {field!r}") from exc
+        distinct = pc.unique(values)
+        if len(distinct) > 1:
+            shown = ", ".join(str(v) for v in distinct.to_pylist()[:5])
+            raise FormatError(f"{path}: images differ in pixels_meta.{field} ({shown}); one size is needed")
+
+
+def open_input(spec: str) -> DatasetFiles:
+    """Open a user dataset (``"PATH"`` or ``"FORMAT:PATH"``) once to validate it and learn its image shape.
+
+    Every problem is a ``FormatError`` naming the path and what is wrong.
+    """
+    name, path = _parse_input_spec(spec)
+    if not path.exists():
+        raise FormatError(f"{path}: no such file or directory")
+    if name is None:
+        name = detect_format(path)
+    module = get_format(name)
+    info = module.INFO
+    reason = info.unavailable_reason()
+    if reason is not None:
+        raise FormatError(f"{path}: {reason}")
+    if info.kind == "table":
+        table = module.read_table(path)
+        column = table.column(OME_COLUMN)
+        if column.null_count:
+            raise FormatError(f"{path}: {column.null_count} of {table.num_rows} rows have a null {OME_COLUMN}")
+        try:
+            first = to_chw(decode_struct(column[0].as_py()))
+        except (OMEImageError, KeyError, TypeError, ValueError) as exc:
+            raise FormatError(f"{path}: the first image cannot be decoded: {one_line(exc)}") from exc
+        _uniform_images(table, path)
+        n_images = table.num_rows
+    else:
+        items = module.item_paths(path)
+        first = module.read_item(items[0])
+        n_images = len(items)
+    if first.ndim != 3:
+        raise FormatError(f"{path}: images of shape {first.shape} are volumes; only 2-D (C, H, W) images are supported")
+    channels, height, width = first.shape
+    return DatasetFiles(
+        name=str(path),
+        root=path.parent,
+        height=int(height),
+        width=int(width),
+        channels=int(channels),
+        dtype=str(first.dtype),
+        n_images=int(n_images),
+        paths={name: path},
+        skipped={},
+        reference=None,
+        source="input",
+    )

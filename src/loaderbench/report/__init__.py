@@ -1,0 +1,102 @@
+"""Turning saved results into something to read: PNG plots, a self-contained HTML report, terminal tables, and the
+comparison of two runs."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pandas as pd
+
+from loaderbench.results import (
+    COMMON_KEYS,
+    HIGHER_IS_BETTER,
+    TRACKS,
+    headline_metrics,
+    medians,
+    param_text,
+    read_track,
+    split_columns,
+)
+
+COMPARE_COLUMNS = (
+    "track",
+    "format",
+    "format_label",
+    "loader",
+    "image_size",
+    "dataset",
+    "params",
+    "metric",
+    "a",
+    "b",
+    "ratio",
+    "higher_is_better",
+)
+
+
+def render_report(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """Render ``plots/<track>.png`` for every track with rows, then ``report.html``; returns
+    ``{"plots": [Path, ...], "html": Path}``."""
+    from loaderbench.report.html import render_html
+    from loaderbench.report.plots import render_plots
+
+    plots = render_plots(out_dir)
+    return {"plots": plots, "html": render_html(out_dir)}
+
+
+def compare(dir_a: str | os.PathLike[str], dir_b: str | os.PathLike[str]) -> pd.DataFrame:
+    """Per configuration present in both runs, the medians of each headline metric and their ratio b/a.
+
+    Long format, one row per (track, configuration, metric), columns ``COMPARE_COLUMNS``; ``params`` is the
+    track's other key parameters as ``"name=value, ..."``. Configurations found in one run only are left out.
+    """
+    frames = []
+    for track in TRACKS:
+        df_a, df_b = read_track(dir_a, track), read_track(dir_b, track)
+        if df_a is None or df_b is None or df_a.empty or df_b.empty:
+            continue
+        med_a, med_b = medians(track, df_a), medians(track, df_b)
+        keys_b = split_columns(track, df_b)[0]
+        keys = [k for k in split_columns(track, df_a)[0] if k in keys_b]
+        metrics = [m for m in headline_metrics(track, df_a) if m in headline_metrics(track, df_b)]
+        if not keys or not metrics:
+            continue
+        label = ["format_label"] if "format_label" in med_a.columns else []
+        joined = med_a[[*keys, *label, *metrics]].merge(
+            med_b[[*keys, *metrics]], on=keys, how="inner", suffixes=("_a", "_b")
+        )
+        params = [k for k in keys if k not in COMMON_KEYS]
+        per_track = []
+        for m_index, metric in enumerate(metrics):
+            a = joined[f"{metric}_a"].astype(float)
+            b = joined[f"{metric}_b"].astype(float)
+            per_track.append(
+                pd.DataFrame(
+                    {
+                        "_configuration": range(len(joined)),
+                        "_metric": m_index,
+                        "track": track,
+                        "format": joined.get("format"),
+                        "format_label": joined["format_label"] if label else joined.get("format"),
+                        "loader": joined.get("loader"),
+                        "image_size": joined.get("image_size"),
+                        "dataset": joined.get("dataset"),
+                        "params": [", ".join(f"{k}={param_text(r[k])}" for k in params) for _, r in joined.iterrows()],
+                        "metric": metric,
+                        "a": a,
+                        "b": b,
+                        "ratio": (b / a.where(a != 0)).astype(float),
+                        "higher_is_better": metric in HIGHER_IS_BETTER,
+                    }
+                )
+            )
+        ordered = pd.concat(per_track, ignore_index=True).sort_values(["_configuration", "_metric"], kind="stable")
+        frames.append(ordered)
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame(columns=list(COMPARE_COLUMNS))
+    return pd.concat(frames, ignore_index=True)[list(COMPARE_COLUMNS)]
+
+
+__all__ = ["COMPARE_COLUMNS", "compare", "render_report"]

@@ -1,0 +1,16 @@
+// loaderbench._core: one NB_MODULE; each subject binds itself from its own file.
+#include <nanobind/nanobind.h>
+
+namespace nb = nanobind;
+
+namespace loaderbench::bindings {
+void bind_importer(nb::module_& m);
+}  // namespace loaderbench::bindings
+
+NB_MODULE(_core, m) {
+  m.doc() = "loaderbench native core: Arrow C Stream import and validation";
+#ifdef LOADERBENCH_VERSION
+  m.attr("__version__") = LOADERBENCH_VERSION;
+#endif
+  loaderbench::bindings::bind_importer(m);
+}

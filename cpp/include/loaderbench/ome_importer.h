@@ -1,0 +1,54 @@
+// Imports OME-Arrow images through the Arrow C Stream Interface and validates them before anything reads
+// a pixel: the column's schema, every buffer's offsets, and that each image's pixel count matches the
+// shape its pixels_meta declares. The result is a summary (rows, shapes, dtypes, layout, bytes).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+
+#include "loaderbench/arrow_c_abi.h"
+#include "loaderbench/arrow_owners.h"
+#include "loaderbench/arrow_view.h"
+
+namespace loaderbench {
+
+/// What a stream of OME-Arrow images holds, as found by validating every row.
+struct ImportSummary {
+  std::string column;
+  int64_t rows = 0;
+  int64_t batches = 0;
+  std::set<std::string> declared_types;  // pixels_meta.type values ("uint8", "uint16", "float32")
+  std::set<std::string> stored_types;    // element type of the pixel payload ("uint16", or a byte chunk's dtype)
+  std::set<std::string> compressions;    // byte-chunk codecs seen ("none", "zstd", "lz4")
+  bool has_planes = false;               // at least one row carries planes
+  bool has_chunks = false;               // at least one row carries chunks
+  std::string chunk_encoding;            // "list", "bytes" or "" (no chunks field)
+  std::map<std::array<int64_t, 5>, int64_t> shapes;  // (t, c, z, y, x) -> number of rows
+  int64_t planes = 0;
+  int64_t chunks = 0;
+  int64_t payload_bytes = 0;  // bytes of pixel payload held by planes and chunks (as stored)
+  int64_t voxels = 0;         // sum over rows of t*c*z*y*x
+};
+
+/// Validates record batches of a table with an OME-Arrow struct column and accumulates an ImportSummary.
+class OmeImporter {
+ public:
+  explicit OmeImporter(std::string column = "ome_image");
+
+  /// Validates one record batch (a struct array with its schema); throws ImportError naming the row and field.
+  void add_batch(const ArrowSchema& schema, const ArrowArray& batch);
+  const ImportSummary& summary() const { return summary_; }
+
+ private:
+  void check_row(const ArrayView& image, int64_t row, int64_t global_row);
+  ImportSummary summary_;
+};
+
+/// Consumes `stream` (taking ownership) batch by batch through an OmeImporter. Stream errors are reported
+/// with the producer's get_last_error text.
+ImportSummary import_ome_stream(StreamOwner stream, const std::string& column = "ome_image");
+
+}  // namespace loaderbench

@@ -1,0 +1,189 @@
+#include "loaderbench/ome_importer.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "arrow_test_builder.h"
+
+namespace loaderbench {
+namespace {
+
+using testing::NodePtr;
+using testing::TestImage;
+
+ImportSummary import_batch(const NodePtr& batch) {
+  SchemaOwner schema;
+  ArrayOwner array;
+  testing::export_schema(batch, schema.get());
+  testing::export_array(batch, array.get());
+  OmeImporter importer;
+  importer.add_batch(*schema.get(), *array.get());
+  return importer.summary();
+}
+
+std::string import_error(const NodePtr& batch) {
+  try {
+    import_batch(batch);
+  } catch (const ImportError& err) {
+    return err.what();
+  }
+  return "<no error>";
+}
+
+NodePtr image_field(const NodePtr& batch, const std::string& name) { return testing::find(testing::find(batch, "ome_image"), name); }
+
+TEST(OmeImporter, SummarisesAValidBatch) {
+  const ImportSummary s = import_batch(testing::ome_batch({{1, 1, 4, 5}, {2, 3, 4, 5}, {1, 1, 4, 5}}));
+  EXPECT_EQ(s.rows, 3);
+  EXPECT_EQ(s.batches, 1);
+  EXPECT_TRUE(s.has_planes);
+  EXPECT_TRUE(s.has_chunks);
+  EXPECT_EQ(s.chunk_encoding, "list");
+  EXPECT_EQ(s.planes, 1 + 6 + 1);
+  EXPECT_EQ(s.chunks, 8);
+  EXPECT_EQ(s.voxels, 20 + 120 + 20);
+  EXPECT_EQ(s.payload_bytes, 2 * 2 * 160);  // planes and chunks, uint16
+  ASSERT_EQ(s.shapes.size(), 2u);
+  EXPECT_EQ((s.shapes.at({1, 1, 1, 4, 5})), 2);
+  EXPECT_EQ((s.shapes.at({1, 2, 3, 4, 5})), 1);
+  EXPECT_EQ(s.declared_types, (std::set<std::string>{"uint16"}));
+  EXPECT_EQ(s.stored_types, (std::set<std::string>{"uint16"}));
+}
+
+TEST(OmeImporter, AcceptsPlanesOnlyOrChunksOnly) {
+  TestImage planes_only{1, 1, 3, 3, true, false};
+  TestImage chunks_only{1, 1, 3, 3, false, true};
+  EXPECT_EQ(import_batch(testing::ome_batch({planes_only, chunks_only})).rows, 2);
+}
+
+TEST(OmeImporter, HonoursASlicedBatch) {
+  NodePtr batch = testing::ome_batch({{1, 1, 2, 2}, {1, 1, 3, 3}, {1, 1, 4, 4}});
+  batch->offset = 1;
+  batch->length = 2;
+  const ImportSummary s = import_batch(batch);
+  EXPECT_EQ(s.rows, 2);
+  EXPECT_EQ((s.shapes.count({1, 1, 1, 2, 2})), 0u);
+  EXPECT_EQ((s.shapes.at({1, 1, 1, 3, 3})), 1);
+}
+
+TEST(OmeImporter, RejectsAMissingOrWrongColumn) {
+  NodePtr batch = testing::ome_batch({{}});
+  testing::find(batch, "ome_image")->name = "image";
+  EXPECT_NE(import_error(batch).find("no column 'ome_image'"), std::string::npos);
+
+  NodePtr ints = testing::structure("", {testing::primitive<int64_t>("l", "ome_image", {1})}, 1);
+  EXPECT_NE(import_error(ints).find("must be an OME-Arrow struct"), std::string::npos);
+}
+
+TEST(OmeImporter, RejectsANullImage) {
+  NodePtr batch = testing::ome_batch({{}, {}});
+  testing::set_nulls(*testing::find(batch, "ome_image"), {1});
+  EXPECT_NE(import_error(batch).find("row 1: image is null"), std::string::npos);
+}
+
+TEST(OmeImporter, RejectsPixelCountThatDoesNotMatchTheShape) {
+  NodePtr batch = testing::ome_batch({{1, 1, 4, 5}});
+  testing::find(image_field(batch, "pixels_meta"), "size_x")->buffers[1] = testing::to_bytes(std::vector<int32_t>{6});
+  const std::string message = import_error(batch);
+  EXPECT_NE(message.find("row 0: plane 0 has 20 pixels, but size_y*size_x = 24"), std::string::npos) << message;
+}
+
+TEST(OmeImporter, RejectsChunksThatDoNotCoverTheImage) {
+  NodePtr batch = testing::ome_batch({{1, 1, 4, 5, false, true}});
+  NodePtr chunk = image_field(batch, "chunks")->children[0];
+  testing::find(chunk, "shape_y")->buffers[1] = testing::to_bytes(std::vector<int32_t>{2});
+  EXPECT_NE(import_error(batch).find("chunk 0 has 20 pixels, but its shape needs 10"), std::string::npos);
+}
+
+TEST(OmeImporter, RejectsAPlaneOutsideTheImage) {
+  NodePtr batch = testing::ome_batch({{1, 1, 2, 2, true, false}});
+  NodePtr plane = image_field(batch, "planes")->children[0];
+  testing::find(plane, "z")->buffers[1] = testing::to_bytes(std::vector<int32_t>{3});
+  EXPECT_NE(import_error(batch).find("lies outside the declared image"), std::string::npos);
+}
+
+TEST(OmeImporter, RejectsAWrongPlaneCount) {
+  NodePtr batch = testing::ome_batch({{1, 2, 2, 2, true, false}});
+  testing::find(image_field(batch, "pixels_meta"), "size_z")->buffers[1] = testing::to_bytes(std::vector<int32_t>{3});
+  EXPECT_NE(import_error(batch).find("2 planes, but t*c*z = 3"), std::string::npos);
+}
+
+TEST(OmeImporter, RejectsPixelOffsetsOutOfRange) {
+  NodePtr batch = testing::ome_batch({{1, 1, 2, 2, true, false}});
+  NodePtr pixels = testing::find(image_field(batch, "planes")->children[0], "pixels");
+  pixels->buffers[1] = testing::to_bytes(std::vector<int32_t>{0, 400});
+  EXPECT_NE(import_error(batch).find("offsets reach 400"), std::string::npos);
+}
+
+TEST(OmeImporter, RejectsAnImageWithNoPixels) {
+  NodePtr batch = testing::ome_batch({{1, 1, 2, 2, false, false}});
+  EXPECT_NE(import_error(batch).find("no pixel data"), std::string::npos);
+}
+
+TEST(OmeImporter, RejectsNonPositiveSizes) {
+  NodePtr batch = testing::ome_batch({{1, 1, 2, 2}});
+  testing::find(image_field(batch, "pixels_meta"), "size_y")->buffers[1] = testing::to_bytes(std::vector<int32_t>{0});
+  EXPECT_NE(import_error(batch).find("non-positive size"), std::string::npos);
+}
+
+// A stream over pre-built batches, optionally failing at a given call.
+struct FakeStream {
+  std::vector<NodePtr> batches;
+  size_t next = 0;
+  int fail_at = -1;
+  std::string error = "disk on fire";
+
+  static FakeStream* self(ArrowArrayStream* s) { return static_cast<FakeStream*>(s->private_data); }
+  static int get_schema(ArrowArrayStream* s, ArrowSchema* out) {
+    testing::export_schema(self(s)->batches.at(0), out);
+    return 0;
+  }
+  static int get_next(ArrowArrayStream* s, ArrowArray* out) {
+    FakeStream* f = self(s);
+    if (static_cast<int>(f->next) == f->fail_at) return 5;  // EIO
+    if (f->next == f->batches.size()) {
+      out->release = nullptr;
+      return 0;
+    }
+    testing::export_array(f->batches[f->next++], out);
+    return 0;
+  }
+  static const char* last_error(ArrowArrayStream* s) { return self(s)->error.c_str(); }
+  static void release(ArrowArrayStream* s) {
+    delete self(s);
+    s->release = nullptr;
+  }
+  static StreamOwner make(std::vector<NodePtr> batches, int fail_at = -1) {
+    auto* f = new FakeStream{std::move(batches), 0, fail_at};
+    ArrowArrayStream raw{get_schema, get_next, last_error, release, f};
+    return StreamOwner(&raw);
+  }
+};
+
+TEST(ImportStream, ReadsEveryBatch) {
+  const ImportSummary s =
+      import_ome_stream(FakeStream::make({testing::ome_batch({{}, {}}), testing::ome_batch({{1, 1, 3, 3}})}));
+  EXPECT_EQ(s.rows, 3);
+  EXPECT_EQ(s.batches, 2);
+}
+
+TEST(ImportStream, SurfacesProducerErrors) {
+  try {
+    import_ome_stream(FakeStream::make({testing::ome_batch({{}}), testing::ome_batch({{}})}, 1));
+    FAIL() << "expected ImportError";
+  } catch (const ImportError& err) {
+    EXPECT_NE(std::string(err.what()).find("get_next failed (errno 5): disk on fire"), std::string::npos) << err.what();
+  }
+}
+
+TEST(ImportStream, RefusesAnEmptyTable) {
+  NodePtr empty = testing::ome_batch({});
+  EXPECT_THROW(import_ome_stream(FakeStream::make({empty})), ImportError);
+}
+
+TEST(ImportStream, RefusesAReleasedStream) { EXPECT_THROW(import_ome_stream(StreamOwner()), ImportError); }
+
+}  // namespace
+}  // namespace loaderbench

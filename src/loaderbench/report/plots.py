@@ -1,0 +1,528 @@
+"""One PNG per track (``out_dir/plots/<track>.png``) with the seeds' panels.
+
+Every bar or point is the median across repeats with a min-max error bar; formats are the groups, loaders the hue;
+one row of panels per image size. Figures are built on ``matplotlib.figure.Figure`` (Agg canvas, no pyplot), so
+plotting touches no global backend state.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from loaderbench.results import (
+    TRACKS,
+    atomic_write_bytes,
+    format_number,
+    medians,
+    read_summary,
+    read_track,
+)
+
+LOADER_COLORS = {"naive": "#d62728", "preloaded": "#1f77b4", "decode": "#ff7f0e", "native": "#2ca02c"}
+_SPARE_COLORS = ("#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+_HATCHES = ("", "//", "..", "xx", "\\\\", "oo")
+_LINESTYLES = ("-", "--", ":", "-.")
+_MARKERS = ("o", "s", "^", "D", "v", "P")
+# Seed thresholds (docs of Tracks 3 and 4).
+DATA_WAIT_LINES = ((30.0, "30 %: significant"), (50.0, "50 %: bottleneck"))
+OVERHEAD_LINES = ((10.0, "10 %: measurable"), (30.0, "30 %: significant"))
+
+
+def loader_color(loader: Any, known: Sequence[Any] = ()) -> str:
+    """A stable colour per loader (baselines and native fixed; others from a spare palette)."""
+    if loader in LOADER_COLORS:
+        return LOADER_COLORS[loader]
+    others = [v for v in known if v not in LOADER_COLORS]
+    index = others.index(loader) if loader in others else 0
+    return _SPARE_COLORS[index % len(_SPARE_COLORS)]
+
+
+def _format_colors(labels: Sequence[str]) -> dict[str, Any]:
+    palette = [*(f"C{i}" for i in range(10)), *_SPARE_COLORS]
+    return {label: palette[i % len(palette)] for i, label in enumerate(labels)}
+
+
+def _unique(values: pd.Series) -> list[Any]:
+    """Distinct values in order of appearance (the medians table is already in display order)."""
+    return list(dict.fromkeys(values.tolist()))
+
+
+def _label(row: pd.Series | dict[str, Any]) -> str:
+    label = row.get("format_label")
+    if label is None or (isinstance(label, float) and math.isnan(label)):
+        label = row.get("format", "?")
+    return str(label)
+
+
+def _with_labels(table: pd.DataFrame) -> pd.DataFrame:
+    return table.assign(_group=[_label(r) for _, r in table.iterrows()])
+
+
+def pick_common(table: pd.DataFrame, columns: Sequence[str]) -> tuple[pd.DataFrame, str]:
+    """Keep the most frequent value of each parameter that varies (a panel shows one setting); say which."""
+    notes = []
+    for column in columns:
+        if column in table.columns and table[column].nunique(dropna=False) > 1:
+            value = table[column].mode(dropna=False).iloc[0]
+            table = table[table[column] == value]
+            notes.append(f"{column}={value}")
+    return table, ", ".join(notes)
+
+
+def _errors(table: pd.DataFrame, metric: str, scale: float = 1.0) -> np.ndarray:
+    med = table[metric].to_numpy(dtype=float) * scale
+    low = table.get(f"{metric}_min", table[metric]).to_numpy(dtype=float) * scale
+    high = table.get(f"{metric}_max", table[metric]).to_numpy(dtype=float) * scale
+    err = np.vstack([med - low, high - med])
+    return np.nan_to_num(np.clip(err, 0, None))
+
+
+def grouped_bars(
+    ax: Axes,
+    table: pd.DataFrame,
+    metric: str,
+    *,
+    groups: Sequence[str],
+    hue: str = "loader",
+    hatch_by: str | None = None,
+    log: bool = False,
+    scale: float = 1.0,
+    colors: Callable[[Any], str] | None = None,
+    annotate: Callable[[float], str] | None = None,
+) -> list[Any]:
+    """Bars of ``metric`` (median, min-max error bars) per group (``table._group``), one bar per hue value (and per
+    ``hatch_by`` value). Returns legend handles."""
+    hues = _unique(table[hue])
+    hatches = _unique(table[hatch_by]) if hatch_by else [None]
+    combos = [(h, t) for h in hues for t in hatches if not table[(table[hue] == h) & _eq(table, hatch_by, t)].empty]
+    colors = colors or (lambda value: loader_color(value, hues))
+    width = 0.8 / max(len(combos), 1)
+    for i, (h, t) in enumerate(combos):
+        sub = table[(table[hue] == h) & _eq(table, hatch_by, t)]
+        sub = sub[sub[metric].notna()]
+        if log:
+            sub = sub[sub[metric] > 0]
+        if sub.empty:
+            continue
+        x = np.array([groups.index(g) for g in sub["_group"]], dtype=float) + (i - (len(combos) - 1) / 2) * width
+        heights = sub[metric].to_numpy(dtype=float) * scale
+        bars = ax.bar(
+            x,
+            heights,
+            width=width * 0.95,
+            color=colors(h),
+            hatch=_HATCHES[hatches.index(t) % len(_HATCHES)] if hatch_by else "",
+            edgecolor="white" if not hatch_by else "#333333",
+            linewidth=0.4,
+            yerr=_errors(sub, metric, scale),
+            capsize=2,
+            error_kw={"elinewidth": 0.8, "ecolor": "#222222"},
+        )
+        if annotate is not None:
+            for bar, value in zip(bars, heights, strict=True):
+                ax.annotate(
+                    annotate(value),
+                    (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    xytext=(0, 3),
+                    textcoords="offset points",
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                )
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels(groups, rotation=30 if len(groups) > 3 else 0, ha="right" if len(groups) > 3 else "center")
+    ax.set_xlim(-0.6, len(groups) - 0.4)
+    if log:
+        ax.set_yscale("log")
+    ax.grid(axis="y", alpha=0.3, which="both" if log else "major")
+    ax.set_axisbelow(True)
+    handles = [Patch(facecolor=colors(h), label=str(h)) for h in hues]
+    if hatch_by and len(hatches) > 1:
+        handles += [
+            Patch(facecolor="white", edgecolor="#333333", hatch=_HATCHES[j % len(_HATCHES)], label=f"{hatch_by}={t}")
+            for j, t in enumerate(hatches)
+        ]
+    return handles
+
+
+def _eq(table: pd.DataFrame, column: str | None, value: Any) -> pd.Series:
+    if column is None:
+        return pd.Series(True, index=table.index)
+    if isinstance(value, float) and math.isnan(value):
+        return table[column].isna()
+    return table[column] == value
+
+
+def _no_data(ax: Axes, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=9, color="#666666")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _title(ax: Axes, text: str, size: str, multi_size: bool, note: str = "") -> None:
+    prefix = f"[{size}] " if multi_size else ""
+    suffix = f"\n({note})" if note else ""
+    ax.set_title(prefix + text + suffix, fontsize=9)
+
+
+def footnote(track: str, summary: dict[str, Any] | None, df: pd.DataFrame) -> str:
+    """The config essentials under every figure: images, sizes, dtype, repeats, preset, machine."""
+    parts = []
+    config = (summary or {}).get("config") or {}
+    data = config.get("data") or {}
+    n_images = data.get("n_images")
+    if n_images is None and "n_images" in df.columns:
+        n_images = ", ".join(str(v) for v in _unique(df["n_images"]))
+    if n_images is not None:
+        parts.append(f"n_images={n_images}")
+    if "image_size" in df.columns:
+        parts.append("sizes " + ", ".join(str(v) for v in _unique(df["image_size"])))
+    elif data.get("sizes"):
+        parts.append("sizes " + ", ".join(f"{h}x{w}" for h, w in data["sizes"]))
+    dtype = data.get("dtype") or (", ".join(map(str, _unique(df["dtype"]))) if "dtype" in df.columns else None)
+    if dtype:
+        parts.append(f"dtype {dtype}")
+    repeats = (config.get(track) or {}).get("repeats")
+    if repeats is None and "repeat" in df.columns:
+        repeats = df["repeat"].nunique()
+    if repeats is not None:
+        parts.append(f"repeats={repeats} (median, min-max bars)")
+    if config.get("preset"):
+        parts.append(f"preset {config['preset']}")
+    hardware = ((summary or {}).get("environment") or {}).get("hardware") or {}
+    if hardware.get("cpu_model"):
+        parts.append(f"{hardware['cpu_model']}, {hardware.get('usable_cores') or hardware.get('logical_cores')} cores")
+    if (summary or {}).get("created"):
+        parts.append(str(summary["created"]))
+    return " · ".join(parts)
+
+
+# ----------------------------------------------------------------------------------------------- per track
+
+
+def _rows(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    if "image_size" not in table.columns:
+        return [("", table)]
+    return [(str(size), table[table["image_size"] == size]) for size in _unique(table["image_size"])]
+
+
+def _plot_getitem(fig: Figure, table: pd.DataFrame) -> list[Any]:
+    rows = _rows(table)
+    accesses = _unique(table["access"]) if "access" in table.columns else [None]
+    transforms = _unique(table["transform"]) if "transform" in table.columns else [None]
+    base = "none" if "none" in transforms else transforms[0]
+    axes = fig.subplots(len(rows), len(accesses) + 2, squeeze=False)
+    handles: list[Any] = []
+    for r, (size, part) in enumerate(rows):
+        part = _with_labels(part)
+        groups = _unique(part["_group"])
+        plain = part[_eq(part, "transform" if base is not None else None, base)]
+        for c, access in enumerate(accesses):
+            sub = plain[_eq(plain, "access" if access is not None else None, access)]
+            handles = grouped_bars(axes[r][c], sub, "p50_ms", groups=groups, log=True) or handles
+            axes[r][c].set_ylabel("p50 latency per sample (ms, log)")
+            _title(axes[r][c], f"__getitem__ p50 latency, {access} access", size, len(rows) > 1, f"transform={base}")
+        ax = axes[r][len(accesses)]
+        hatch = "access" if len(accesses) > 1 else None
+        handles_tp = grouped_bars(ax, plain, "samples_per_s", groups=groups, hatch_by=hatch, log=True)
+        handles = handles_tp if len(handles_tp) > len(handles) else handles
+        ax.set_ylabel("samples/s (log)")
+        _title(ax, "throughput", size, len(rows) > 1, f"transform={base}")
+        ax = axes[r][len(accesses) + 1]
+        extra = [t for t in transforms if t != base]
+        if not extra:
+            _no_data(ax, "one transform measured:\nno overhead to show")
+            _title(ax, "transform overhead", size, len(rows) > 1)
+            continue
+        overhead = _transform_overhead(part, base)
+        h = grouped_bars(ax, overhead, "added_ms", groups=groups, hatch_by="transform" if len(extra) > 1 else None)
+        handles = h if len(h) > len(handles) else handles
+        ax.axhline(0, color="#444444", linewidth=0.8)
+        ax.set_ylabel("added p50 latency (ms)")
+        _title(ax, "transform overhead vs none", size, len(rows) > 1, ", ".join(map(str, extra)) + "; median of access")
+    return handles
+
+
+def _transform_overhead(part: pd.DataFrame, base: Any) -> pd.DataFrame:
+    """Added p50 per transform against ``base``, same format/loader/access, then the median across access."""
+    keys = [c for c in ("_group", "format", "loader", "access") if c in part.columns]
+    baseline = part[part["transform"] == base][[*keys, "p50_ms"]].rename(columns={"p50_ms": "_base"})
+    other = part[part["transform"] != base].merge(baseline, on=keys, how="inner")
+    other = other.assign(
+        added_ms=other["p50_ms"] - other["_base"],
+        added_ms_min=other["p50_ms_min"] - other["_base"],
+        added_ms_max=other["p50_ms_max"] - other["_base"],
+    )
+    group_keys = [k for k in keys if k != "access"] + ["transform"]
+    out = other.groupby(group_keys, sort=False, dropna=False)[["added_ms", "added_ms_min", "added_ms_max"]]
+    return out.agg({"added_ms": "median", "added_ms_min": "min", "added_ms_max": "max"}).reset_index()
+
+
+def _line_panel(
+    ax: Axes, table: pd.DataFrame, metric: str, x: str, format_colors: dict[str, Any], loaders: list[Any], log: bool
+) -> None:
+    for (group, loader), sub in table.groupby(["_group", "loader"], sort=False, dropna=False):
+        sub = sub.sort_values(x)
+        sub = sub[sub[metric].notna() & ((sub[metric] > 0) if log else True)]
+        if sub.empty:
+            continue
+        j = loaders.index(loader) if loader in loaders else 0
+        ax.errorbar(
+            sub[x].to_numpy(dtype=float),
+            sub[metric].to_numpy(dtype=float),
+            yerr=_errors(sub, metric),
+            color=format_colors[group],
+            linestyle=_LINESTYLES[j % len(_LINESTYLES)],
+            marker=_MARKERS[j % len(_MARKERS)],
+            markersize=4,
+            linewidth=1.2,
+            capsize=2,
+        )
+    values = sorted(table[x].dropna().unique())
+    ax.set_xticks(values)
+    ax.set_xlabel(x)
+    if log:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3, which="both" if log else "major")
+
+
+def _line_handles(format_colors: dict[str, Any], loaders: list[Any]) -> list[Any]:
+    handles: list[Any] = [Patch(facecolor=color, label=group) for group, color in format_colors.items()]
+    handles += [
+        Line2D([], [], color="#333333", linestyle=_LINESTYLES[j % 4], marker=_MARKERS[j % 6], label=str(loader))
+        for j, loader in enumerate(loaders)
+    ]
+    return handles
+
+
+def _plot_dataloader(fig: Figure, table: pd.DataFrame) -> list[Any]:
+    table, note = pick_common(table, ("pin_memory", "persistent_workers", "prefetch_factor"))
+    rows = _rows(table)
+    batch_sizes = sorted(table["batch_size"].dropna().unique()) if "batch_size" in table.columns else [None]
+    axes = fig.subplots(len(rows), len(batch_sizes) + 2, squeeze=False)
+    labelled = _with_labels(table)
+    format_colors = _format_colors(_unique(labelled["_group"]))
+    loaders = _unique(table["loader"])
+    for r, (size, part) in enumerate(rows):
+        part = _with_labels(part)
+        for c, batch in enumerate(batch_sizes):
+            sub = part[_eq(part, "batch_size" if batch is not None else None, batch)]
+            _line_panel(axes[r][c], sub, "samples_per_s", "num_workers", format_colors, loaders, log=True)
+            axes[r][c].set_ylabel("samples/s (log)")
+            _title(axes[r][c], f"throughput, batch_size={batch}", size, len(rows) > 1, note)
+        biggest = part[_eq(part, "batch_size" if batch_sizes[-1] is not None else None, batch_sizes[-1])]
+        ax = axes[r][len(batch_sizes)]
+        _line_panel(ax, biggest, "first_batch_ms", "num_workers", format_colors, loaders, log=True)
+        ax.set_ylabel("first batch (ms, log)")
+        _title(ax, f"start-up: first batch, batch_size={batch_sizes[-1]}", size, len(rows) > 1)
+        ax = axes[r][len(batch_sizes) + 1]
+        if "peak_uss_mb" in biggest.columns and biggest["peak_uss_mb"].notna().any():
+            _line_panel(ax, biggest, "peak_uss_mb", "num_workers", format_colors, loaders, log=False)
+            ax.set_ylabel("peak USS incl. workers (MB)")
+        else:
+            _no_data(ax, "no memory figures")
+        _title(ax, f"peak memory, batch_size={batch_sizes[-1]}", size, len(rows) > 1)
+    return _line_handles(format_colors, loaders)
+
+
+def _plot_end_to_end(fig: Figure, table: pd.DataFrame) -> list[Any]:
+    table, note = pick_common(table, ("mode", "batch_size", "num_workers"))
+    rows = _rows(table)
+    axes = fig.subplots(len(rows), 3, squeeze=False)
+    handles: list[Any] = []
+    for r, (size, part) in enumerate(rows):
+        part = _with_labels(part)
+        groups = _unique(part["_group"])
+        loaders = _unique(part["loader"])
+        ax = axes[r][0]
+        width = 0.8 / max(len(loaders), 1)
+        for i, loader in enumerate(loaders):
+            sub = part[part["loader"] == loader]
+            x = np.array([groups.index(g) for g in sub["_group"]], dtype=float) + (i - (len(loaders) - 1) / 2) * width
+            wait = sub["data_wait_p50_ms"].to_numpy(dtype=float)
+            compute = sub["compute_p50_ms"].to_numpy(dtype=float)
+            color = loader_color(loader, loaders)
+            ax.bar(x, wait, width=width * 0.95, color=color, edgecolor="white", linewidth=0.4)
+            ax.bar(x, compute, bottom=wait, width=width * 0.95, color=color, alpha=0.35, hatch="//", edgecolor=color)
+            ax.errorbar(
+                x,
+                sub["step_p50_ms"].to_numpy(dtype=float),
+                yerr=_errors(sub, "step_p50_ms"),
+                fmt="_",
+                color="black",
+                markersize=8,
+                capsize=2,
+                elinewidth=0.8,
+            )
+        ax.set_xticks(range(len(groups)))
+        ax.set_xticklabels(groups, rotation=30 if len(groups) > 3 else 0, ha="right" if len(groups) > 3 else "center")
+        ax.set_ylabel("per step, p50 (ms)")
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_axisbelow(True)
+        _title(ax, "step time: data wait (solid) + compute (hatched)", size, len(rows) > 1, note)
+        ax = axes[r][1]
+        handles = grouped_bars(ax, part, "data_wait_fraction", groups=groups, scale=100.0)
+        for level, text in DATA_WAIT_LINES:
+            ax.axhline(level, color="#555555", linestyle="--", linewidth=0.9)
+            ax.text(ax.get_xlim()[1], level, f" {text}", va="bottom", ha="right", fontsize=7, color="#555555")
+        ax.set_ylim(0, 100)
+        ax.set_ylabel("data wait fraction (%)")
+        _title(ax, "time waiting for data", size, len(rows) > 1, note)
+        ax = axes[r][2]
+        grouped_bars(ax, part, "images_per_s", groups=groups, log=True)
+        ax.set_ylabel("images/s (log)")
+        _title(ax, "end-to-end throughput", size, len(rows) > 1, note)
+    handles += [
+        Line2D([], [], color="black", marker="_", linestyle="", markersize=10, label="step p50 (min-max)"),
+        Patch(facecolor="#999999", alpha=0.35, hatch="//", edgecolor="#999999", label="compute"),
+    ]
+    return handles
+
+
+_COMPONENTS = (
+    ("numpy_p50_ms", "numpy load", "#4c72b0"),
+    ("conversion_p50_ms", "conversion to torch", "#dd8452"),
+    ("torch_p50_ms", "total (load + convert)", "#55a868"),
+)
+
+
+def _overhead_color(value: float) -> str:
+    if not math.isfinite(value):
+        return "#999999"
+    return "#55a868" if value < 10 else ("#e0a030" if value <= 30 else "#c44e52")
+
+
+def _plot_conversion(fig: Figure, table: pd.DataFrame) -> list[Any]:
+    table, note = pick_common(table, ("batch_size",))
+    rows = _rows(table)
+    axes = fig.subplots(len(rows), 2, squeeze=False)
+    several_loaders = table["loader"].nunique() > 1
+    for r, (size, part) in enumerate(rows):
+        part = _with_labels(part)
+        if several_loaders:
+            part = part.assign(_group=part["_group"] + "\n" + part["loader"].astype(str))
+        groups = _unique(part["_group"])
+        long = pd.concat(
+            [
+                part.assign(
+                    _component=label,
+                    _value=part[metric],
+                    _value_min=part.get(f"{metric}_min", part[metric]),
+                    _value_max=part.get(f"{metric}_max", part[metric]),
+                )
+                for metric, label, _ in _COMPONENTS
+                if metric in part.columns
+            ],
+            ignore_index=True,
+        )
+        colors = {label: color for _, label, color in _COMPONENTS}
+        ax = axes[r][0]
+        grouped_bars(ax, long, "_value", groups=groups, hue="_component", log=True, colors=colors.__getitem__)
+        ax.set_ylabel("p50 per sample (ms, log)")
+        _title(ax, "time breakdown: numpy load, conversion, total", size, len(rows) > 1, note)
+        ax = axes[r][1]
+        values = part["overhead_pct"].to_numpy(dtype=float)
+        x = np.array([groups.index(g) for g in part["_group"]], dtype=float)
+        bars = ax.bar(
+            x,
+            np.nan_to_num(values),
+            width=0.6,
+            color=[_overhead_color(v) for v in values],
+            yerr=_errors(part, "overhead_pct"),
+            capsize=2,
+            error_kw={"elinewidth": 0.8},
+        )
+        for bar, value in zip(bars, values, strict=True):
+            ax.annotate(
+                f"{value:.1f} %" if math.isfinite(value) else "n/a",
+                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                xytext=(0, 3),
+                textcoords="offset points",
+                ha="center",
+                fontsize=7,
+            )
+        for level, _text in OVERHEAD_LINES:
+            ax.axhline(level, color="#555555", linestyle="--", linewidth=0.9)
+        ax.set_xticks(range(len(groups)))
+        ax.set_xticklabels(groups, rotation=30 if len(groups) > 3 else 0, ha="right" if len(groups) > 3 else "center")
+        top = np.nanmax(np.append(values, 0)) if len(values) else 0
+        ax.set_ylim(0, max(40.0, top * 1.2))
+        for level, text in OVERHEAD_LINES:
+            ax.text(len(groups) - 0.45, level, f" {text}", va="bottom", ha="right", fontsize=7, color="#555555")
+        ax.set_xlim(-0.6, len(groups) - 0.4)
+        ax.set_ylabel("conversion / total (%)")
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_axisbelow(True)
+        _title(ax, "conversion overhead (mean conversion / mean total)", size, len(rows) > 1, note)
+    return [Patch(facecolor=color, label=label) for _, label, color in _COMPONENTS] + [
+        Patch(facecolor=_overhead_color(5), label="overhead < 10 %"),
+        Patch(facecolor=_overhead_color(20), label="10-30 %"),
+        Patch(facecolor=_overhead_color(50), label="> 30 %"),
+    ]
+
+
+PLOTTERS: dict[str, Callable[[Figure, pd.DataFrame], list[Any]]] = {
+    "getitem": _plot_getitem,
+    "dataloader": _plot_dataloader,
+    "end_to_end": _plot_end_to_end,
+    "conversion": _plot_conversion,
+}
+_PANEL_COLUMNS = {"getitem": None, "dataloader": None, "end_to_end": 3, "conversion": 2}
+
+
+def _figure_size(track: str, table: pd.DataFrame) -> tuple[float, float]:
+    n_rows = table["image_size"].nunique() if "image_size" in table.columns else 1
+    n_groups = table["format"].nunique() if "format" in table.columns else 1
+    if track == "getitem":
+        n_cols = (table["access"].nunique() if "access" in table.columns else 1) + 2
+    elif track == "dataloader":
+        n_cols = (table["batch_size"].nunique() if "batch_size" in table.columns else 1) + 2
+    else:
+        n_cols = _PANEL_COLUMNS[track] or 2
+    panel_width = max(3.8, 1.0 + 0.55 * n_groups)
+    return (min(6 + panel_width * n_cols, 60.0), 1.6 + 3.6 * n_rows)
+
+
+def plot_track(out_dir: str | os.PathLike[str], track: str, df: pd.DataFrame, summary: dict[str, Any] | None) -> Path:
+    """Render one track's figure to ``out_dir/plots/<track>.png`` (atomically) and return the path."""
+    table = medians(track, df)
+    fig = Figure(figsize=_figure_size(track, table), dpi=110, layout="constrained")
+    handles = PLOTTERS[track](fig, table)
+    title = TRACKS[track].title
+    fig.suptitle(f"{title}\n{footnote(track, summary, df)}", fontsize=10)
+    if handles:
+        fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 10), fontsize=8, frameon=False)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return atomic_write_bytes(Path(out_dir) / "plots" / f"{track}.png", buffer.getvalue())
+
+
+def render_plots(out_dir: str | os.PathLike[str]) -> list[Path]:
+    """Plot every track whose Parquet file exists and has rows; a stale PNG of a now-empty track is removed."""
+    out_dir = Path(out_dir)
+    summary = read_summary(out_dir)
+    written = []
+    for track in PLOTTERS:
+        df = read_track(out_dir, track)
+        if df is None:
+            continue
+        if df.empty:
+            (out_dir / "plots" / f"{track}.png").unlink(missing_ok=True)
+            continue
+        written.append(plot_track(out_dir, track, df, summary))
+    return written
+
+
+__all__ = ["format_number", "footnote", "grouped_bars", "pick_common", "plot_track", "render_plots"]

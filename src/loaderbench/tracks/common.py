@@ -1,0 +1,127 @@
+"""What every track shares: the context it runs in, the (dataset, format) pairs it visits, the common columns."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from loaderbench.config import Config
+
+if TYPE_CHECKING:
+    from loaderbench.datagen import DatasetFiles
+
+
+@dataclass
+class TrackContext:
+    """Everything a track needs: the run's config, the datasets on disk, and where to report progress."""
+
+    config: Config
+    datasets: list[DatasetFiles]
+    progress: Callable[[str], None]
+
+
+@dataclass
+class Target:
+    """One dataset stored in one format: what a track measures a configuration on."""
+
+    dataset: DatasetFiles
+    format_name: str
+    module: ModuleType | Any
+    path: Path
+
+    @property
+    def kind(self) -> str:
+        return self.module.INFO.kind
+
+    @property
+    def label(self) -> str:
+        return self.module.INFO.label
+
+
+def iter_targets(ctx: TrackContext) -> Iterator[Target]:
+    """Each dataset x each of its formats that the config selects (a user's input runs in whatever format it has)."""
+    from loaderbench.formats import get_format  # noqa: PLC0415 - keeps tracks importable without every format
+
+    for dataset in ctx.datasets:
+        for name, path in dataset.paths.items():
+            if dataset.source != "input" and name not in ctx.config.formats:
+                continue
+            yield Target(dataset, name, get_format(name), Path(path))
+
+
+def common_columns(target: Target, loader: str, repeat: int) -> dict[str, Any]:
+    """The columns every track's rows start with."""
+    ds = target.dataset
+    return {
+        "format": target.format_name,
+        "format_label": target.label,
+        "format_kind": target.kind,
+        "loader": loader,
+        "dataset": ds.name,
+        "image_size": f"{ds.height}x{ds.width}",
+        "height": ds.height,
+        "width": ds.width,
+        "channels": ds.channels,
+        "dtype": ds.dtype,
+        "n_images": ds.n_images,
+        "repeat": repeat,
+    }
+
+
+def access_indices(access: str, n: int, count: int, seed: int) -> np.ndarray:
+    """``count`` indices into ``n`` items: ``sequential`` is 0, 1, ... wrapping at ``n``; ``random`` is a seeded
+    permutation of all ``n`` (another permutation follows when ``count > n``), so every format sees the same order."""
+    if n <= 0:
+        raise ValueError("cannot index an empty dataset")
+    if access == "sequential":
+        return np.arange(count, dtype=np.int64) % n
+    if access == "random":
+        rng = np.random.default_rng(seed)
+        rounds = -(-count // n)
+        return np.concatenate([rng.permutation(n) for _ in range(rounds)])[:count].astype(np.int64)
+    raise ValueError(f"unknown access pattern {access!r} (choose from sequential, random)")
+
+
+def timed_construct(factory: Callable[..., Any], *args: Any) -> tuple[Any, float]:
+    """Call ``factory(*args)`` and return its result with the seconds it took (dataset set-up cost)."""
+    start = time.perf_counter_ns()
+    result = factory(*args)
+    return result, (time.perf_counter_ns() - start) / 1e9
+
+
+def batch_len(batch: Any) -> int:
+    """Samples in a collated batch (a tensor, or a tuple/list/dict whose first entry is one)."""
+    if isinstance(batch, torch.Tensor):
+        return int(batch.shape[0])
+    if isinstance(batch, dict):
+        return batch_len(next(iter(batch.values())))
+    if isinstance(batch, (list, tuple)):
+        return batch_len(batch[0])
+    return len(batch)
+
+
+def effective_pin_memory(requested: bool) -> bool:
+    """``pin_memory`` only means something with an accelerator; torch ignores it (with a warning) otherwise."""
+    if not requested:
+        return False
+    accelerator = getattr(torch, "accelerator", None)
+    if accelerator is not None:
+        return bool(accelerator.is_available())
+    return torch.cuda.is_available()
+
+
+def shutdown_loader(loader: torch.utils.data.DataLoader, iterator: Any | None = None) -> None:
+    """Stop a DataLoader's worker processes now (persistent workers outlive their iterator otherwise)."""
+    for it in (iterator, getattr(loader, "_iterator", None)):
+        shutdown = getattr(it, "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()
+    if getattr(loader, "_iterator", None) is not None:
+        loader._iterator = None

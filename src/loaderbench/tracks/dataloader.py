@@ -1,0 +1,149 @@
+"""Track 2: ``torch.utils.data.DataLoader`` throughput per format, batch size and worker count.
+
+Table formats use the seed's pre-loaded dataset, directory formats decode per item. One DataLoader per
+configuration; each repeat is one epoch (``iter`` + ``next`` until done), so ``persistent_workers`` keeps its
+meaning: without it every repeat starts its workers again. The first batch (``iter()`` + the first ``next()``, which
+includes worker start-up) is reported on its own; then ``warmup_batches`` are dropped and up to ``batches`` are
+timed, each ``next()`` on its own (the seed timed ``batch.shape`` after the batch had arrived). Peak USS of the main
+process plus its workers is sampled around the whole epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pandas as pd
+from torch.utils.data import DataLoader, Dataset
+
+from loaderbench.loaders.seed import make_dataset
+from loaderbench.memory import PeakMemorySampler
+from loaderbench.stats import latency_stats, per_second
+from loaderbench.tracks.common import (
+    TrackContext,
+    batch_len,
+    common_columns,
+    effective_pin_memory,
+    iter_targets,
+    shutdown_loader,
+    timed_construct,
+)
+
+NAME = "dataloader"
+
+
+def dataset_loader_name(kind: str) -> str:
+    """The seed dataset Tracks 2 and 3 use: the pre-loaded cache for tables, per-item decode for directories."""
+    return "preloaded" if kind == "table" else "decode"
+
+
+def make_loader(
+    dataset: Dataset,
+    batch_size: int,
+    num_workers: int,
+    *,
+    pin_memory: bool = False,
+    persistent_workers: bool = False,
+    prefetch_factor: int = 2,
+) -> DataLoader:
+    """A DataLoader as the seed built it (no shuffle); worker-only options only when there are workers."""
+    kwargs = {}
+    if num_workers > 0:
+        kwargs = {"persistent_workers": persistent_workers, "prefetch_factor": prefetch_factor}
+    return DataLoader(
+        dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=pin_memory, **kwargs
+    )
+
+
+def time_epoch(loader: DataLoader, warmup_batches: int, max_batches: int) -> dict:
+    """Iterate one epoch of ``loader``, timing each ``next()``; returns the first-batch time and the timed ones."""
+    batch_ns: list[int] = []
+    samples = 0
+    first_ns = math.nan
+    it = None
+    try:
+        start = time.perf_counter_ns()
+        it = iter(loader)
+        try:
+            next(it)
+            first_ns = time.perf_counter_ns() - start
+        except StopIteration:
+            return {"first_ns": first_ns, "batch_ns": batch_ns, "samples": 0}
+        for _ in range(warmup_batches):
+            try:
+                next(it)
+            except StopIteration:
+                return {"first_ns": first_ns, "batch_ns": batch_ns, "samples": 0}
+        while len(batch_ns) < max_batches:
+            start = time.perf_counter_ns()
+            try:
+                batch = next(it)
+            except StopIteration:
+                break
+            batch_ns.append(time.perf_counter_ns() - start)
+            samples += batch_len(batch)
+            del batch
+    finally:
+        if it is not None and not getattr(loader, "persistent_workers", False):
+            shutdown_loader(loader, it)
+        del it
+    return {"first_ns": first_ns, "batch_ns": batch_ns, "samples": samples}
+
+
+def run(ctx: TrackContext) -> pd.DataFrame:
+    """One row per format x batch size x worker count x repeat."""
+    cfg = ctx.config.dataloader
+    pin_memory = effective_pin_memory(cfg.pin_memory)
+    rows = []
+    for target in iter_targets(ctx):
+        loader_name = dataset_loader_name(target.kind)
+        ctx.progress(f"[{NAME}] {target.dataset.name} {target.label} loader={loader_name}: building dataset")
+        dataset, setup_s = timed_construct(make_dataset, target.module, target.path, loader_name)
+        for batch_size in cfg.batch_sizes:
+            for num_workers in cfg.num_workers:
+                persistent = cfg.persistent_workers and num_workers > 0
+                prefetch = cfg.prefetch_factor if num_workers > 0 else None
+                ctx.progress(
+                    f"[{NAME}] {target.dataset.name} {target.label} batch_size={batch_size} "
+                    f"num_workers={num_workers} ({cfg.repeats} repeats)"
+                )
+                loader = make_loader(
+                    dataset,
+                    batch_size,
+                    num_workers,
+                    pin_memory=pin_memory,
+                    persistent_workers=persistent,
+                    prefetch_factor=cfg.prefetch_factor,
+                )
+                try:
+                    for repeat in range(cfg.repeats):
+                        with PeakMemorySampler() as memory:
+                            epoch = time_epoch(loader, cfg.warmup_batches, cfg.batches)
+                        stats = latency_stats(epoch["batch_ns"])
+                        rows.append(
+                            {
+                                **common_columns(target, loader_name, repeat),
+                                "batch_size": batch_size,
+                                "num_workers": num_workers,
+                                "pin_memory": pin_memory,
+                                "persistent_workers": persistent,
+                                "prefetch_factor": prefetch,
+                                "warmup_batches": cfg.warmup_batches,
+                                "batches": len(epoch["batch_ns"]),
+                                "timed_samples": epoch["samples"],
+                                "first_batch_ms": epoch["first_ns"] / 1e6,
+                                "p50_batch_ms": stats["p50_ms"],
+                                "p95_batch_ms": stats["p95_ms"],
+                                "mean_batch_ms": stats["mean_ms"],
+                                "min_batch_ms": stats["min_ms"],
+                                "max_batch_ms": stats["max_ms"],
+                                "samples_per_s": per_second(epoch["samples"], sum(epoch["batch_ns"])),
+                                "peak_uss_mb": memory.peak_mb,
+                                "setup_s": setup_s,
+                            }
+                        )
+                finally:
+                    shutdown_loader(loader)
+                    del loader
+        del dataset
+    return pd.DataFrame(rows)

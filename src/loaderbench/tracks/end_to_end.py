@@ -1,0 +1,124 @@
+"""Track 3: data loading feeding ``SimpleEmbeddingModel``, and how much of each step is spent waiting for data.
+
+Each step is ``next(it)`` (the data wait) then the model's forward pass under ``torch.inference_mode()``, or with
+``train = true`` a forward + MSE loss + backward + SGD step (the compute). Both are timed with ``perf_counter_ns``;
+the first ``warmup_steps`` are dropped. The DataLoader is iterated again when the steps outrun one epoch (that
+restart counts as data wait, as it would in training).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from loaderbench.loaders.seed import make_dataset
+from loaderbench.model import SimpleEmbeddingModel
+from loaderbench.stats import ns_to_ms, per_second
+from loaderbench.tracks.common import (
+    TrackContext,
+    batch_len,
+    common_columns,
+    iter_targets,
+    shutdown_loader,
+    timed_construct,
+)
+from loaderbench.tracks.dataloader import dataset_loader_name, make_loader
+
+NAME = "end_to_end"
+
+
+def _compute_step(model: nn.Module, batch: torch.Tensor, optimizer: torch.optim.Optimizer | None) -> None:
+    """Inference (``optimizer is None``) or one training step on ``batch``."""
+    if optimizer is None:
+        with torch.inference_mode():
+            model(batch)
+        return
+    embeddings = model(batch)
+    loss = nn.functional.mse_loss(embeddings, torch.zeros_like(embeddings))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+def run_loop(loader, model: nn.Module, optimizer, total_steps: int) -> tuple[list[int], list[int], list[int]]:
+    """``total_steps`` steps over ``loader`` (restarting it at the end of an epoch): data-wait ns, compute ns,
+    images per step."""
+    wait_ns: list[int] = []
+    compute_ns: list[int] = []
+    images: list[int] = []
+    it = iter(loader)
+    try:
+        for _ in range(total_steps):
+            start = time.perf_counter_ns()
+            try:
+                batch = next(it)
+            except StopIteration:
+                it = iter(loader)
+                batch = next(it)
+            got = time.perf_counter_ns()
+            _compute_step(model, batch, optimizer)
+            done = time.perf_counter_ns()
+            wait_ns.append(got - start)
+            compute_ns.append(done - got)
+            images.append(batch_len(batch))
+            del batch
+    finally:
+        shutdown_loader(loader, it)
+        del it
+    return wait_ns, compute_ns, images
+
+
+def run(ctx: TrackContext) -> pd.DataFrame:
+    """One row per format x repeat (batch size and worker count come from ``end_to_end`` in the config)."""
+    cfg = ctx.config.end_to_end
+    mode = "train" if cfg.train else "inference"
+    rows = []
+    for target in iter_targets(ctx):
+        loader_name = dataset_loader_name(target.kind)
+        ctx.progress(
+            f"[{NAME}] {target.dataset.name} {target.label} loader={loader_name} mode={mode} "
+            f"batch_size={cfg.batch_size} num_workers={cfg.num_workers} ({cfg.repeats} x {cfg.steps} steps)"
+        )
+        dataset, setup_s = timed_construct(make_dataset, target.module, target.path, loader_name)
+        for repeat in range(cfg.repeats):
+            torch.manual_seed(0)
+            model = SimpleEmbeddingModel(in_channels=target.dataset.channels)
+            optimizer = None
+            if cfg.train:
+                model.train()
+                optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+            else:
+                model.eval()
+            loader = make_loader(dataset, cfg.batch_size, cfg.num_workers)
+            wait_ns, compute_ns, images = run_loop(loader, model, optimizer, cfg.warmup_steps + cfg.steps)
+            del loader
+            wait = np.asarray(wait_ns[cfg.warmup_steps :], dtype=np.int64)
+            compute = np.asarray(compute_ns[cfg.warmup_steps :], dtype=np.int64)
+            step = wait + compute
+            timed_images = int(sum(images[cfg.warmup_steps :]))
+            rows.append(
+                {
+                    **common_columns(target, loader_name, repeat),
+                    "mode": mode,
+                    "batch_size": cfg.batch_size,
+                    "num_workers": cfg.num_workers,
+                    "warmup_steps": cfg.warmup_steps,
+                    "steps": int(step.size),
+                    "images": timed_images,
+                    "step_p50_ms": float(np.percentile(ns_to_ms(step), 50)),
+                    "step_p95_ms": float(np.percentile(ns_to_ms(step), 95)),
+                    "step_mean_ms": float(ns_to_ms(step).mean()),
+                    "data_wait_p50_ms": float(np.percentile(ns_to_ms(wait), 50)),
+                    "data_wait_p95_ms": float(np.percentile(ns_to_ms(wait), 95)),
+                    "compute_p50_ms": float(np.percentile(ns_to_ms(compute), 50)),
+                    "data_wait_fraction": float(wait.sum() / step.sum()),
+                    "images_per_s": per_second(timed_images, float(step.sum())),
+                    "setup_s": setup_s,
+                }
+            )
+        del dataset
+    return pd.DataFrame(rows)

@@ -1,0 +1,266 @@
+"""Plots, HTML report, terminal tables and ``compare`` on synthetic results that follow the column contract."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from loaderbench.report import compare, render_report
+from loaderbench.report.html import render_html
+from loaderbench.report.terminal import compare_table, summary_table
+from loaderbench.results import write_summary, write_track
+
+FORMATS = (("parquet", "Parquet (pyarrow)", "table"), ("lance", "Lance", "table"), ("tiff", "TIFF <dir>", "directory"))
+LOADERS = ("naive", "preloaded", "native")
+SIZES = ((32, 32), (64, 48))
+REPEATS = 3
+SKIPPED = {"vortex": "Vortex: cannot import vortex (ImportError: <no module>)"}
+
+
+def _common(rng: np.random.Generator, fmt: tuple[str, str, str], loader: str, size: tuple[int, int], rep: int) -> dict:
+    h, w = size
+    return {
+        "format": fmt[0],
+        "format_label": fmt[1],
+        "format_kind": fmt[2],
+        "loader": loader,
+        "dataset": f"synthetic-{h}x{w}",
+        "image_size": f"{h}x{w}",
+        "height": h,
+        "width": w,
+        "channels": 1,
+        "dtype": "uint8",
+        "n_images": 64,
+        "repeat": rep,
+    }
+
+
+def _base_ms(fmt: str, loader: str, size: tuple[int, int]) -> float:
+    scale = {"naive": 5.0, "preloaded": 0.05, "native": 0.01}[loader]
+    return scale * (1 + 0.3 * ("parquet", "lance", "tiff").index(fmt)) * size[0] * size[1] / 1024
+
+
+def synthetic_tracks(seed: int = 0) -> dict[str, pd.DataFrame]:
+    """A few formats x loaders x sizes x repeats for each track, with plausible values."""
+    rng = np.random.default_rng(seed)
+    rows: dict[str, list[dict]] = {t: [] for t in ("getitem", "dataloader", "end_to_end", "conversion")}
+    for fmt, loader, size, rep in itertools.product(FORMATS, LOADERS, SIZES, range(REPEATS)):
+        common = _common(rng, fmt, loader, size, rep)
+        base = _base_ms(fmt[0], loader, size) * rng.uniform(0.9, 1.1)
+        for access, transform in itertools.product(("sequential", "random"), ("none", "augment")):
+            p50 = base * (1.2 if access == "random" else 1.0) + (0.05 if transform == "augment" else 0.0)
+            rows["getitem"].append(
+                common
+                | {
+                    "access": access,
+                    "transform": transform,
+                    "samples": 50,
+                    "warmup": 5,
+                    "mean_ms": p50 * 1.05,
+                    "std_ms": p50 * 0.1,
+                    "min_ms": p50 * 0.8,
+                    "max_ms": p50 * 2,
+                    "p50_ms": p50,
+                    "p95_ms": p50 * 1.5,
+                    "p99_ms": p50 * 1.8,
+                    "samples_per_s": 1000 / (p50 * 1.05),
+                    "setup_s": 0.01,
+                }
+            )
+        for batch, workers in itertools.product((1, 16), (0, 2)):
+            batch_ms = base * batch / (1 + workers)
+            rows["dataloader"].append(
+                common
+                | {
+                    "batch_size": batch,
+                    "num_workers": workers,
+                    "pin_memory": False,
+                    "persistent_workers": False,
+                    "prefetch_factor": 2 if workers else None,
+                    "batches": 20,
+                    "first_batch_ms": batch_ms + 300 * workers,
+                    "p50_batch_ms": batch_ms,
+                    "p95_batch_ms": batch_ms * 1.4,
+                    "mean_batch_ms": batch_ms * 1.1,
+                    "samples_per_s": 1000 * batch / (batch_ms * 1.1),
+                    "peak_uss_mb": 200 + 150 * workers + rng.uniform(0, 5),
+                    "setup_s": 0.02,
+                }
+            )
+        wait = base * 16
+        compute = 4.0
+        rows["end_to_end"].append(
+            common
+            | {
+                "mode": "inference",
+                "batch_size": 16,
+                "num_workers": 0,
+                "steps": 20,
+                "step_p50_ms": wait + compute,
+                "step_p95_ms": (wait + compute) * 1.3,
+                "data_wait_p50_ms": wait,
+                "compute_p50_ms": compute,
+                "data_wait_fraction": wait / (wait + compute),
+                "images_per_s": 16000 / (wait + compute),
+            }
+        )
+        conv = 0.004 * size[0] * size[1] / 1024
+        overhead = 100 * conv / (base + conv)
+        rows["conversion"].append(
+            common
+            | {
+                "samples": 50,
+                "numpy_p50_ms": base,
+                "numpy_p95_ms": base * 1.3,
+                "numpy_p99_ms": base * 1.5,
+                "numpy_mean_ms": base * 1.05,
+                "conversion_p50_ms": conv,
+                "conversion_mean_ms": conv,
+                "torch_p50_ms": base + conv,
+                "torch_p95_ms": (base + conv) * 1.3,
+                "torch_mean_ms": (base + conv) * 1.05,
+                "overhead_pct": overhead,
+                "overhead_level": "low" if overhead < 10 else ("moderate" if overhead <= 30 else "high"),
+                "from_numpy_shares_memory": True,
+                "converted_shares_memory": False,
+                "batch_size": 16,
+                "batch_conversion_ms": conv * 10,
+                "batch_conversion_per_sample_ms": conv * 10 / 16,
+                "numpy_samples_per_s": 1000 / base,
+                "torch_samples_per_s": 1000 / (base + conv),
+            }
+        )
+    return {track: pd.DataFrame(r) for track, r in rows.items()}
+
+
+CONFIG = {
+    "preset": "quick",
+    "data": {"n_images": 64, "sizes": [[32, 32], [64, 48]], "dtype": "uint8"},
+    "getitem": {"repeats": REPEATS},
+    "dataloader": {"repeats": REPEATS},
+    "end_to_end": {"repeats": REPEATS},
+    "conversion": {"repeats": REPEATS},
+}
+
+
+def write_run(out_dir: Path, tracks: dict[str, pd.DataFrame], skipped: dict[str, str] | None = None) -> Path:
+    for track, df in tracks.items():
+        write_track(out_dir, track, df)
+    write_summary(
+        out_dir,
+        CONFIG,
+        tracks,
+        SKIPPED if skipped is None else skipped,
+        {t: 1.5 for t in tracks},
+        [{"name": "synthetic-32x32", "n_images": 64}],
+    )
+    return out_dir
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = write_run(tmp_path_factory.mktemp("run"), synthetic_tracks())
+    render_report(out)
+    return out
+
+
+def test_every_file_exists_and_is_not_empty(run_dir: Path) -> None:
+    for name in ("getitem", "dataloader", "end_to_end", "conversion"):
+        assert (run_dir / f"{name}.parquet").stat().st_size > 0
+        png = run_dir / "plots" / f"{name}.png"
+        assert png.stat().st_size > 10_000, png
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (run_dir / "summary.json").stat().st_size > 0
+    assert (run_dir / "report.html").stat().st_size > 0
+
+
+def test_html_is_self_contained_and_complete(run_dir: Path) -> None:
+    html = (run_dir / "report.html").read_text()
+    for section in ("track-getitem", "track-dataloader", "track-end_to_end", "track-conversion", "how-to-read"):
+        assert f'id="{section}"' in html, section
+    assert html.count("data:image/png;base64,") == 4
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
+    assert "<link" not in html and "<script src" not in html
+    # Skipped format and its reason are visible, escaped.
+    assert "vortex" in html
+    assert "cannot import vortex (ImportError: &lt;no module&gt;)" in html
+    assert "<no module>" not in html
+    # Labels from the data are escaped too.
+    assert "TIFF &lt;dir&gt;" in html and "TIFF <dir>" not in html
+    # Interpretation with the seeds' levels.
+    assert "bottleneck" in html and "negligible" in html
+    assert "native" in html
+
+
+def test_html_extra_sections_hook(run_dir: Path, tmp_path: Path) -> None:
+    out = write_run(tmp_path, synthetic_tracks())
+    path = render_html(out, extra_sections=[("Sparse <matrices>", "<p id='extra-body'>hello</p>")])
+    html = path.read_text()
+    assert "Sparse &lt;matrices&gt;" in html
+    assert "<p id='extra-body'>hello</p>" in html
+    assert html.index("extra-body") < html.index('id="how-to-read"')
+
+
+def test_no_skipped_formats_is_said(tmp_path: Path) -> None:
+    out = write_run(tmp_path, {"getitem": synthetic_tracks()["getitem"]}, skipped={})
+    html = render_html(out).read_text()
+    assert "No format was skipped" in html
+
+
+def test_empty_and_missing_tracks_do_not_crash(tmp_path: Path) -> None:
+    tracks = synthetic_tracks()
+    empty = {"getitem": tracks["getitem"].iloc[0:0], "conversion": tracks["conversion"]}
+    out = write_run(tmp_path, empty)
+    result = render_report(out)
+    assert [p.name for p in result["plots"]] == ["conversion.png"]
+    assert not (out / "plots" / "getitem.png").exists()
+    html = result["html"].read_text()
+    assert 'id="track-getitem"' in html and "no rows" in html.lower()
+    assert 'id="track-dataloader"' not in html
+    assert "getitem" in summary_table(out)
+
+
+def test_empty_directory_report(tmp_path: Path) -> None:
+    result = render_report(tmp_path)
+    assert result["plots"] == []
+    assert result["html"].stat().st_size > 0
+    assert "no results" in summary_table(tmp_path).lower()
+
+
+def test_summary_table_lists_tracks_and_skipped(run_dir: Path) -> None:
+    text = summary_table(run_dir)
+    for word in ("getitem", "dataloader", "end_to_end", "conversion", "native", "p50_ms", "vortex", "cannot import"):
+        assert word in text, word
+    assert max(len(line) for line in text.splitlines()) < 200
+
+
+def test_compare_ratios(tmp_path: Path) -> None:
+    tracks_a = synthetic_tracks()
+    tracks_b = {name: df.copy() for name, df in tracks_a.items()}
+    tracks_b["getitem"]["p50_ms"] *= 2.0
+    tracks_b["getitem"]["samples_per_s"] /= 4.0
+    tracks_b["conversion"]["overhead_pct"] *= 0.5
+    a = write_run(tmp_path / "a", tracks_a)
+    b = write_run(tmp_path / "b", {k: v for k, v in tracks_b.items() if k != "end_to_end"})
+    df = compare(a, b)
+    assert set(df["track"]) == {"getitem", "dataloader", "conversion"}
+    p50 = df[(df["track"] == "getitem") & (df["metric"] == "p50_ms")]
+    assert len(p50) == len(FORMATS) * len(LOADERS) * len(SIZES) * 4
+    assert np.allclose(p50["ratio"], 2.0)
+    assert np.allclose(df[(df["track"] == "getitem") & (df["metric"] == "samples_per_s")]["ratio"], 0.25)
+    assert np.allclose(df[(df["track"] == "conversion") & (df["metric"] == "overhead_pct")]["ratio"], 0.5)
+    assert np.allclose(df[df["track"] == "dataloader"]["ratio"], 1.0)
+    text = compare_table(df)
+    assert "2.00" in text and "0.25" in text
+
+
+def test_summary_json_is_plain_json(run_dir: Path) -> None:
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert set(summary["tracks"]) == {"getitem", "dataloader", "end_to_end", "conversion"}
+    assert summary["skipped_formats"] == SKIPPED

@@ -1,0 +1,270 @@
+"""The seed's datasets (loaders/seed.py) and the transforms (loaders/transforms.py)."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from loaderbench import datagen
+from loaderbench.formats.base import FormatInfo
+from loaderbench.loaders.seed import (
+    DirectoryDataset,
+    OMEArrowDataset,
+    OMEArrowDatasetNumpy,
+    make_dataset,
+    scale_max,
+    to_float_tensor,
+)
+from loaderbench.loaders.transforms import Augment, Identity, Normalize, make_transform
+from loaderbench.model import SimpleEmbeddingModel
+
+SCALES = {"uint8": 255.0, "uint16": 65535.0, "float32": 1.0}
+
+
+@pytest.fixture(scope="module", params=["uint8", "uint16", "float32"])
+def images_and_table(request):
+    images = datagen.generate_images(6, 8, 10, request.param, channels=2, seed=7)
+    return images, datagen.build_ome_table(images)
+
+
+def expected_float(image: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(image.astype(np.float32) / np.float32(SCALES[str(image.dtype)]))
+
+
+# --- a fake directory format: one .npy per image, module-level functions so datasets pickle ---
+
+
+def _npy_item_paths(path: Path) -> list[Path]:
+    return sorted(Path(path).glob("*.npy"))
+
+
+def _npy_read_item(item: Path) -> np.ndarray:
+    return np.load(item)
+
+
+NPY_FORMAT = SimpleNamespace(
+    INFO=FormatInfo(name="npy", label="NPY (test)", kind="directory", filename="npy/", requires=()),
+    item_paths=_npy_item_paths,
+    read_item=_npy_read_item,
+)
+
+
+def _fake_table_format(table):
+    return SimpleNamespace(
+        INFO=FormatInfo(name="mem", label="Memory (test)", kind="table", filename="x", requires=()),
+        read_table=lambda path: table,
+    )
+
+
+@pytest.fixture
+def npy_dir(tmp_path):
+    images = datagen.generate_images(5, 8, 10, "uint16", channels=1, seed=3)
+    for i, image in enumerate(images):
+        np.save(tmp_path / f"img_{i:03d}.npy", image)
+    return images, tmp_path
+
+
+# --- datasets ---
+
+
+@pytest.mark.parametrize("preload", [False, True])
+def test_table_dataset_returns_scaled_pixels(images_and_table, preload):
+    images, table = images_and_table
+    ds = OMEArrowDataset(table, preload=preload)
+    assert len(ds) == len(images)
+    for i in range(len(images)):
+        item = ds[i]
+        assert item.dtype == torch.float32
+        assert item.shape == images[i].shape
+        torch.testing.assert_close(item, expected_float(images[i]), rtol=0, atol=0)
+        assert float(item.min()) >= 0.0 and float(item.max()) <= 1.0
+
+
+def test_naive_equals_preloaded(images_and_table):
+    _, table = images_and_table
+    naive, preloaded = OMEArrowDataset(table, preload=False), OMEArrowDataset(table, preload=True)
+    assert naive.pixel_cache is None and preloaded.pixel_cache is not None
+    for i in range(len(naive)):
+        assert torch.equal(naive[i], preloaded[i])
+
+
+def test_preloaded_items_do_not_alias_the_cache(images_and_table):
+    images, table = images_and_table
+    ds = OMEArrowDataset(table, preload=True)
+    first = ds[0]
+    first.fill_(-7.0)  # a caller (or an in-place transform) scribbling on a sample
+    torch.testing.assert_close(ds[0], expected_float(images[0]), rtol=0, atol=0)
+
+
+def test_numpy_variant_returns_stored_dtype(images_and_table):
+    images, table = images_and_table
+    for ds in (OMEArrowDatasetNumpy(table, preload=False), OMEArrowDatasetNumpy(table, preload=True)):
+        item = ds[2]
+        assert isinstance(item, np.ndarray)
+        assert item.dtype == images.dtype
+        np.testing.assert_array_equal(item, images[2])
+
+
+def test_numpy_view_shares_the_preloaded_cache(images_and_table):
+    images, table = images_and_table
+    ds = OMEArrowDataset(table, preload=True, transform=Normalize())
+    view = ds.numpy_view()
+    assert isinstance(view, OMEArrowDatasetNumpy)
+    assert view.pixel_cache is ds.pixel_cache  # no second pre-load
+    assert view.transform is None and ds.transform is not None
+    np.testing.assert_array_equal(view[4], images[4])
+
+
+def test_transform_is_applied(images_and_table):
+    images, table = images_and_table
+    ds = OMEArrowDataset(table, preload=True, transform=Normalize(0.5, 0.5))
+    torch.testing.assert_close(ds[1], (expected_float(images[1]) - 0.5) / 0.5)
+
+
+def test_index_errors(images_and_table):
+    _, table = images_and_table
+    ds = OMEArrowDataset(table, preload=False)
+    with pytest.raises(IndexError):
+        ds[len(ds)]
+    assert torch.equal(ds[-1], ds[len(ds) - 1])
+
+
+def test_table_without_ome_column_is_rejected():
+    import pyarrow as pa  # noqa: PLC0415
+
+    with pytest.raises(ValueError, match="ome_image"):
+        OMEArrowDataset(pa.table({"row_id": [0, 1]}))
+
+
+def test_directory_dataset_decodes_per_item(npy_dir):
+    images, path = npy_dir
+    ds = make_dataset(NPY_FORMAT, path, "decode")
+    assert isinstance(ds, DirectoryDataset) and len(ds) == len(images)
+    for i in range(len(images)):
+        torch.testing.assert_close(ds[i], expected_float(images[i]), rtol=0, atol=0)
+    view = ds.numpy_view()
+    assert view[3].dtype == np.uint16
+    np.testing.assert_array_equal(view[3], images[3])
+
+
+def test_datasets_pickle(images_and_table, npy_dir):
+    _, table = images_and_table
+    for ds in (OMEArrowDataset(table, preload=False), OMEArrowDataset(table, preload=True)):
+        clone = pickle.loads(pickle.dumps(ds))
+        assert torch.equal(clone[3], ds[3])
+    _, path = npy_dir
+    directory = make_dataset(NPY_FORMAT, path, "decode", transform=make_transform("augment", seed=1))
+    clone = pickle.loads(pickle.dumps(directory))
+    assert clone[0].shape == directory[0].shape
+
+
+def test_make_dataset_table_loaders(images_and_table):
+    images, table = images_and_table
+    fmt = _fake_table_format(table)
+    naive = make_dataset(fmt, "unused", "naive")
+    preloaded = make_dataset(fmt, "unused", "preloaded", transform=Identity())
+    assert naive.pixel_cache is None and preloaded.pixel_cache is not None
+    assert torch.equal(naive[0], preloaded[0])
+
+
+@pytest.mark.parametrize("loader", ["decode", "fast", ""])
+def test_make_dataset_rejects_bad_table_loader(images_and_table, loader):
+    _, table = images_and_table
+    with pytest.raises(ValueError, match="naive, preloaded"):
+        make_dataset(_fake_table_format(table), "unused", loader)
+
+
+@pytest.mark.parametrize("loader", ["naive", "preloaded", "nope"])
+def test_make_dataset_rejects_bad_directory_loader(npy_dir, loader):
+    _, path = npy_dir
+    with pytest.raises(ValueError, match=r"loader .* not available .*decode"):
+        make_dataset(NPY_FORMAT, path, loader)
+
+
+def test_to_float_tensor_memory_sharing():
+    u8 = np.arange(12, dtype=np.uint8).reshape(1, 3, 4)
+    out = to_float_tensor(u8)
+    assert out.dtype == torch.float32 and out.data_ptr() != u8.ctypes.data
+    torch.testing.assert_close(out, torch.from_numpy(u8.astype(np.float32) / 255))
+    f32 = np.random.default_rng(0).random((1, 3, 4), dtype=np.float32)
+    assert to_float_tensor(f32).data_ptr() == f32.ctypes.data  # float32: nothing to convert, a view
+    with pytest.raises(ValueError, match="dtype"):
+        scale_max(np.int64)
+
+
+# --- transforms ---
+
+
+def test_make_transform_names():
+    assert isinstance(make_transform("none"), Identity)
+    assert isinstance(make_transform("normalize"), Normalize)
+    assert isinstance(make_transform("augment", crop_size=4, seed=2), Augment)
+    with pytest.raises(ValueError, match="unknown transform"):
+        make_transform("rotate")
+
+
+def test_normalize_values():
+    image = torch.tensor([[[0.0, 0.5, 1.0]], [[0.25, 0.75, 1.0]]])
+    out = make_transform("normalize")(image)
+    torch.testing.assert_close(out, torch.tensor([[[-1.0, 0.0, 1.0]], [[-0.5, 0.5, 1.0]]]))
+    assert image[0, 0, 0] == 0.0  # input untouched
+
+
+def _flips(image: torch.Tensor) -> list[torch.Tensor]:
+    return [image, image.flip(-1), image.flip(-2), image.flip(-1).flip(-2)]
+
+
+def test_augment_is_deterministic_and_flips():
+    image = torch.arange(2 * 5 * 6, dtype=torch.float32).reshape(2, 5, 6)
+    first = [make_transform("augment", seed=11) for _ in range(2)]
+    outs_a = [first[0](image) for _ in range(30)]
+    outs_b = [first[1](image) for _ in range(30)]
+    assert all(torch.equal(a, b) for a, b in zip(outs_a, outs_b, strict=True))
+    kinds = set()
+    for out in outs_a:
+        matches = [k for k, candidate in enumerate(_flips(image)) if torch.equal(out, candidate)]
+        assert len(matches) == 1
+        kinds.add(matches[0])
+    assert kinds == {0, 1, 2, 3}  # every flip combination occurs in 30 draws with this seed
+    other = make_transform("augment", seed=12)
+    assert not all(torch.equal(a, other(image)) for a in outs_a)
+
+
+def test_augment_crop_shape_and_content():
+    image = torch.arange(3 * 7 * 9, dtype=torch.float32).reshape(3, 7, 9)
+    augment = make_transform("augment", crop_size=4, seed=5)
+    for _ in range(20):
+        out = augment(image)
+        assert out.shape == (3, 4, 4) and out.is_contiguous()
+        windows = [
+            image[:, top : top + 4, left : left + 4] for top in range(7 - 4 + 1) for left in range(9 - 4 + 1)
+        ]
+        assert any(torch.equal(out, flip) for window in windows for flip in _flips(window))
+
+
+def test_augment_crop_larger_than_image():
+    with pytest.raises(ValueError, match="larger than the image"):
+        make_transform("augment", crop_size=9)(torch.zeros(1, 8, 8))
+
+
+# --- model ---
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_simple_embedding_model(channels):
+    torch.manual_seed(0)
+    model = SimpleEmbeddingModel(in_channels=channels)
+    out = model(torch.rand(4, channels, 16, 20))
+    assert out.shape == (4, 128)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size) for c in convs] == [
+        (channels, 32, (3, 3)),
+        (32, 64, (3, 3)),
+    ]
+    linear = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linear] == [(64, 128)]

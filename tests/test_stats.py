@@ -1,0 +1,99 @@
+"""stats.py (latency statistics) and memory.py (USS of the process tree)."""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import time
+
+import numpy as np
+import pytest
+
+from loaderbench.memory import PeakMemorySampler, process_tree_uss_mb
+from loaderbench.stats import latency_stats, median_ms, ns_to_ms, overhead_level, per_second
+
+
+def test_latency_stats_known_values():
+    stats = latency_stats([1_000_000, 2_000_000, 3_000_000, 4_000_000, 5_000_000])
+    assert stats["mean_ms"] == pytest.approx(3.0)
+    assert stats["std_ms"] == pytest.approx(math.sqrt(2.0))
+    assert stats["min_ms"] == pytest.approx(1.0)
+    assert stats["max_ms"] == pytest.approx(5.0)
+    assert stats["p50_ms"] == pytest.approx(3.0)
+    assert stats["p95_ms"] == pytest.approx(4.8)  # linear: 1 + 0.95 * 4
+    assert stats["p99_ms"] == pytest.approx(4.96)
+
+
+def test_latency_stats_unsorted_and_single():
+    assert latency_stats([3_000, 1_000, 2_000])["p50_ms"] == pytest.approx(0.002)
+    single = latency_stats([250_000])
+    assert all(v == pytest.approx(0.25) for k, v in single.items() if k != "std_ms")
+    assert single["std_ms"] == 0.0
+
+
+def test_latency_stats_empty_is_nan():
+    stats = latency_stats([])
+    assert set(stats) == {"mean_ms", "std_ms", "min_ms", "max_ms", "p50_ms", "p95_ms", "p99_ms"}
+    assert all(math.isnan(v) for v in stats.values())
+
+
+def test_helpers():
+    np.testing.assert_allclose(ns_to_ms([1_500_000, 0]), [1.5, 0.0])
+    assert per_second(10, 2_000_000_000) == pytest.approx(5.0)
+    assert math.isnan(per_second(10, 0))
+    assert median_ms([1_000_000, 9_000_000, 2_000_000]) == pytest.approx(2.0)
+    assert math.isnan(median_ms([]))
+
+
+@pytest.mark.parametrize(
+    ("pct", "level"),
+    [(0.0, "low"), (9.99, "low"), (10.0, "moderate"), (29.9, "moderate"), (30.0, "moderate"), (30.01, "high"),
+     (250.0, "high"), (math.nan, "unknown")],
+)
+def test_overhead_level(pct, level):
+    assert overhead_level(pct) == level
+
+
+# --- memory ---
+
+
+def test_sampler_sees_an_allocation():
+    baseline = process_tree_uss_mb()
+    assert baseline > 0
+    with PeakMemorySampler(interval_s=0.01) as sampler:
+        block = np.ones(80 * 1024 * 1024, dtype=np.uint8)  # 80 MiB, touched
+        time.sleep(0.1)
+        del block
+    assert sampler.samples >= 3
+    assert sampler.peak_mb >= baseline + 60
+
+
+def _hold_memory(started, allocate, ready, release) -> None:
+    started.set()
+    allocate.wait(10)
+    block = bytearray(b"\x01") * (64 * 1024 * 1024)  # 64 MiB private to the child
+    ready.set()
+    release.wait(10)
+    del block
+
+
+def test_process_tree_counts_children():
+    ctx = mp.get_context("fork")
+    started, allocate, ready, release = (ctx.Event() for _ in range(4))
+    child = ctx.Process(target=_hold_memory, args=(started, allocate, ready, release))
+    child.start()
+    try:
+        assert started.wait(10)
+        # after fork, pages shared by parent and child count in neither USS: the baseline is taken with the child up
+        before = process_tree_uss_mb()
+        with PeakMemorySampler() as sampler:
+            allocate.set()
+            assert ready.wait(10)
+            during = process_tree_uss_mb()
+    finally:
+        allocate.set()
+        release.set()
+        child.join(10)
+    assert during >= before + 50
+    assert sampler.peak_mb >= before + 50
+    assert child.exitcode == 0

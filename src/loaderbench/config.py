@@ -116,7 +116,7 @@ def _preset(name: str) -> dict[str, Any]:
             "data": {"n_images": 256},
             "getitem": {"samples": 50, "warmup": 5, "transforms": ["none", "augment"]},
             "dataloader": {"batch_sizes": [1, 16], "num_workers": [0, 2], "batches": 20},
-            "end_to_end": {"steps": 20},
+            "end_to_end": {"steps": 10, "warmup_steps": 2},
             "conversion": {"samples": 50, "warmup": 5},
         }
     raise ConfigError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)})")
@@ -167,6 +167,8 @@ def _check_choices(values: list[Any], allowed: tuple[str, ...], key: str) -> Non
 
 
 def _check_positive(value: int, key: str, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{key} must be an integer, got {value!r}")
     if value < minimum:
         raise ConfigError(f"{key} must be >= {minimum}, got {value}")
 

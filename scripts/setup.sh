@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Sets up everything loaderbench needs on a fresh Debian 12 machine (root): Debian build packages, a venv
+# with torch pinned to the CPU wheel, the Python dependencies, and loaderbench itself (builds the C++ core).
+# Safe to re-run: it installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${LOADERBENCH_VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+DEBIAN_PACKAGES=(g++ cmake make libgtest-dev)
+
+missing=()
+for pkg in "${DEBIAN_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "setup: creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+"${PIP[@]}" install --upgrade pip
+# torch first and pinned: an unpinned torch would pull a multi-GB CUDA build.
+"$VENV/bin/python" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '2.13.0')" 2>/dev/null \
+  || "${PIP[@]}" install torch==2.13.0
+echo "setup: installing loaderbench and its dependencies (builds the C++ core)"
+"${PIP[@]}" install ".[test]"
+"$VENV/bin/python" -c "import loaderbench._core, torch; print('setup: ok (torch', torch.__version__ + ')')"

@@ -1,0 +1,167 @@
+"""The ``loaderbench`` command line: run, report, compare, inspect."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from loaderbench import __version__
+from loaderbench.config import ALL_FORMATS, ALL_TRACKS, DTYPES, PRESETS, ConfigError, load_config
+
+
+def _size(text: str) -> list[int]:
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"image size must look like 100x100, got {text!r}") from exc
+    return [height, width]
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """CLI flags as a nested dict in the TOML's shape; only the flags the user gave."""
+    out: dict[str, Any] = {}
+    for key in ("formats", "tracks", "out", "data_dir"):
+        if getattr(args, key) is not None:
+            out[key] = getattr(args, key)
+    if args.input:
+        out["inputs"] = args.input
+    data = {k: v for k, v in (("n_images", args.n_images), ("sizes", args.size), ("dtype", args.dtype),
+                              ("channels", args.channels), ("seed", args.seed)) if v is not None}
+    if data:
+        out["data"] = data
+    if args.repeats is not None:
+        out.update({t: {"repeats": args.repeats} for t in ALL_TRACKS})
+    if args.train:
+        out.setdefault("end_to_end", {})["train"] = True
+    return out
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from loaderbench.progress import Progress  # noqa: PLC0415
+    from loaderbench.report.terminal import summary_table  # noqa: PLC0415
+    from loaderbench.runner import conversion_advice, run_benchmark  # noqa: PLC0415
+
+    cfg = load_config(args.preset, args.config, _overrides(args))
+    progress = Progress(quiet=args.quiet)
+    progress(f"loaderbench {__version__}: preset {cfg.preset}, formats {', '.join(cfg.formats)}, "
+             f"tracks {', '.join(cfg.tracks)} -> {cfg.out}")
+    outcome = run_benchmark(cfg, progress, with_generated=args.with_generated)
+    print(summary_table(outcome.out_dir))
+    advice = conversion_advice(outcome.frames.get("conversion"))
+    if advice:
+        print("\nTrack 4 interpretation (seed levels: <10% low, 10-30% moderate, >30% high):")
+        print("\n".join(advice))
+    print(f"\nResults: {outcome.out_dir}/ (report.html, summary.json, <track>.parquet, plots/) "
+          f"in {outcome.total_seconds:.0f}s")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from loaderbench.report import render_report  # noqa: PLC0415
+    from loaderbench.report.terminal import summary_table  # noqa: PLC0415
+
+    out = Path(args.dir)
+    if not (out / "summary.json").exists() and not any(out.glob("*.parquet")):
+        raise FileNotFoundError(f"{out}: no loaderbench results here (no summary.json or <track>.parquet)")
+    rendered = render_report(out)
+    print(summary_table(out))
+    print(f"\nWrote {rendered['html']} and {len(rendered['plots'])} plot(s)")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from loaderbench.report import compare  # noqa: PLC0415
+    from loaderbench.report.terminal import compare_table  # noqa: PLC0415
+
+    for d in (args.dir_a, args.dir_b):
+        if not Path(d).is_dir():
+            raise FileNotFoundError(f"{d}: no such results directory")
+    table = compare(args.dir_a, args.dir_b)
+    if table.empty:
+        print("No configuration appears in both runs.")
+        return 1
+    print(compare_table(table))
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from loaderbench.inspect import format_inspection, inspect_dataset  # noqa: PLC0415
+
+    for path in args.paths:
+        print(format_inspection(inspect_dataset(path, args.format)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="loaderbench",
+        description="How fast does each storage format and loading strategy feed a PyTorch model, "
+        "and where does the time go?",
+    )
+    parser.add_argument("--version", action="version", version=f"loaderbench {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="generate data if missing, run the tracks, write results and the report",
+                         description="Generate data if missing (cached by config hash), run the tracks, write "
+                         "<track>.parquet, summary.json, plots/ and report.html, and print a summary table.")
+    run.add_argument("--preset", choices=PRESETS, default="quick",
+                     help="quick (default): a few minutes on 2 cores; full: the seeds' settings and sizes")
+    run.add_argument("--config", metavar="FILE.toml", help="TOML file overriding the preset (see README)")
+    run.add_argument("--formats", nargs="+", metavar="FMT", help=f"formats to run (default all: {' '.join(ALL_FORMATS)})")
+    run.add_argument("--tracks", nargs="+", metavar="TRACK", help=f"tracks to run (default all: {' '.join(ALL_TRACKS)})")
+    run.add_argument("--out", metavar="DIR", help="results directory (default: results)")
+    run.add_argument("--data-dir", metavar="DIR", help="where generated data is cached (default: data)")
+    run.add_argument("--input", action="append", metavar="[FMT:]PATH",
+                     help="benchmark an existing OME-Arrow dataset (repeatable); format detected from the path "
+                     "unless named")
+    run.add_argument("--with-generated", action="store_true",
+                     help="with --input: also run on generated data")
+    run.add_argument("--n-images", type=int, help="number of generated images")
+    run.add_argument("--size", type=_size, action="append", metavar="HxW", help="image size (repeatable)")
+    run.add_argument("--dtype", choices=DTYPES, help="pixel dtype of generated images")
+    run.add_argument("--channels", type=int, help="channels per generated image")
+    run.add_argument("--seed", type=int, help="random seed for data generation")
+    run.add_argument("--repeats", type=int, help="repeats for every track")
+    run.add_argument("--train", action="store_true", help="Track 3: a training step instead of inference")
+    run.add_argument("--quiet", action="store_true", help="no progress lines")
+    run.set_defaults(func=cmd_run)
+
+    report = sub.add_parser("report", help="re-render plots and report.html from saved results")
+    report.add_argument("dir", metavar="DIR")
+    report.set_defaults(func=cmd_report)
+
+    compare = sub.add_parser("compare", help="compare two result directories (ratios B/A of the medians)")
+    compare.add_argument("dir_a", metavar="DIR_A")
+    compare.add_argument("dir_b", metavar="DIR_B")
+    compare.set_defaults(func=cmd_compare)
+
+    inspect = sub.add_parser("inspect", help="validate an OME-Arrow dataset with the C++ importer and describe it")
+    inspect.add_argument("paths", nargs="+", metavar="PATH")
+    inspect.add_argument("--format", choices=ALL_FORMATS, help="the dataset's format (default: detected)")
+    inspect.set_defaults(func=cmd_inspect)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("loaderbench: interrupted (finished tracks are kept)", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - one clear line unless --debug
+        if args.debug or os.environ.get("LOADERBENCH_DEBUG"):
+            raise
+        known = (ConfigError, FileNotFoundError, ValueError, RuntimeError, OSError, ImportError)
+        prefix = "" if isinstance(exc, known) else f"{type(exc).__name__}: "
+        print(f"loaderbench: error: {prefix}{exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -11,11 +11,13 @@ import pytest
 import torch
 
 from loaderbench import datagen
+from loaderbench.formats import get_format
 from loaderbench.formats.base import FormatInfo
 from loaderbench.loaders.seed import (
     DirectoryDataset,
     OMEArrowDataset,
     OMEArrowDatasetNumpy,
+    loaders_for,
     make_dataset,
     scale_max,
     to_float_tensor,
@@ -197,6 +199,23 @@ def test_to_float_tensor_memory_sharing():
         scale_max(np.int64)
 
 
+def test_every_format_and_loader_returns_the_reference(tiny_dataset_any_dtype):
+    """Pixel-exact over the real formats and every stored dtype: float32 [0, 1] for torch, stored dtype for numpy."""
+    files = tiny_dataset_any_dtype
+    reference = np.load(files.reference)
+    assert str(reference.dtype) == files.dtype
+    for name, path in files.paths.items():
+        module = get_format(name)
+        for loader in loaders_for(module):
+            ds = make_dataset(module, path, loader)
+            assert len(ds) == len(reference), (name, loader)
+            for i in (0, 5, len(reference) - 1):
+                torch.testing.assert_close(ds[i], expected_float(reference[i]), rtol=0, atol=0, msg=f"{name} {loader}")
+                stored = ds.numpy_view()[i]
+                assert stored.dtype == reference.dtype, (name, loader)
+                np.testing.assert_array_equal(stored, reference[i])
+
+
 # --- transforms ---
 
 
@@ -241,9 +260,7 @@ def test_augment_crop_shape_and_content():
     for _ in range(20):
         out = augment(image)
         assert out.shape == (3, 4, 4) and out.is_contiguous()
-        windows = [
-            image[:, top : top + 4, left : left + 4] for top in range(7 - 4 + 1) for left in range(9 - 4 + 1)
-        ]
+        windows = [image[:, top : top + 4, left : left + 4] for top in range(7 - 4 + 1) for left in range(9 - 4 + 1)]
         assert any(torch.equal(out, flip) for window in windows for flip in _flips(window))
 
 

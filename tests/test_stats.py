@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from loaderbench.memory import PeakMemorySampler, process_tree_uss_mb
+from loaderbench.memory import PeakMemorySampler, process_tree_memory_mb, process_tree_pss_mb, process_tree_uss_mb
 from loaderbench.stats import latency_stats, median_ms, ns_to_ms, overhead_level, per_second
 
 
@@ -47,14 +47,40 @@ def test_helpers():
 
 @pytest.mark.parametrize(
     ("pct", "level"),
-    [(0.0, "low"), (9.99, "low"), (10.0, "moderate"), (29.9, "moderate"), (30.0, "moderate"), (30.01, "high"),
-     (250.0, "high"), (math.nan, "unknown")],
+    [
+        (0.0, "low"),
+        (9.99, "low"),
+        (10.0, "moderate"),
+        (29.9, "moderate"),
+        (30.0, "moderate"),
+        (30.01, "high"),
+        (250.0, "high"),
+        (math.nan, "unknown"),
+    ],
 )
 def test_overhead_level(pct, level):
     assert overhead_level(pct) == level
 
 
 # --- memory ---
+
+
+def test_pss_of_a_forked_tree_counts_shared_pages_once():
+    """After fork the parent's pages are shared: tree USS drops, tree PSS stays (within what the child touches)."""
+    ctx = mp.get_context("fork")
+    started, allocate, ready, release = (ctx.Event() for _ in range(4))
+    uss_alone, pss_alone = process_tree_memory_mb()
+    child = ctx.Process(target=_hold_memory, args=(started, allocate, ready, release))
+    child.start()
+    try:
+        assert started.wait(10)
+        uss_tree, pss_tree = process_tree_memory_mb()
+    finally:
+        allocate.set()
+        release.set()
+        child.join(10)
+    assert uss_tree < uss_alone - 20
+    assert pss_tree == pytest.approx(pss_alone, rel=0.25)
 
 
 def test_sampler_sees_an_allocation():
@@ -66,6 +92,7 @@ def test_sampler_sees_an_allocation():
         del block
     assert sampler.samples >= 3
     assert sampler.peak_mb >= baseline + 60
+    assert sampler.peak_pss_mb >= sampler.start_pss_mb + 60
 
 
 def _hold_memory(started, allocate, ready, release) -> None:
@@ -85,15 +112,16 @@ def test_process_tree_counts_children():
     try:
         assert started.wait(10)
         # after fork, pages shared by parent and child count in neither USS: the baseline is taken with the child up
-        before = process_tree_uss_mb()
+        before, before_pss = process_tree_memory_mb()
         with PeakMemorySampler() as sampler:
             allocate.set()
             assert ready.wait(10)
             during = process_tree_uss_mb()
+            during_pss = process_tree_pss_mb()
     finally:
         allocate.set()
         release.set()
         child.join(10)
-    assert during >= before + 50
-    assert sampler.peak_mb >= before + 50
+    assert during >= before + 50 and during_pss >= before_pss + 50
+    assert sampler.peak_mb >= before + 50 and sampler.peak_pss_mb >= before_pss + 50
     assert child.exitcode == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 
@@ -83,7 +84,11 @@ def test_iter_targets_filters_generated_not_inputs(tiny_dataset):
     assert set(tiny_dataset.paths) == set(ALL_FORMATS), tiny_dataset.skipped
     ctx = make_ctx(tiny_dataset, formats=["parquet", "tiff"])
     assert [t.format_name for t in iter_targets(ctx)] == [n for n in tiny_dataset.paths if n in ("parquet", "tiff")]
-    user_input = dataclasses.replace(tiny_dataset, source="input")
+    if dataclasses.is_dataclass(tiny_dataset):
+        user_input = dataclasses.replace(tiny_dataset, source="input")
+    else:
+        user_input = copy.copy(tiny_dataset)
+        user_input.source = "input"
     ctx = make_ctx(user_input, formats=["parquet"])
     assert {t.format_name for t in iter_targets(ctx)} == set(tiny_dataset.paths)
 
@@ -171,7 +176,7 @@ def test_dataloader_figures_are_consistent(dataloader_run):
     timed_s = df["mean_batch_ms"] * df["batches"] / 1000.0
     np.testing.assert_allclose(df["samples_per_s"], df["timed_samples"] / timed_s, rtol=REL)
     assert (df["first_batch_ms"] > 0).all()
-    assert (df["peak_uss_mb"] > 10).all()
+    assert (df["peak_uss_mb"] > 10).all() and (df["peak_pss_mb"] > 10).all()
     assert cfg.warmup_batches == 0
 
 
@@ -267,6 +272,7 @@ def test_conversion_figures_are_consistent(conversion_run, tiny_dataset):
     check_ordered(df, "conversion_p50_ms", "conversion_p95_ms")
     np.testing.assert_allclose(df["overhead_pct"], df["conversion_mean_ms"] / df["torch_mean_ms"] * 100, rtol=REL)
     assert [overhead_level(p) for p in df["overhead_pct"]] == df["overhead_level"].tolist()
+    np.testing.assert_allclose(df["overhead_p50_pct"], df["conversion_p50_ms"] / df["torch_p50_ms"] * 100, rtol=REL)
     np.testing.assert_allclose(df["numpy_samples_per_s"], 1000.0 / df["numpy_mean_ms"], rtol=REL)
     np.testing.assert_allclose(df["torch_samples_per_s"], 1000.0 / df["torch_mean_ms"], rtol=REL)
     np.testing.assert_allclose(df["batch_conversion_per_sample_ms"] * df["batch_size"], df["batch_conversion_ms"])
@@ -277,6 +283,16 @@ def test_conversion_figures_are_consistent(conversion_run, tiny_dataset):
     assert not df["converted_shares_memory"].any()
 
 
+def test_conversion_track_follows_the_stored_dtype(tiny_dataset_any_dtype):
+    files = tiny_dataset_any_dtype
+    ctx = make_ctx(files, formats=["parquet", "tiff"], conversion={"repeats": 1})
+    df = conversion.run(ctx)
+    assert set(df["format"]) == {"parquet", "tiff"}
+    assert (df["stored_dtype"] == files.dtype).all()
+    assert df["from_numpy_shares_memory"].all()
+    assert (df["converted_shares_memory"] == (files.dtype == "float32")).all()
+
+
 def test_conversion_share_flags_per_dtype():
     for dtype, converted_shares in (("uint8", False), ("uint16", False), ("float32", True)):
         arr = np.zeros((1, 4, 4), dtype=dtype)
@@ -284,3 +300,9 @@ def test_conversion_share_flags_per_dtype():
         from loaderbench.loaders.seed import to_float_tensor  # noqa: PLC0415
 
         assert conversion.shares_memory(to_float_tensor(arr), arr) is converted_shares
+
+
+def test_batch_conversion_times_enough_batches():
+    arrays = [np.full((1, 4, 4), i, dtype=np.uint8) for i in range(5)]
+    assert len(conversion.batch_conversion_ns(arrays, 2)) == conversion.MIN_CONVERSION_BATCHES
+    assert len(conversion.batch_conversion_ns(arrays * 10, 2)) == 25

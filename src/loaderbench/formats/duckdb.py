@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -21,12 +22,19 @@ INFO = FormatInfo(
 TABLE = "images"
 
 
-def write(table: pa.Table, images: np.ndarray, path: Path) -> None:
-    """``CREATE TABLE images AS SELECT * FROM src`` from the registered Arrow table, in a new database file."""
+def connect(database: str = ":memory:", read_only: bool = False) -> Any:
+    """A DuckDB connection without the progress bar (it would draw over our progress lines and the results)."""
     import duckdb  # noqa: PLC0415
 
+    con = duckdb.connect(database, read_only=read_only)
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
+def write(table: pa.Table, images: np.ndarray, path: Path) -> None:
+    """``CREATE TABLE images AS SELECT * FROM src`` from the registered Arrow table, in a new database file."""
     with atomic_output(path) as tmp:
-        with duckdb.connect(str(tmp)) as con:
+        with connect(str(tmp)) as con:
             con.register("src", table)
             con.execute(f"CREATE TABLE {TABLE} AS SELECT * FROM src")
             con.execute("CHECKPOINT")
@@ -37,11 +45,9 @@ def write(table: pa.Table, images: np.ndarray, path: Path) -> None:
 
 def read_table(path: Path) -> pa.Table:
     """``SELECT * FROM images ORDER BY row_id`` on a read-only connection, as a ``pa.Table``."""
-    import duckdb  # noqa: PLC0415
-
     if not looks_like(path):  # a clear line for a foreign file, before DuckDB tries to open it
         raise FormatError(f"{path}: not a DuckDB database file")
-    with library_errors(path, INFO.label), duckdb.connect(str(path), read_only=True) as con:
+    with library_errors(path, INFO.label), connect(str(path), read_only=True) as con:
         tables = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         if TABLE not in tables:
             raise FormatError(f"{path}: no table {TABLE!r} (tables: {', '.join(sorted(tables)) or 'none'})")

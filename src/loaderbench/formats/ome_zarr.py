@@ -23,7 +23,7 @@ INFO = FormatInfo(
     label="OME-Zarr (directory)",
     kind="directory",
     filename="ome_zarr/",
-    requires=("zarr", "dask", "ome_zarr.writer"),
+    requires=("zarr", "dask", "ome_zarr"),  # not ome_zarr.writer: it warns on import
 )
 
 WRITE_BATCH = 64  # images whose pixel writes go to dask at once

@@ -9,6 +9,7 @@ import pyarrow as pa
 
 from loaderbench.formats import atomic_output, check_table, has_magic, library_errors
 from loaderbench.formats.base import FormatInfo
+from loaderbench.formats.duckdb import connect
 from loaderbench.formats.parquet import created_by
 
 INFO = FormatInfo(
@@ -26,9 +27,7 @@ def _quote(path: Path) -> str:
 
 def write(table: pa.Table, images: np.ndarray, path: Path) -> None:
     """``COPY (SELECT * FROM tbl) TO 'x.parquet' (FORMAT PARQUET)`` with the Arrow table registered as ``tbl``."""
-    import duckdb  # noqa: PLC0415
-
-    with atomic_output(path) as tmp, duckdb.connect() as con:
+    with atomic_output(path) as tmp, connect() as con:
         con.register("tbl", table)
         # COPY takes no bound parameter for its target, so the path is quoted as an SQL string literal.
         con.execute(f"COPY (SELECT * FROM tbl) TO {_quote(tmp)} (FORMAT PARQUET)")
@@ -36,9 +35,7 @@ def write(table: pa.Table, images: np.ndarray, path: Path) -> None:
 
 def read_table(path: Path) -> pa.Table:
     """The whole table via ``con.sql("SELECT * FROM read_parquet(?)").to_arrow_table()`` (a ``pa.Table``)."""
-    import duckdb  # noqa: PLC0415
-
-    with library_errors(path, INFO.label), duckdb.connect() as con:
+    with library_errors(path, INFO.label), connect() as con:
         table = con.sql("SELECT * FROM read_parquet(?)", params=[str(path)]).to_arrow_table()
     return check_table(table, path)
 

@@ -4,8 +4,11 @@ Table formats use the seed's pre-loaded dataset, directory formats decode per it
 configuration; each repeat is one epoch (``iter`` + ``next`` until done), so ``persistent_workers`` keeps its
 meaning: without it every repeat starts its workers again. The first batch (``iter()`` + the first ``next()``, which
 includes worker start-up) is reported on its own; then ``warmup_batches`` are dropped and up to ``batches`` are
-timed, each ``next()`` on its own (the seed timed ``batch.shape`` after the batch had arrived). Peak USS of the main
-process plus its workers is sampled around the whole epoch.
+timed, each ``next()`` on its own (the seed timed ``batch.shape`` after the batch had arrived).
+
+Peak memory of the main process plus its workers is sampled around the whole epoch: ``peak_uss_mb`` (the sum of USS,
+which leaves out pages shared after fork) and ``peak_pss_mb`` (the sum of PSS: the tree's physical memory, shared
+pages counted once, so copy-on-write growth in the workers shows).
 """
 
 from __future__ import annotations
@@ -139,6 +142,7 @@ def run(ctx: TrackContext) -> pd.DataFrame:
                                 "max_batch_ms": stats["max_ms"],
                                 "samples_per_s": per_second(epoch["samples"], sum(epoch["batch_ns"])),
                                 "peak_uss_mb": memory.peak_mb,
+                                "peak_pss_mb": memory.peak_pss_mb,
                                 "setup_s": setup_s,
                             }
                         )

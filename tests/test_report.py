@@ -46,11 +46,11 @@ def _base_ms(fmt: str, loader: str, size: tuple[int, int]) -> float:
     return scale * (1 + 0.3 * ("parquet", "lance", "tiff").index(fmt)) * size[0] * size[1] / 1024
 
 
-def synthetic_tracks(seed: int = 0) -> dict[str, pd.DataFrame]:
+def synthetic_tracks(sizes: tuple[tuple[int, int], ...] = SIZES[:1], seed: int = 0) -> dict[str, pd.DataFrame]:
     """A few formats x loaders x sizes x repeats for each track, with plausible values."""
     rng = np.random.default_rng(seed)
     rows: dict[str, list[dict]] = {t: [] for t in ("getitem", "dataloader", "end_to_end", "conversion")}
-    for fmt, loader, size, rep in itertools.product(FORMATS, LOADERS, SIZES, range(REPEATS)):
+    for fmt, loader, size, rep in itertools.product(FORMATS, LOADERS, sizes, range(REPEATS)):
         common = _common(rng, fmt, loader, size, rep)
         base = _base_ms(fmt[0], loader, size) * rng.uniform(0.9, 1.1)
         for access, transform in itertools.product(("sequential", "random"), ("none", "augment")):
@@ -165,7 +165,7 @@ def write_run(out_dir: Path, tracks: dict[str, pd.DataFrame], skipped: dict[str,
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = write_run(tmp_path_factory.mktemp("run"), synthetic_tracks())
+    out = write_run(tmp_path_factory.mktemp("run"), synthetic_tracks(SIZES))  # two sizes: two rows of panels
     render_report(out)
     return out
 
@@ -251,7 +251,7 @@ def test_compare_ratios(tmp_path: Path) -> None:
     df = compare(a, b)
     assert set(df["track"]) == {"getitem", "dataloader", "conversion"}
     p50 = df[(df["track"] == "getitem") & (df["metric"] == "p50_ms")]
-    assert len(p50) == len(FORMATS) * len(LOADERS) * len(SIZES) * 4
+    assert len(p50) == len(FORMATS) * len(LOADERS) * 4  # x access x transform
     assert np.allclose(p50["ratio"], 2.0)
     assert np.allclose(df[(df["track"] == "getitem") & (df["metric"] == "samples_per_s")]["ratio"], 0.25)
     assert np.allclose(df[(df["track"] == "conversion") & (df["metric"] == "overhead_pct")]["ratio"], 0.5)
@@ -264,3 +264,14 @@ def test_summary_json_is_plain_json(run_dir: Path) -> None:
     summary = json.loads((run_dir / "summary.json").read_text())
     assert set(summary["tracks"]) == {"getitem", "dataloader", "end_to_end", "conversion"}
     assert summary["skipped_formats"] == SKIPPED
+
+
+def test_broken_track_does_not_cost_the_others(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tracks = synthetic_tracks()
+    broken = {"end_to_end": tracks["end_to_end"].drop(columns=["data_wait_p50_ms"]), "conversion": tracks["conversion"]}
+    out = write_run(tmp_path, broken)
+    result = render_report(out)
+    assert [p.name for p in result["plots"]] == ["conversion.png"]
+    assert "could not plot end_to_end" in capsys.readouterr().err
+    html = result["html"].read_text()
+    assert 'id="track-end_to_end"' in html and "No plot was rendered" in html

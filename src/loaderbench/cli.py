@@ -111,8 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--preset", choices=PRESETS, default="quick",
                      help="quick (default): a few minutes on 2 cores; full: the seeds' settings and sizes")
     run.add_argument("--config", metavar="FILE.toml", help="TOML file overriding the preset (see README)")
-    run.add_argument("--formats", nargs="+", metavar="FMT", help=f"formats to run (default all: {' '.join(ALL_FORMATS)})")
-    run.add_argument("--tracks", nargs="+", metavar="TRACK", help=f"tracks to run (default all: {' '.join(ALL_TRACKS)})")
+    run.add_argument("--formats", nargs="+", metavar="FMT",
+                     help=f"formats to run (default all: {' '.join(ALL_FORMATS)})")
+    run.add_argument("--tracks", nargs="+", metavar="TRACK",
+                     help=f"tracks to run (default all: {' '.join(ALL_TRACKS)})")
     run.add_argument("--out", metavar="DIR", help="results directory (default: results)")
     run.add_argument("--data-dir", metavar="DIR", help="where generated data is cached (default: data)")
     run.add_argument("--input", action="append", metavar="[FMT:]PATH",

@@ -64,7 +64,8 @@ def format_inspection(info: dict[str, Any]) -> str:
     if "has_planes" in info:
         layout = [name for name, present in (("planes", info["has_planes"]), ("chunks", info["has_chunks"])) if present]
         encoding = f" ({info['chunk_encoding']} chunks)" if info.get("has_chunks") else ""
-        lines.append(f"  layout:        {' + '.join(layout)}{encoding}; {info['planes']} planes, {info['chunks']} chunks")
+        counts = f"{info['planes']} planes, {info['chunks']} chunks"
+        lines.append(f"  layout:        {' + '.join(layout)}{encoding}; {counts}")
         if info.get("compressions"):
             lines.append(f"  compression:   {', '.join(info['compressions'])}")
         lines.append(f"  pixel bytes:   {info['payload_bytes']:,} in Arrow buffers ({info['voxels']:,} pixels)")

@@ -61,14 +61,17 @@ TRACKS: dict[str, TrackSpec] = {
     "dataloader": TrackSpec(
         title="Track 2: DataLoader throughput",
         keys=("batch_size", "num_workers", "pin_memory", "persistent_workers", "prefetch_factor"),
-        info=("batches",),
+        info=("batches", "warmup_batches", "timed_samples"),
         metrics=(
             "samples_per_s",
             "p50_batch_ms",
             "p95_batch_ms",
             "mean_batch_ms",
+            "min_batch_ms",
+            "max_batch_ms",
             "first_batch_ms",
             "peak_uss_mb",
+            "peak_pss_mb",
             "setup_s",
         ),
         headline=("samples_per_s", "p50_batch_ms", "first_batch_ms", "peak_uss_mb"),
@@ -76,36 +79,49 @@ TRACKS: dict[str, TrackSpec] = {
     "end_to_end": TrackSpec(
         title="Track 3: end-to-end model loop",
         keys=("mode", "batch_size", "num_workers"),
-        info=("steps",),
+        info=("steps", "warmup_steps", "images"),
         metrics=(
             "step_p50_ms",
             "step_p95_ms",
+            "step_mean_ms",
             "data_wait_p50_ms",
+            "data_wait_p95_ms",
             "compute_p50_ms",
             "data_wait_fraction",
             "images_per_s",
+            "setup_s",
         ),
         headline=("step_p50_ms", "data_wait_fraction", "images_per_s"),
     ),
     "conversion": TrackSpec(
         title="Track 4: numpy load vs torch conversion",
         keys=("batch_size",),
-        info=("samples", "overhead_level", "from_numpy_shares_memory", "converted_shares_memory"),
+        info=(
+            "stored_dtype",
+            "samples",
+            "warmup",
+            "overhead_level",
+            "from_numpy_shares_memory",
+            "converted_shares_memory",
+        ),
         metrics=(
             "numpy_p50_ms",
             "numpy_p95_ms",
             "numpy_p99_ms",
             "numpy_mean_ms",
             "conversion_p50_ms",
+            "conversion_p95_ms",
             "conversion_mean_ms",
             "torch_p50_ms",
             "torch_p95_ms",
+            "torch_p99_ms",
             "torch_mean_ms",
             "overhead_pct",
             "batch_conversion_ms",
             "batch_conversion_per_sample_ms",
             "numpy_samples_per_s",
             "torch_samples_per_s",
+            "setup_s",
         ),
         headline=("overhead_pct", "numpy_p50_ms", "conversion_p50_ms", "torch_p50_ms"),
     ),
@@ -115,12 +131,28 @@ TRACKS: dict[str, TrackSpec] = {
 # ----------------------------------------------------------------------------------------------- atomic writes
 
 
+def _file_mode(path: Path) -> int:
+    """The existing file's permissions, else 0666 minus the process umask."""
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        pass
+    umask = 0o022
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                umask = int(line.split()[1], 8)
+    return 0o666 & ~umask
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never a partial one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp makes the file private (0600); give it the mode a plain open() would have.
+        os.fchmod(fd, _file_mode(path))
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

@@ -207,25 +207,35 @@ def _best_by(table: pd.DataFrame, metric: str, higher: bool) -> pd.Series | None
 
 
 def _native_vs_baselines(table: pd.DataFrame, metric: str, higher: bool, varying: list[str]) -> list[str]:
-    """For each native row, its ratio to the best baseline of the same format and parameters."""
+    """How many times better the native loader is than the best baseline of the same format and parameters:
+    median and range over its configurations, per image size."""
     if "loader" not in table.columns or not (table["loader"] == "native").any():
         return []
     same = [k for k in varying if k != "loader"]
-    lines = []
+    factors: dict[str, list[float]] = {}
     for _, row in table[table["loader"] == "native"].iterrows():
         mask = table["loader"] != "native"
         for key in same:
             mask &= (table[key] == row[key]) | (table[key].isna() & pd.isna(row[key]))
-        baselines = table[mask]
-        best = _best_by(baselines, metric, higher) if not baselines.empty else None
-        if best is None or not row[metric] or pd.isna(row[metric]) or not best[metric]:
+        best = _best_by(table[mask], metric, higher)
+        if best is None or pd.isna(row[metric]) or not row[metric] or not best[metric]:
             continue
         factor = row[metric] / best[metric] if higher else best[metric] / row[metric]
+        factors.setdefault(str(row.get("image_size", "")), []).append(float(factor))
+    lines = []
+    for size, values in factors.items():
+        series = pd.Series(values)
         lines.append(
-            f"{_row_name(row, varying)}: {factor:.2f}x the best baseline ({best['loader']}) on {metric}"
-            f" ({format_number(row[metric])} vs {format_number(best[metric])})."
+            f"{size + ': ' if size else ''}native loader against the best baseline of the same format and settings "
+            f"({metric}): median factor {series.median():.2f}x (range {series.min():.2f}x to {series.max():.2f}x "
+            f"over {len(series)} configurations; above 1x means the native loader is faster)."
         )
     return lines
+
+
+def _level_counts(levels: list[str], order: tuple[str, ...]) -> str:
+    counts = pd.Series(levels).value_counts()
+    return ", ".join(f"{int(counts[name])} {name}" for name in order if name in counts.index)
 
 
 def _interpret_getitem(table: pd.DataFrame, varying: list[str]) -> list[str]:
@@ -255,14 +265,17 @@ def _interpret_dataloader(table: pd.DataFrame, varying: list[str]) -> list[str]:
         lines.append(f"Highest throughput: {_row_name(best, varying)} at {rate} samples/s.")
     if {"num_workers", "loader", "format"} <= set(table.columns) and table["num_workers"].nunique() > 1:
         low, high = table["num_workers"].min(), table["num_workers"].max()
-        others = [k for k in varying if k != "num_workers"]
+        others = [k for k in varying if k not in ("num_workers", "prefetch_factor")]
         a = table[table["num_workers"] == low].set_index(others)["samples_per_s"]
         b = table[table["num_workers"] == high].set_index(others)["samples_per_s"]
         gain = (b / a).dropna()
         if not gain.empty:
             by_loader = gain.groupby(level="loader").median()
             text = ", ".join(f"{loader} {value:.2f}x" for loader, value in by_loader.items())
-            lines.append(f"Median speed-up from num_workers={param_text(low)} to {param_text(high)}: {text}.")
+            lines.append(
+                f"Throughput with num_workers={param_text(high)} relative to num_workers={param_text(low)} "
+                f"(median over the other settings; below 1x the workers cost more than they bring): {text}."
+            )
     if "first_batch_ms" in table.columns:
         slowest = _best_by(table, "first_batch_ms", higher=True)
         if slowest is not None:
@@ -274,7 +287,8 @@ def _interpret_dataloader(table: pd.DataFrame, varying: list[str]) -> list[str]:
 
 
 def _interpret_end_to_end(table: pd.DataFrame, varying: list[str]) -> list[str]:
-    lines = []
+    levels = [data_wait_level(v) for v in table["data_wait_fraction"]]
+    lines = [_e("Configurations: " + _level_counts(levels, ("bottleneck", "significant", "not a bottleneck")) + ".")]
     for _, row in table.iterrows():
         fraction = row.get("data_wait_fraction")
         level = data_wait_level(fraction)
@@ -284,7 +298,8 @@ def _interpret_end_to_end(table: pd.DataFrame, varying: list[str]) -> list[str]:
 
 
 def _interpret_conversion(table: pd.DataFrame, varying: list[str]) -> list[str]:
-    lines = []
+    levels = [overhead_level(v) for v in table["overhead_pct"]]
+    lines = [_e("Configurations: " + _level_counts(levels, ("significant", "measurable", "negligible")) + ".")]
     for _, row in table.iterrows():
         pct = row.get("overhead_pct")
         level = overhead_level(pct)

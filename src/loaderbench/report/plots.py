@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,13 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import NullFormatter
 
 from loaderbench.results import (
     TRACKS,
     atomic_write_bytes,
-    format_number,
     medians,
+    param_text,
     read_summary,
     read_track,
 )
@@ -35,9 +37,10 @@ _SPARE_COLORS = ("#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf
 _HATCHES = ("", "//", "..", "xx", "\\\\", "oo")
 _LINESTYLES = ("-", "--", ":", "-.")
 _MARKERS = ("o", "s", "^", "D", "v", "P")
-# Seed thresholds (docs of Tracks 3 and 4).
-DATA_WAIT_LINES = ((30.0, "30 %: significant"), (50.0, "50 %: bottleneck"))
-OVERHEAD_LINES = ((10.0, "10 %: measurable"), (30.0, "30 %: significant"))
+# The seeds' thresholds (docs of Tracks 3 and 4): (upper bound in %, reading, band colour) per level.
+_GOOD, _MID, _BAD = "#2ca02c", "#ff9900", "#d62728"
+DATA_WAIT_LEVELS = ((30.0, "not a bottleneck", _GOOD), (50.0, "significant", _MID), (None, "bottleneck", _BAD))
+OVERHEAD_LEVELS = ((10.0, "negligible", _GOOD), (30.0, "measurable", _MID), (None, "significant", _BAD))
 
 
 def loader_color(loader: Any, known: Sequence[Any] = ()) -> str:
@@ -71,13 +74,18 @@ def _with_labels(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def pick_common(table: pd.DataFrame, columns: Sequence[str]) -> tuple[pd.DataFrame, str]:
-    """Keep the most frequent value of each parameter that varies (a panel shows one setting); say which."""
+    """Keep the most frequent value of each parameter that varies (a panel shows one setting); say which.
+
+    Missing values mean "not applicable" (``prefetch_factor`` without workers) and are kept."""
     notes = []
     for column in columns:
-        if column in table.columns and table[column].nunique(dropna=False) > 1:
-            value = table[column].mode(dropna=False).iloc[0]
-            table = table[table[column] == value]
-            notes.append(f"{column}={value}")
+        if column not in table.columns:
+            continue
+        values = table[column].dropna()
+        if values.nunique() > 1:
+            value = values.mode().iloc[0]
+            table = table[(table[column] == value) | table[column].isna()]
+            notes.append(f"{column}={param_text(value)}")
     return table, ", ".join(notes)
 
 
@@ -87,6 +95,19 @@ def _errors(table: pd.DataFrame, metric: str, scale: float = 1.0) -> np.ndarray:
     high = table.get(f"{metric}_max", table[metric]).to_numpy(dtype=float) * scale
     err = np.vstack([med - low, high - med])
     return np.nan_to_num(np.clip(err, 0, None))
+
+
+def _bar_positions(
+    table: pd.DataFrame, groups: Sequence[str], combos: list[tuple[Any, Any]], hue: str, hatch_by: str | None
+) -> dict[int, dict[tuple[Any, Any], float]]:
+    """Per group, the offset (in bar widths) of each bar present there, centred: a format with one loader gets
+    one centred bar rather than a gap for every loader it does not have."""
+    positions: dict[int, dict[tuple[Any, Any], float]] = {}
+    for index, group in enumerate(groups):
+        in_group = table[table["_group"] == group]
+        present = [c for c in combos if not in_group[(in_group[hue] == c[0]) & _eq(in_group, hatch_by, c[1])].empty]
+        positions[index] = {c: j - (len(present) - 1) / 2 for j, c in enumerate(present)}
+    return positions
 
 
 def grouped_bars(
@@ -108,15 +129,16 @@ def grouped_bars(
     hatches = _unique(table[hatch_by]) if hatch_by else [None]
     combos = [(h, t) for h in hues for t in hatches if not table[(table[hue] == h) & _eq(table, hatch_by, t)].empty]
     colors = colors or (lambda value: loader_color(value, hues))
-    width = 0.8 / max(len(combos), 1)
-    for i, (h, t) in enumerate(combos):
+    positions = _bar_positions(table, groups, combos, hue, hatch_by)
+    width = 0.8 / max([len(v) for v in positions.values()] + [1])
+    for h, t in combos:
         sub = table[(table[hue] == h) & _eq(table, hatch_by, t)]
         sub = sub[sub[metric].notna()]
         if log:
             sub = sub[sub[metric] > 0]
         if sub.empty:
             continue
-        x = np.array([groups.index(g) for g in sub["_group"]], dtype=float) + (i - (len(combos) - 1) / 2) * width
+        x = np.array([g + positions[g][(h, t)] * width for g in (groups.index(n) for n in sub["_group"])])
         heights = sub[metric].to_numpy(dtype=float) * scale
         bars = ax.bar(
             x,
@@ -145,7 +167,7 @@ def grouped_bars(
     ax.set_xticklabels(groups, rotation=30 if len(groups) > 3 else 0, ha="right" if len(groups) > 3 else "center")
     ax.set_xlim(-0.6, len(groups) - 0.4)
     if log:
-        ax.set_yscale("log")
+        _log_y(ax)
     ax.grid(axis="y", alpha=0.3, which="both" if log else "major")
     ax.set_axisbelow(True)
     handles = [Patch(facecolor=colors(h), label=str(h)) for h in hues]
@@ -155,6 +177,14 @@ def grouped_bars(
             for j, t in enumerate(hatches)
         ]
     return handles
+
+
+def _log_y(ax: Axes) -> None:
+    """Log y axis; call after plotting. Over a wide range only decades are labelled (minor labels crowd the axis)."""
+    ax.set_yscale("log")
+    low, high = ax.get_ylim()
+    if low > 0 and high / low > 30:  # under ~1.5 decades the minor labels are the only ones: keep them
+        ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def _eq(table: pd.DataFrame, column: str | None, value: Any) -> pd.Series:
@@ -218,8 +248,9 @@ def _rows(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     return [(str(size), table[table["image_size"] == size]) for size in _unique(table["image_size"])]
 
 
-def _plot_getitem(fig: Figure, table: pd.DataFrame) -> list[Any]:
+def _plot_getitem(fig: Figure, table: pd.DataFrame, df: pd.DataFrame) -> list[Any]:
     rows = _rows(table)
+    overhead_all = transform_overhead(df)
     accesses = _unique(table["access"]) if "access" in table.columns else [None]
     transforms = _unique(table["transform"]) if "transform" in table.columns else [None]
     base = "none" if "none" in transforms else transforms[0]
@@ -246,28 +277,32 @@ def _plot_getitem(fig: Figure, table: pd.DataFrame) -> list[Any]:
             _no_data(ax, "one transform measured:\nno overhead to show")
             _title(ax, "transform overhead", size, len(rows) > 1)
             continue
-        overhead = _transform_overhead(part, base)
+        overhead = overhead_all[overhead_all["image_size"] == size] if size else overhead_all
+        overhead = _with_labels(overhead)
         h = grouped_bars(ax, overhead, "added_ms", groups=groups, hatch_by="transform" if len(extra) > 1 else None)
         handles = h if len(h) > len(handles) else handles
         ax.axhline(0, color="#444444", linewidth=0.8)
         ax.set_ylabel("added p50 latency (ms)")
-        _title(ax, "transform overhead vs none", size, len(rows) > 1, ", ".join(map(str, extra)) + "; median of access")
+        note = ", ".join(map(str, extra)) + f" vs {base}; per repeat, all access patterns"
+        _title(ax, "transform overhead", size, len(rows) > 1, note)
     return handles
 
 
-def _transform_overhead(part: pd.DataFrame, base: Any) -> pd.DataFrame:
-    """Added p50 per transform against ``base``, same format/loader/access, then the median across access."""
-    keys = [c for c in ("_group", "format", "loader", "access") if c in part.columns]
-    baseline = part[part["transform"] == base][[*keys, "p50_ms"]].rename(columns={"p50_ms": "_base"})
-    other = part[part["transform"] != base].merge(baseline, on=keys, how="inner")
-    other = other.assign(
-        added_ms=other["p50_ms"] - other["_base"],
-        added_ms_min=other["p50_ms_min"] - other["_base"],
-        added_ms_max=other["p50_ms_max"] - other["_base"],
-    )
-    group_keys = [k for k in keys if k != "access"] + ["transform"]
-    out = other.groupby(group_keys, sort=False, dropna=False)[["added_ms", "added_ms_min", "added_ms_max"]]
-    return out.agg({"added_ms": "median", "added_ms_min": "min", "added_ms_max": "max"}).reset_index()
+def transform_overhead(df: pd.DataFrame) -> pd.DataFrame:
+    """Added p50 of each transform over ``none``, matched per format/loader/access/repeat, then the median and
+    min-max across repeats and access patterns. Empty when there is nothing to compare."""
+    if not {"transform", "p50_ms"} <= set(df.columns) or df["transform"].nunique() < 2:
+        return pd.DataFrame()
+    transforms = _unique(df["transform"])
+    base = "none" if "none" in transforms else transforms[0]
+    match = [c for c in ("dataset", "image_size", "format", "loader", "access", "repeat") if c in df.columns]
+    baseline = df[df["transform"] == base][[*match, "p50_ms"]].rename(columns={"p50_ms": "_base"})
+    other = df[df["transform"] != base].merge(baseline, on=match, how="inner")
+    other = other.assign(added_ms=other["p50_ms"] - other["_base"])
+    keys = [c for c in ("dataset", "image_size", "format", "format_label", "loader", "transform") if c in df.columns]
+    grouped = other.groupby(keys, sort=False, dropna=False)["added_ms"]
+    out = grouped.agg(["median", "min", "max"]).reset_index()
+    return out.rename(columns={"median": "added_ms", "min": "added_ms_min", "max": "added_ms_max"})
 
 
 def _line_panel(
@@ -294,7 +329,7 @@ def _line_panel(
     ax.set_xticks(values)
     ax.set_xlabel(x)
     if log:
-        ax.set_yscale("log")
+        _log_y(ax)
     ax.grid(alpha=0.3, which="both" if log else "major")
 
 
@@ -307,7 +342,7 @@ def _line_handles(format_colors: dict[str, Any], loaders: list[Any]) -> list[Any
     return handles
 
 
-def _plot_dataloader(fig: Figure, table: pd.DataFrame) -> list[Any]:
+def _plot_dataloader(fig: Figure, table: pd.DataFrame, df: pd.DataFrame) -> list[Any]:
     table, note = pick_common(table, ("pin_memory", "persistent_workers", "prefetch_factor"))
     rows = _rows(table)
     batch_sizes = sorted(table["batch_size"].dropna().unique()) if "batch_size" in table.columns else [None]
@@ -337,7 +372,35 @@ def _plot_dataloader(fig: Figure, table: pd.DataFrame) -> list[Any]:
     return _line_handles(format_colors, loaders)
 
 
-def _plot_end_to_end(fig: Figure, table: pd.DataFrame) -> list[Any]:
+def _level_bands(ax: Axes, levels: Sequence[tuple[float | None, str, str]], top: float) -> None:
+    """The seeds' reading of a percentage as faint bands with dashed borders and their names at the right edge."""
+    ax.set_ylim(0, top)
+    low = 0.0
+    for bound, name, color in levels:
+        high = top if bound is None else bound
+        ax.axhspan(low, high, color=color, alpha=0.07, zorder=0)
+        if bound is not None:
+            ax.axhline(bound, color="#555555", linestyle="--", linewidth=0.8, zorder=1)
+        if bound is None:
+            label = f"> {low:g} %: {name}"
+        else:
+            label = f"< {bound:g} %: {name}" if low == 0 else f"{low:g}-{bound:g} %: {name}"
+        ax.text(
+            0.995,
+            min(high, top) - 0.01 * top,
+            label,
+            transform=ax.get_yaxis_transform(),
+            ha="right",
+            va="top",
+            fontsize=7,
+            color="#444444",
+            bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1},
+            zorder=5,
+        )
+        low = high
+
+
+def _plot_end_to_end(fig: Figure, table: pd.DataFrame, df: pd.DataFrame) -> list[Any]:
     table, note = pick_common(table, ("mode", "batch_size", "num_workers"))
     rows = _rows(table)
     axes = fig.subplots(len(rows), 3, squeeze=False)
@@ -347,10 +410,11 @@ def _plot_end_to_end(fig: Figure, table: pd.DataFrame) -> list[Any]:
         groups = _unique(part["_group"])
         loaders = _unique(part["loader"])
         ax = axes[r][0]
-        width = 0.8 / max(len(loaders), 1)
-        for i, loader in enumerate(loaders):
+        positions = _bar_positions(part, groups, [(loader, None) for loader in loaders], "loader", None)
+        width = 0.8 / max([len(v) for v in positions.values()] + [1])
+        for loader in loaders:
             sub = part[part["loader"] == loader]
-            x = np.array([groups.index(g) for g in sub["_group"]], dtype=float) + (i - (len(loaders) - 1) / 2) * width
+            x = np.array([g + positions[g][(loader, None)] * width for g in (groups.index(n) for n in sub["_group"])])
             wait = sub["data_wait_p50_ms"].to_numpy(dtype=float)
             compute = sub["compute_p50_ms"].to_numpy(dtype=float)
             color = loader_color(loader, loaders)
@@ -374,10 +438,7 @@ def _plot_end_to_end(fig: Figure, table: pd.DataFrame) -> list[Any]:
         _title(ax, "step time: data wait (solid) + compute (hatched)", size, len(rows) > 1, note)
         ax = axes[r][1]
         handles = grouped_bars(ax, part, "data_wait_fraction", groups=groups, scale=100.0)
-        for level, text in DATA_WAIT_LINES:
-            ax.axhline(level, color="#555555", linestyle="--", linewidth=0.9)
-            ax.text(ax.get_xlim()[1], level, f" {text}", va="bottom", ha="right", fontsize=7, color="#555555")
-        ax.set_ylim(0, 100)
+        _level_bands(ax, DATA_WAIT_LEVELS, top=100.0)
         ax.set_ylabel("data wait fraction (%)")
         _title(ax, "time waiting for data", size, len(rows) > 1, note)
         ax = axes[r][2]
@@ -398,88 +459,64 @@ _COMPONENTS = (
 )
 
 
-def _overhead_color(value: float) -> str:
-    if not math.isfinite(value):
-        return "#999999"
-    return "#55a868" if value < 10 else ("#e0a030" if value <= 30 else "#c44e52")
+def _percent_label(value: float) -> str:
+    return f"{value:.0f}%" if abs(value) >= 10 else f"{value:.1f}%"
 
 
-def _plot_conversion(fig: Figure, table: pd.DataFrame) -> list[Any]:
+def _plot_conversion(fig: Figure, table: pd.DataFrame, df: pd.DataFrame) -> list[Any]:
     table, note = pick_common(table, ("batch_size",))
     rows = _rows(table)
-    axes = fig.subplots(len(rows), 2, squeeze=False)
-    several_loaders = table["loader"].nunique() > 1
+    loaders = _unique(table["loader"])
+    labelled = _with_labels(table)
+    # One breakdown panel per loader, showing only the formats it ran on, as wide as their number.
+    panel_groups = {loader: _unique(labelled[labelled["loader"] == loader]["_group"]) for loader in loaders}
+    all_groups = _unique(labelled["_group"])
+    ratios = [max(len(panel_groups[loader]), 1.5) for loader in loaders] + [max(len(all_groups), 1.5)]
+    axes = fig.subplots(len(rows), len(loaders) + 1, squeeze=False, gridspec_kw={"width_ratios": ratios})
+    colors = {label: color for _, label, color in _COMPONENTS}
+    handles: list[Any] = []
     for r, (size, part) in enumerate(rows):
         part = _with_labels(part)
-        if several_loaders:
-            part = part.assign(_group=part["_group"] + "\n" + part["loader"].astype(str))
-        groups = _unique(part["_group"])
-        long = pd.concat(
-            [
-                part.assign(
-                    _component=label,
-                    _value=part[metric],
-                    _value_min=part.get(f"{metric}_min", part[metric]),
-                    _value_max=part.get(f"{metric}_max", part[metric]),
-                )
-                for metric, label, _ in _COMPONENTS
-                if metric in part.columns
-            ],
-            ignore_index=True,
-        )
-        colors = {label: color for _, label, color in _COMPONENTS}
-        ax = axes[r][0]
-        grouped_bars(ax, long, "_value", groups=groups, hue="_component", log=True, colors=colors.__getitem__)
-        ax.set_ylabel("p50 per sample (ms, log)")
-        _title(ax, "time breakdown: numpy load, conversion, total", size, len(rows) > 1, note)
-        ax = axes[r][1]
-        values = part["overhead_pct"].to_numpy(dtype=float)
-        x = np.array([groups.index(g) for g in part["_group"]], dtype=float)
-        bars = ax.bar(
-            x,
-            np.nan_to_num(values),
-            width=0.6,
-            color=[_overhead_color(v) for v in values],
-            yerr=_errors(part, "overhead_pct"),
-            capsize=2,
-            error_kw={"elinewidth": 0.8},
-        )
-        for bar, value in zip(bars, values, strict=True):
-            ax.annotate(
-                f"{value:.1f} %" if math.isfinite(value) else "n/a",
-                (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                xytext=(0, 3),
-                textcoords="offset points",
-                ha="center",
-                fontsize=7,
+        groups = all_groups
+        for c, loader in enumerate(loaders):
+            sub = part[part["loader"] == loader]
+            long = pd.concat(
+                [
+                    sub.assign(
+                        _component=label,
+                        _value=sub[metric],
+                        _value_min=sub.get(f"{metric}_min", sub[metric]),
+                        _value_max=sub.get(f"{metric}_max", sub[metric]),
+                    )
+                    for metric, label, _ in _COMPONENTS
+                    if metric in sub.columns
+                ],
+                ignore_index=True,
             )
-        for level, _text in OVERHEAD_LINES:
-            ax.axhline(level, color="#555555", linestyle="--", linewidth=0.9)
-        ax.set_xticks(range(len(groups)))
-        ax.set_xticklabels(groups, rotation=30 if len(groups) > 3 else 0, ha="right" if len(groups) > 3 else "center")
-        top = np.nanmax(np.append(values, 0)) if len(values) else 0
-        ax.set_ylim(0, max(40.0, top * 1.2))
-        for level, text in OVERHEAD_LINES:
-            ax.text(len(groups) - 0.45, level, f" {text}", va="bottom", ha="right", fontsize=7, color="#555555")
-        ax.set_xlim(-0.6, len(groups) - 0.4)
-        ax.set_ylabel("conversion / total (%)")
-        ax.grid(axis="y", alpha=0.3)
-        ax.set_axisbelow(True)
-        _title(ax, "conversion overhead (mean conversion / mean total)", size, len(rows) > 1, note)
-    return [Patch(facecolor=color, label=label) for _, label, color in _COMPONENTS] + [
-        Patch(facecolor=_overhead_color(5), label="overhead < 10 %"),
-        Patch(facecolor=_overhead_color(20), label="10-30 %"),
-        Patch(facecolor=_overhead_color(50), label="> 30 %"),
-    ]
+            ax = axes[r][c]
+            if long.empty:
+                _no_data(ax, f"no {loader} rows")
+            else:
+                panel = panel_groups[loader]
+                grouped_bars(ax, long, "_value", groups=panel, hue="_component", log=True, colors=colors.__getitem__)
+            ax.set_ylabel("p50 per sample (ms, log)")
+            _title(ax, f"time breakdown, loader={loader}", size, len(rows) > 1, note)
+        ax = axes[r][len(loaders)]
+        handles = grouped_bars(ax, part, "overhead_pct", groups=groups, annotate=_percent_label)
+        top = float(np.nanmax(part["overhead_pct_max"].to_numpy(dtype=float), initial=0.0))
+        _level_bands(ax, OVERHEAD_LEVELS, top=max(40.0, top * 1.15))
+        ax.set_ylabel("mean conversion / mean total (%)")
+        _title(ax, "conversion overhead", size, len(rows) > 1, note)
+    return [Patch(facecolor=color, label=label) for _, label, color in _COMPONENTS] + handles
 
 
-PLOTTERS: dict[str, Callable[[Figure, pd.DataFrame], list[Any]]] = {
+PLOTTERS: dict[str, Callable[[Figure, pd.DataFrame, pd.DataFrame], list[Any]]] = {
     "getitem": _plot_getitem,
     "dataloader": _plot_dataloader,
     "end_to_end": _plot_end_to_end,
     "conversion": _plot_conversion,
 }
-_PANEL_COLUMNS = {"getitem": None, "dataloader": None, "end_to_end": 3, "conversion": 2}
+_PANEL_COLUMNS = {"end_to_end": 3}
 
 
 def _figure_size(track: str, table: pd.DataFrame) -> tuple[float, float]:
@@ -489,9 +526,13 @@ def _figure_size(track: str, table: pd.DataFrame) -> tuple[float, float]:
         n_cols = (table["access"].nunique() if "access" in table.columns else 1) + 2
     elif track == "dataloader":
         n_cols = (table["batch_size"].nunique() if "batch_size" in table.columns else 1) + 2
+    elif track == "conversion":
+        n_cols = (table["loader"].nunique() if "loader" in table.columns else 1) * 0.6 + 1
     else:
-        n_cols = _PANEL_COLUMNS[track] or 2
-    panel_width = max(3.8, 1.0 + 0.55 * n_groups)
+        n_cols = _PANEL_COLUMNS.get(track, 2)
+    n_loaders = table["loader"].nunique() if "loader" in table.columns else 1
+    panel_width = max(3.8, 1.0 + 0.25 * n_groups * max(n_loaders, 2))
+    n_cols = max(n_cols, 2)
     return (min(6 + panel_width * n_cols, 60.0), 1.6 + 3.6 * n_rows)
 
 
@@ -499,7 +540,7 @@ def plot_track(out_dir: str | os.PathLike[str], track: str, df: pd.DataFrame, su
     """Render one track's figure to ``out_dir/plots/<track>.png`` (atomically) and return the path."""
     table = medians(track, df)
     fig = Figure(figsize=_figure_size(track, table), dpi=110, layout="constrained")
-    handles = PLOTTERS[track](fig, table)
+    handles = PLOTTERS[track](fig, table, df)
     title = TRACKS[track].title
     fig.suptitle(f"{title}\n{footnote(track, summary, df)}", fontsize=10)
     if handles:
@@ -510,7 +551,10 @@ def plot_track(out_dir: str | os.PathLike[str], track: str, df: pd.DataFrame, su
 
 
 def render_plots(out_dir: str | os.PathLike[str]) -> list[Path]:
-    """Plot every track whose Parquet file exists and has rows; a stale PNG of a now-empty track is removed."""
+    """Plot every track whose Parquet file exists and has rows; a stale PNG of a now-empty track is removed.
+
+    A track whose figure fails (columns missing from its contract, say) gets no PNG and one line on stderr; the
+    others are still drawn."""
     out_dir = Path(out_dir)
     summary = read_summary(out_dir)
     written = []
@@ -521,8 +565,12 @@ def render_plots(out_dir: str | os.PathLike[str]) -> list[Path]:
         if df.empty:
             (out_dir / "plots" / f"{track}.png").unlink(missing_ok=True)
             continue
-        written.append(plot_track(out_dir, track, df, summary))
+        try:
+            written.append(plot_track(out_dir, track, df, summary))
+        except Exception as exc:  # noqa: BLE001 - one broken figure must not cost the report; the HTML says so
+            (out_dir / "plots" / f"{track}.png").unlink(missing_ok=True)
+            print(f"loaderbench: could not plot {track}: {type(exc).__name__}: {exc}", file=sys.stderr)
     return written
 
 
-__all__ = ["format_number", "footnote", "grouped_bars", "pick_common", "plot_track", "render_plots"]
+__all__ = ["footnote", "grouped_bars", "pick_common", "plot_track", "render_plots"]

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 VENV=${LOADERBENCH_VENV:-.venv}
 PYTHON=${PYTHON:-python3}
-DEBIAN_PACKAGES=(g++ cmake make libgtest-dev)
+DEBIAN_PACKAGES=(g++ cmake make libgtest-dev libzstd-dev liblz4-dev)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do

@@ -90,6 +90,7 @@ def synthetic_tracks(sizes: tuple[tuple[int, int], ...] = SIZES[:1], seed: int =
                     "mean_batch_ms": batch_ms * 1.1,
                     "samples_per_s": 1000 * batch / (batch_ms * 1.1),
                     "peak_uss_mb": 200 + 150 * workers + rng.uniform(0, 5),
+                    "peak_pss_mb": 260 + 150 * workers + rng.uniform(0, 5),
                     "setup_s": 0.02,
                 }
             )

@@ -152,7 +152,7 @@ def test_aggregate_headline_only() -> None:
 @pytest.mark.parametrize(
     ("track", "columns"),
     [
-        ("dataloader", ["samples_per_s", "p50_batch_ms", "first_batch_ms", "peak_uss_mb"]),
+        ("dataloader", ["samples_per_s", "p50_batch_ms", "first_batch_ms", "peak_pss_mb"]),
         ("end_to_end", ["step_p50_ms", "data_wait_fraction", "images_per_s"]),
         ("conversion", ["overhead_pct", "numpy_p50_ms", "conversion_p50_ms", "torch_p50_ms"]),
     ],

@@ -5,12 +5,14 @@ namespace nb = nanobind;
 
 namespace loaderbench::bindings {
 void bind_importer(nb::module_& m);
+void bind_loader(nb::module_& m);
 }  // namespace loaderbench::bindings
 
 NB_MODULE(_core, m) {
-  m.doc() = "loaderbench native core: Arrow C Stream import and validation";
+  m.doc() = "loaderbench native core: Arrow import and validation, the threaded image loader";
 #ifdef LOADERBENCH_VERSION
   m.attr("__version__") = LOADERBENCH_VERSION;
 #endif
   loaderbench::bindings::bind_importer(m);
+  loaderbench::bindings::bind_loader(m);
 }

@@ -59,9 +59,41 @@ int64_t checked_product(const std::array<int64_t, 5>& dims, const std::string& w
   return product;
 }
 
+bool element_type(ArrowType type, PixelType* out) {
+  switch (type) {
+    case ArrowType::kUint8: *out = PixelType::kUint8; return true;
+    case ArrowType::kUint16: *out = PixelType::kUint16; return true;
+    case ArrowType::kFloat32: *out = PixelType::kFloat32; return true;
+    default: return false;
+  }
+}
+
+Codec parse_codec(const std::string& name, const std::string& where) {
+  if (name.empty() || name == "none") return Codec::kNone;
+  if (name == "zstd") return Codec::kZstd;
+  if (name == "lz4") return Codec::kLz4;
+  throw ImportError(where + " uses unsupported compression '" + name + "'");
+}
+
+/// Whether the pieces form one C-contiguous (C, Z, H, W) block: full planes in (c, z) order, back to back.
+const uint8_t* contiguous_run(const PixelPiece* pieces, int32_t n, const ImageLocation& image) {
+  if (n != image.channels * image.depth) return nullptr;
+  const uint8_t* expected = pieces[0].data;
+  for (int32_t k = 0; k < n; ++k) {
+    const PixelPiece& p = pieces[k];
+    if (p.codec != Codec::kNone || p.type != image.stored || p.data != expected || p.c != k / image.depth ||
+        p.z != k % image.depth || p.depth != 1 || p.y != 0 || p.x != 0 || p.height != image.height ||
+        p.width != image.width) {
+      return nullptr;
+    }
+    expected += p.nbytes;
+  }
+  return pieces[0].data;
+}
+
 }  // namespace
 
-OmeImporter::OmeImporter(std::string column) { summary_.column = std::move(column); }
+OmeImporter::OmeImporter(std::string column, PixelIndex* index) : index_(index) { summary_.column = std::move(column); }
 
 void OmeImporter::add_batch(const ArrowSchema& schema, const ArrowArray& batch) {
   const ArrayView table = ArrayView::make(&schema, &batch, "batch");
@@ -122,7 +154,21 @@ void OmeImporter::check_row(const ArrayView& image, int64_t image_index, int64_t
   }
   const int64_t voxels = checked_product(shape, where);
   const int64_t plane_size = shape[3] * shape[4];
-  summary_.declared_types.insert(std::string(meta.child("type")->bytes(meta_row)));
+  const std::string declared_name(meta.child("type")->bytes(meta_row));
+  summary_.declared_types.insert(declared_name);
+  ImageLocation location;
+  if (index_ != nullptr) {
+    if (!parse_pixel_type(declared_name, &location.declared)) {
+      throw ImportError(where + ": pixel type '" + declared_name + "' is not supported (uint8, uint16, float32)");
+    }
+    if (shape[0] != 1) throw ImportError(where + ": time series (size_t > 1) are not supported by the loader");
+    location.first_piece = static_cast<int64_t>(index_->pieces.size());
+    location.channels = static_cast<int32_t>(shape[1]);
+    location.depth = static_cast<int32_t>(shape[2]);
+    location.height = static_cast<int32_t>(shape[3]);
+    location.width = static_cast<int32_t>(shape[4]);
+  }
+  bool recorded_planes = false;
   summary_.shapes[shape] += 1;
   summary_.voxels += voxels;
 
@@ -157,6 +203,20 @@ void OmeImporter::check_row(const ArrayView& image, int64_t image_index, int64_t
       summary_.stored_types.insert(type_name(values.type()));
       summary_.payload_bytes += plane_size * primitive_size(values.type());
       summary_.planes += 1;
+      if (index_ != nullptr) {
+        PixelPiece piece;
+        if (!element_type(values.type(), &piece.type)) {
+          throw ImportError(where + ": pixels of type " + type_name(values.type()) + " are not supported");
+        }
+        piece.data = values.primitive_data() + pb * primitive_size(values.type());
+        piece.nbytes = plane_size * primitive_size(values.type());
+        piece.c = static_cast<int32_t>(c);
+        piece.z = static_cast<int32_t>(z);
+        piece.height = static_cast<int32_t>(shape[3]);
+        piece.width = static_cast<int32_t>(shape[4]);
+        index_->pieces.push_back(piece);
+        recorded_planes = true;
+      }
     }
   }
 
@@ -183,6 +243,14 @@ void OmeImporter::check_row(const ArrayView& image, int64_t image_index, int64_t
       }
       const int64_t count = sz * sy * sx;
       covered += count;
+      PixelPiece piece;
+      piece.c = static_cast<int32_t>(c);
+      piece.z = static_cast<int32_t>(z);
+      piece.y = static_cast<int32_t>(y);
+      piece.x = static_cast<int32_t>(x);
+      piece.depth = static_cast<int32_t>(sz);
+      piece.height = static_cast<int32_t>(sy);
+      piece.width = static_cast<int32_t>(sx);
       if (const ArrayView* payload = chunk.child("pixel_bytes"); payload != nullptr) {
         if (payload->is_null(q)) throw ImportError(cw + " has null pixel_bytes");
         const ArrayView* dtype_field = chunk.child("dtype");
@@ -202,6 +270,12 @@ void OmeImporter::check_row(const ArrayView& image, int64_t image_index, int64_t
         summary_.stored_types.insert(dtype);
         summary_.compressions.insert(codec.empty() ? "none" : codec);
         summary_.payload_bytes += nbytes;
+        if (index_ != nullptr) {
+          if (!parse_pixel_type(dtype, &piece.type)) throw ImportError(cw + " has unsupported dtype '" + dtype + "'");
+          piece.codec = parse_codec(codec, cw);
+          piece.data = reinterpret_cast<const uint8_t*>(payload->bytes(q).data());
+          piece.nbytes = nbytes;
+        }
       } else {
         const ArrayView& pixels = *chunk.child("pixels");
         if (pixels.is_null(q)) throw ImportError(cw + " has null pixels");
@@ -210,10 +284,19 @@ void OmeImporter::check_row(const ArrayView& image, int64_t image_index, int64_t
           throw ImportError(cw + " has " + std::to_string(pe - pb) + " pixels, but its shape needs " +
                             std::to_string(count));
         }
-        summary_.stored_types.insert(type_name(pixels.child(0).type()));
-        summary_.payload_bytes += count * primitive_size(pixels.child(0).type());
+        const ArrayView& values = pixels.child(0);
+        summary_.stored_types.insert(type_name(values.type()));
+        summary_.payload_bytes += count * primitive_size(values.type());
+        if (index_ != nullptr) {
+          if (!element_type(values.type(), &piece.type)) {
+            throw ImportError(cw + ": pixels of type " + type_name(values.type()) + " are not supported");
+          }
+          piece.data = values.primitive_data() + pb * primitive_size(values.type());
+          piece.nbytes = count * primitive_size(values.type());
+        }
       }
       summary_.chunks += 1;
+      if (index_ != nullptr && !recorded_planes) index_->pieces.push_back(piece);
     }
     if (end > begin && covered != voxels) {
       throw ImportError(where + ": chunks hold " + std::to_string(covered) + " pixels, but the declared shape has " +
@@ -221,24 +304,36 @@ void OmeImporter::check_row(const ArrayView& image, int64_t image_index, int64_t
     }
   }
   if (!any_pixels) throw ImportError(where + ": no pixel data (planes and chunks are empty)");
+  if (index_ != nullptr) {
+    location.num_pieces = static_cast<int32_t>(static_cast<int64_t>(index_->pieces.size()) - location.first_piece);
+    const PixelPiece* first = index_->pieces.data() + location.first_piece;
+    location.stored = first->type;
+    location.contiguous = contiguous_run(first, location.num_pieces, location);
+    index_->images.push_back(location);
+  }
 }
 
-ImportSummary import_ome_stream(StreamOwner stream, const std::string& column) {
+void consume_stream(StreamOwner& stream, SchemaOwner& schema, const std::function<void(ArrayOwner&&)>& on_batch) {
   if (!stream.valid()) throw ImportError("the Arrow stream is already released");
   auto stream_error = [&](const char* what, int code) {
     const char* message = stream->get_last_error ? stream->get_last_error(stream.get()) : nullptr;
     return ImportError(std::string(what) + " failed (errno " + std::to_string(code) + ")" +
                        (message ? std::string(": ") + message : std::string()));
   };
-  SchemaOwner schema;
+  schema.reset();
   if (int code = stream->get_schema(stream.get(), schema.get()); code != 0) throw stream_error("get_schema", code);
-  OmeImporter importer(column);
   while (true) {
     ArrayOwner batch;
     if (int code = stream->get_next(stream.get(), batch.get()); code != 0) throw stream_error("get_next", code);
-    if (!batch.valid()) break;  // end of stream
-    importer.add_batch(*schema.get(), *batch.get());
+    if (!batch.valid()) return;  // end of stream
+    on_batch(std::move(batch));
   }
+}
+
+ImportSummary import_ome_stream(StreamOwner stream, const std::string& column) {
+  SchemaOwner schema;
+  OmeImporter importer(column);
+  consume_stream(stream, schema, [&](ArrayOwner&& batch) { importer.add_batch(*schema.get(), *batch.get()); });
   if (importer.summary().rows == 0) throw ImportError("the table has no rows");
   return importer.summary();
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # lance warns on every fork once imported; DataLoader workers only touch in-memory Arrow tables, never lance.
+    warnings.filterwarnings("ignore", message="lance is not fork-safe")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

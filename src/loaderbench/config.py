@@ -35,6 +35,7 @@ class DataConfig:
     dtype: str = "uint8"
     channels: int = 1
     seed: int = 42
+    max_pixels: int = 0  # cap images per size so that n*C*H*W <= max_pixels (0 = no cap): keeps 1000x1000 in RAM
 
 
 @dataclass
@@ -109,7 +110,7 @@ class Config:
 def _preset(name: str) -> dict[str, Any]:
     if name == "full":
         # The seeds' settings, plus the image sizes the seed's Track 4 discusses.
-        return {"data": {"n_images": 1000, "sizes": [[50, 50], [100, 100], [1000, 1000]]}}
+        return {"data": {"n_images": 1000, "sizes": [[50, 50], [100, 100], [1000, 1000]], "max_pixels": 250_000_000}}
     if name == "quick":
         # A few minutes on 2 cores: fewer images and samples, the interesting corners of each sweep.
         return {
@@ -182,6 +183,7 @@ def validate(cfg: Config) -> Config:
     d = cfg.data
     _check_positive(d.n_images, "data.n_images")
     _check_positive(d.channels, "data.channels")
+    _check_positive(d.max_pixels, "data.max_pixels", 0)
     _check_choices([d.dtype], DTYPES, "data.dtype")
     if not d.sizes:
         raise ConfigError("data.sizes must name at least one [height, width]")
@@ -243,6 +245,13 @@ def load_config(
     if overrides:
         _apply(cfg, overrides, "")
     return validate(cfg)
+
+
+def images_for_size(data: DataConfig, height: int, width: int) -> int:
+    """How many images to generate at one size: ``n_images``, capped by ``max_pixels`` (at least one)."""
+    if not data.max_pixels:
+        return data.n_images
+    return max(1, min(data.n_images, data.max_pixels // (data.channels * height * width)))
 
 
 def data_key(data: DataConfig) -> str:

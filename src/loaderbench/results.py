@@ -74,7 +74,7 @@ TRACKS: dict[str, TrackSpec] = {
             "peak_pss_mb",
             "setup_s",
         ),
-        headline=("samples_per_s", "p50_batch_ms", "first_batch_ms", "peak_uss_mb"),
+        headline=("samples_per_s", "p50_batch_ms", "first_batch_ms", "peak_pss_mb"),
     ),
     "end_to_end": TrackSpec(
         title="Track 3: end-to-end model loop",

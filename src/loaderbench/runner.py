@@ -6,6 +6,7 @@ track that finished.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from loaderbench.config import Config
+from loaderbench.config import Config, images_for_size
 from loaderbench.datagen import DatasetFiles, ensure_dataset, open_input
 from loaderbench.progress import Progress
 
@@ -41,8 +42,9 @@ def prepare_datasets(cfg: Config, progress: Progress, with_generated: bool) -> l
         progress(f"input {dataset.name}: {dataset.n_images} images {dataset.height}x{dataset.width} {dataset.dtype}")
     if with_generated or not cfg.inputs:
         for height, width in cfg.data.sizes:
-            progress(f"data: {cfg.data.n_images} images {height}x{width} {cfg.data.dtype} (seed {cfg.data.seed})")
-            datasets.append(ensure_dataset(cfg.data, (height, width), cfg.formats, Path(cfg.data_dir), progress))
+            data = dataclasses.replace(cfg.data, n_images=images_for_size(cfg.data, height, width))
+            progress(f"data: {data.n_images} images {height}x{width} {data.dtype} (seed {data.seed})")
+            datasets.append(ensure_dataset(data, (height, width), cfg.formats, Path(cfg.data_dir), progress))
     return datasets
 
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <functional>
 #include <cstdint>
 #include <map>
 #include <set>
@@ -12,6 +13,7 @@
 #include "loaderbench/arrow_c_abi.h"
 #include "loaderbench/arrow_owners.h"
 #include "loaderbench/arrow_view.h"
+#include "loaderbench/pixel_index.h"
 
 namespace loaderbench {
 
@@ -36,7 +38,9 @@ struct ImportSummary {
 /// Validates record batches of a table with an OME-Arrow struct column and accumulates an ImportSummary.
 class OmeImporter {
  public:
-  explicit OmeImporter(std::string column = "ome_image");
+  /// With `index`, also records where each row's pixels are (planes when present, else chunks); the pointers
+  /// stay valid as long as the record batches passed to add_batch are alive.
+  explicit OmeImporter(std::string column = "ome_image", PixelIndex* index = nullptr);
 
   /// Validates one record batch (a struct array with its schema); throws ImportError naming the row and field.
   void add_batch(const ArrowSchema& schema, const ArrowArray& batch);
@@ -45,7 +49,12 @@ class OmeImporter {
  private:
   void check_row(const ArrayView& image, int64_t row, int64_t global_row);
   ImportSummary summary_;
+  PixelIndex* index_ = nullptr;
 };
+
+/// Reads the schema into `schema`, then hands every record batch to `on_batch` (end of stream: returns). Stream
+/// errors become ImportError with the producer's get_last_error text.
+void consume_stream(StreamOwner& stream, SchemaOwner& schema, const std::function<void(ArrayOwner&&)>& on_batch);
 
 /// Consumes `stream` (taking ownership) batch by batch through an OmeImporter. Stream errors are reported
 /// with the producer's get_last_error text.

@@ -363,9 +363,12 @@ def _plot_dataloader(fig: Figure, table: pd.DataFrame, df: pd.DataFrame) -> list
         ax.set_ylabel("first batch (ms, log)")
         _title(ax, f"start-up: first batch, batch_size={batch_sizes[-1]}", size, len(rows) > 1)
         ax = axes[r][len(batch_sizes) + 1]
-        if "peak_uss_mb" in biggest.columns and biggest["peak_uss_mb"].notna().any():
-            _line_panel(ax, biggest, "peak_uss_mb", "num_workers", format_colors, loaders, log=False)
-            ax.set_ylabel("peak USS incl. workers (MB)")
+        # PSS, not USS: after fork the parent's pages are shared and drop out of every process's USS, so a
+        # USS sum undercounts; PSS counts each shared page once across the tree.
+        memory = "peak_pss_mb" if "peak_pss_mb" in biggest.columns else "peak_uss_mb"
+        if memory in biggest.columns and biggest[memory].notna().any():
+            _line_panel(ax, biggest, memory, "num_workers", format_colors, loaders, log=False)
+            ax.set_ylabel(f"peak {memory.split('_')[1].upper()} incl. workers (MB)")
         else:
             _no_data(ax, "no memory figures")
         _title(ax, f"peak memory, batch_size={batch_sizes[-1]}", size, len(rows) > 1)

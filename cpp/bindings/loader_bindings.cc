@@ -1,0 +1,274 @@
+// Python face of the native image loader: an in-place ImageDataset over any Arrow stream, and epoch iterators
+// whose batches leave as torch tensors by DLPack (a capsule owns each buffer and returns it to the pool).
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/shared_ptr.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include <memory>
+#include <stdexcept>
+#include <vector>
+
+#include "arrow_capsule.h"
+#include "loaderbench/batch_loader.h"
+#include "loaderbench/copy_bandwidth.h"
+#include "loaderbench/image_dataset.h"
+
+namespace nb = nanobind;
+
+namespace loaderbench::bindings {
+namespace {
+
+using Tensor = nb::ndarray<nb::pytorch, nb::c_contig>;
+
+/// Drops a reference without the GIL: releasing Arrow data may call back into a producer that takes the GIL
+/// itself. During interpreter shutdown the GIL cannot be released, so it is dropped in place.
+template <typename T>
+void release_without_gil(T& owner) {
+  if (!owner) return;
+  if (!nb::is_alive()) {
+    owner.reset();
+    return;
+  }
+  nb::gil_scoped_release release;
+  owner.reset();
+}
+
+nb::dlpack::dtype dlpack_type(PixelType type) {
+  switch (type) {
+    case PixelType::kUint8: return nb::dtype<uint8_t>();
+    case PixelType::kUint16: return nb::dtype<uint16_t>();
+    case PixelType::kFloat32: return nb::dtype<float>();
+  }
+  return nb::dtype<float>();
+}
+
+nb::dlpack::dtype dlpack_type(OutputType type) {
+  switch (type) {
+    case OutputType::kFloat32: return nb::dtype<float>();
+    case OutputType::kFloat16: return {static_cast<uint8_t>(nb::dlpack::dtype_code::Float), 16, 1};
+    case OutputType::kUint8: return nb::dtype<uint8_t>();
+  }
+  return nb::dtype<float>();
+}
+
+Tensor make_tensor(void* data, const std::vector<int64_t>& shape, nb::dlpack::dtype dtype, nb::handle owner) {
+  std::vector<size_t> dims(shape.begin(), shape.end());
+  return Tensor(data, dims.size(), dims.data(), owner, nullptr, dtype);
+}
+
+/// The dataset as Python sees it; it owns the Arrow data through a shared_ptr that tensors views share.
+struct PyImageDataset {
+  std::shared_ptr<const ImageDataset> dataset;
+  ~PyImageDataset() { release_without_gil(dataset); }
+};
+
+/// An epoch in progress; destroying it joins its threads with the GIL released.
+struct PyEpoch {
+  std::shared_ptr<const ImageDataset> dataset;
+  std::unique_ptr<EpochIterator> iterator;
+  OutputType output = OutputType::kFloat32;
+  ~PyEpoch() { close(); }
+  void close() {
+    release_without_gil(iterator);
+    release_without_gil(dataset);
+  }
+};
+
+nb::object sample_tensor(const PyImageDataset& self, int64_t row, const TransformOptions& transform, int64_t epoch) {
+  const ImageDataset& ds = *self.dataset;
+  if (row < 0) row += ds.size();
+  if (row < 0 || row >= ds.size()) throw nb::index_error("index out of range");
+  validate_transform(ds.image(row), transform);
+  const std::vector<int64_t> shape = sample_shape(ds.image(row), transform);
+  int64_t bytes = output_size(transform.output);
+  for (int64_t d : shape) bytes *= d;
+  auto* buffer = new std::vector<uint8_t>(static_cast<size_t>(bytes));
+  nb::capsule owner(buffer, [](void* p) noexcept { delete static_cast<std::vector<uint8_t>*>(p); });
+  std::vector<uint8_t> scratch;
+  {
+    nb::gil_scoped_release release;
+    write_sample(ds.index(), row, transform, draw_augment(transform, ds.image(row), epoch, row), buffer->data(), scratch);
+  }
+  return nb::cast(make_tensor(buffer->data(), shape, dlpack_type(transform.output), owner));
+}
+
+nb::object view_tensor(const PyImageDataset& self, int64_t row) {
+  const ImageDataset& ds = *self.dataset;
+  if (row < 0) row += ds.size();
+  if (row < 0 || row >= ds.size()) throw nb::index_error("index out of range");
+  const ImageLocation& image = ds.image(row);
+  if (image.contiguous == nullptr) {
+    throw nb::value_error("this image is not stored as one contiguous block (chunked or compressed); "
+                          "a zero-copy view is not possible, ask for a converted sample instead");
+  }
+  std::vector<int64_t> shape{image.channels, image.height, image.width};
+  if (image.depth > 1) shape.insert(shape.begin() + 1, image.depth);
+  // The capsule keeps the Arrow buffers alive as long as the tensor lives.
+  auto* keep = new std::shared_ptr<const ImageDataset>(self.dataset);
+  nb::capsule owner(keep, [](void* p) noexcept {
+    auto* held = static_cast<std::shared_ptr<const ImageDataset>*>(p);
+    release_without_gil(*held);
+    delete held;
+  });
+  return nb::cast(make_tensor(const_cast<uint8_t*>(image.contiguous), shape, dlpack_type(image.stored), owner));
+}
+
+nb::object next_batch(PyEpoch& self, bool with_indices) {
+  if (!self.iterator) throw nb::stop_iteration();
+  auto batch = std::make_unique<Batch>();
+  bool more;
+  {
+    nb::gil_scoped_release release;
+    more = self.iterator->next(batch.get());
+  }
+  if (!more) {
+    self.close();
+    throw nb::stop_iteration();
+  }
+  void* data = batch->buffer->bytes.get();
+  const std::vector<int64_t> shape = batch->shape;
+  std::vector<int64_t> indices = std::move(batch->indices);
+  // The batch (its pool buffer) dies with the tensor; the buffer then returns to the pool.
+  Batch* raw = batch.release();
+  nb::capsule owner(raw, [](void* p) noexcept { delete static_cast<Batch*>(p); });
+  nb::object tensor = nb::cast(make_tensor(data, shape, dlpack_type(self.output), owner));
+  if (!with_indices) return tensor;
+  return nb::make_tuple(tensor, nb::cast(indices));
+}
+
+nb::dict summary_dict(const ImageDataset& ds) {
+  const ImageLocation& first = ds.image(0);
+  nb::dict d;
+  d["rows"] = ds.size();
+  d["uniform_shape"] = ds.uniform_shape();
+  d["channels"] = first.channels;
+  d["depth"] = first.depth;
+  d["height"] = first.height;
+  d["width"] = first.width;
+  d["declared_dtype"] = pixel_type_name(first.declared);
+  d["stored_dtype"] = pixel_type_name(first.stored);
+  int64_t contiguous = 0, pieces = 0;
+  for (const ImageLocation& im : ds.index().images) {
+    contiguous += im.contiguous != nullptr;
+    pieces += im.num_pieces;
+  }
+  d["contiguous_rows"] = contiguous;
+  d["pieces"] = pieces;
+  return d;
+}
+
+}  // namespace
+
+void bind_loader(nb::module_& m) {
+  nb::enum_<SamplerKind>(m, "SamplerKind")
+      .value("sequential", SamplerKind::kSequential)
+      .value("random", SamplerKind::kRandom)
+      .value("block", SamplerKind::kBlockShuffle);
+  nb::enum_<OutputType>(m, "OutputType")
+      .value("float32", OutputType::kFloat32)
+      .value("float16", OutputType::kFloat16)
+      .value("uint8", OutputType::kUint8);
+
+  nb::class_<SamplerOptions>(m, "SamplerOptions")
+      .def(nb::init<>())
+      .def_rw("kind", &SamplerOptions::kind)
+      .def_rw("seed", &SamplerOptions::seed)
+      .def_rw("block_size", &SamplerOptions::block_size)
+      .def_rw("buffer_blocks", &SamplerOptions::buffer_blocks)
+      .def_rw("rank", &SamplerOptions::rank)
+      .def_rw("world_size", &SamplerOptions::world_size)
+      .def_rw("drop_last", &SamplerOptions::drop_last);
+
+  nb::class_<TransformOptions>(m, "TransformOptions")
+      .def(nb::init<>())
+      .def_rw("output", &TransformOptions::output)
+      .def_rw("scale", &TransformOptions::scale)
+      .def_rw("mean", &TransformOptions::mean)
+      .def_rw("std", &TransformOptions::std)
+      .def_rw("random_hflip", &TransformOptions::random_hflip)
+      .def_rw("random_vflip", &TransformOptions::random_vflip)
+      .def_rw("crop_height", &TransformOptions::crop_height)
+      .def_rw("crop_width", &TransformOptions::crop_width)
+      .def_rw("random_crop", &TransformOptions::random_crop)
+      .def_rw("seed", &TransformOptions::seed);
+
+  nb::class_<LoaderOptions>(m, "LoaderOptions")
+      .def(nb::init<>())
+      .def_rw("batch_size", &LoaderOptions::batch_size)
+      .def_rw("drop_last", &LoaderOptions::drop_last)
+      .def_rw("sampler", &LoaderOptions::sampler)
+      .def_rw("transform", &LoaderOptions::transform)
+      .def_rw("num_threads", &LoaderOptions::num_threads)
+      .def_rw("prefetch", &LoaderOptions::prefetch);
+
+  m.def(
+      "copy_bandwidth",
+      [](size_t bytes, int threads, int repeats) {
+        nb::gil_scoped_release release;
+        return copy_bandwidth(bytes, threads, repeats);
+      },
+      nb::arg("bytes"), nb::arg("threads"), nb::arg("repeats") = 5,
+      "memcpy roofline: median bytes moved per second (read + write) copying `bytes` with `threads` threads.");
+
+  m.def("epoch_indices",
+        [](int64_t n, const SamplerOptions& options, int64_t epoch) { return epoch_indices(n, options, epoch); },
+        nb::arg("n"), nb::arg("options"), nb::arg("epoch") = 0,
+        "The indices one rank visits in an epoch (the sampler alone, for tests and inspection).");
+
+  nb::class_<BufferPool>(m, "BufferPool")
+      .def_static("create", &BufferPool::create, nb::arg("buffer_bytes"), nb::arg("max_free"))
+      .def_prop_ro("buffer_bytes", &BufferPool::buffer_bytes)
+      .def_prop_ro("allocations", &BufferPool::allocations);
+
+  nb::class_<PyImageDataset>(m, "ImageDataset")
+      .def(
+          "__init__",
+          [](PyImageDataset* self, nb::handle source, const std::string& column) {
+            StreamOwner stream = take_arrow_stream(source);
+            std::shared_ptr<ImageDataset> dataset;
+            {
+              nb::gil_scoped_release release;
+              dataset = ImageDataset::from_stream(std::move(stream), column);
+            }
+            new (self) PyImageDataset{std::move(dataset)};
+          },
+          nb::arg("source"), nb::arg("column") = "ome_image",
+          "Import and validate an OME-Arrow column from any __arrow_c_stream__ source; pixels stay in the Arrow "
+          "buffers.")
+      .def("__len__", [](const PyImageDataset& self) { return self.dataset->size(); })
+      .def("summary", [](const PyImageDataset& self) { return summary_dict(*self.dataset); })
+      .def("sample", &sample_tensor, nb::arg("row"), nb::arg("transform"), nb::arg("epoch") = 0,
+           "One converted sample as a new tensor.")
+      .def("view", &view_tensor, nb::arg("row"),
+           "One image as a zero-copy tensor of its stored dtype; it keeps the Arrow buffers alive.")
+      .def("batches_per_epoch",
+           [](const PyImageDataset& self, const LoaderOptions& options) {
+             validate_options(*self.dataset, options);
+             return batches_per_epoch(*self.dataset, options);
+           })
+      .def(
+          "epoch",
+          [](const PyImageDataset& self, std::shared_ptr<BufferPool> pool, const LoaderOptions& options,
+             int64_t epoch) {
+            auto py_epoch = std::make_unique<PyEpoch>();
+            py_epoch->dataset = self.dataset;
+            py_epoch->output = options.transform.output;
+            {
+              nb::gil_scoped_release release;  // starts threads
+              py_epoch->iterator = std::make_unique<EpochIterator>(self.dataset, std::move(pool), options, epoch);
+            }
+            return py_epoch.release();
+          },
+          nb::arg("pool"), nb::arg("options"), nb::arg("epoch"), nb::rv_policy::take_ownership,
+          "Start an epoch: worker threads begin assembling batches now.");
+
+  nb::class_<PyEpoch>(m, "Epoch")
+      .def("next", &next_batch, nb::arg("with_indices") = false,
+           "The next batch as a tensor (or (tensor, indices)); raises StopIteration at the end.")
+      .def("__len__", [](const PyEpoch& self) { return self.iterator ? self.iterator->num_batches() : 0; })
+      .def("close", &PyEpoch::close, "Stop the worker threads now (also done when the epoch is garbage collected).");
+}
+
+}  // namespace loaderbench::bindings

@@ -1,0 +1,113 @@
+// Threaded batch assembly: workers gather rows of an ImageDataset into contiguous output buffers taken from a
+// recycled pool, a bounded number of batches ahead of the consumer, and hand them over in order.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "loaderbench/image_dataset.h"
+#include "loaderbench/sample_writer.h"
+#include "loaderbench/sampler.h"
+
+namespace loaderbench {
+
+/// Output buffers of one size, recycled: a buffer released by its last user goes back to the free list (if the
+/// pool still exists) instead of to the allocator, so steady-state batches allocate nothing.
+class BufferPool : public std::enable_shared_from_this<BufferPool> {
+ public:
+  struct Buffer {
+    std::unique_ptr<uint8_t[]> bytes;
+    size_t size = 0;
+  };
+  struct Return {
+    std::weak_ptr<BufferPool> pool;
+    void operator()(Buffer* buffer) const;
+  };
+  using Handle = std::unique_ptr<Buffer, Return>;
+
+  static std::shared_ptr<BufferPool> create(size_t buffer_bytes, size_t max_free);
+  Handle acquire();
+  size_t buffer_bytes() const { return buffer_bytes_; }
+  size_t allocations() const;  // buffers ever allocated (for tests: recycling works)
+
+ private:
+  BufferPool(size_t buffer_bytes, size_t max_free) : buffer_bytes_(buffer_bytes), max_free_(max_free) {}
+  void give_back(Buffer* buffer);
+
+  size_t buffer_bytes_;
+  size_t max_free_;
+  mutable std::mutex mutex_;
+  std::vector<std::unique_ptr<Buffer>> free_;
+  size_t allocations_ = 0;
+};
+
+struct LoaderOptions {
+  int64_t batch_size = 1;
+  bool drop_last = false;
+  SamplerOptions sampler;
+  TransformOptions transform;
+  int num_threads = 1;
+  int prefetch = 2;  // batches assembled ahead of the consumer (at least num_threads is useful)
+};
+
+/// One assembled batch: `batch.size()` rows in a pool buffer, shape (B, C, [Z,] H, W).
+struct Batch {
+  BufferPool::Handle buffer;
+  std::vector<int64_t> shape;
+  std::vector<int64_t> indices;  // dataset rows, in order
+  int64_t number = 0;
+};
+
+void validate_options(const ImageDataset& dataset, const LoaderOptions& options);
+/// Batches per epoch for this rank.
+int64_t batches_per_epoch(const ImageDataset& dataset, const LoaderOptions& options);
+
+/// One epoch of batches. Worker threads start in the constructor and are stopped and joined in the destructor
+/// (callers must not hold a lock the workers need — for Python, the GIL — while destroying it).
+class EpochIterator {
+ public:
+  EpochIterator(std::shared_ptr<const ImageDataset> dataset, std::shared_ptr<BufferPool> pool, LoaderOptions options,
+                int64_t epoch);
+  ~EpochIterator();
+  EpochIterator(const EpochIterator&) = delete;
+  EpochIterator& operator=(const EpochIterator&) = delete;
+
+  /// The next batch in order; blocks until it is ready. Returns false at the end of the epoch. A worker's
+  /// exception is rethrown here, for the batch it happened in.
+  bool next(Batch* out);
+  int64_t num_batches() const { return num_batches_; }
+
+ private:
+  struct Slot {
+    Batch batch;
+    std::exception_ptr error;
+  };
+  void worker();
+  void assemble(int64_t number, Batch* batch, std::vector<uint8_t>& scratch) const;
+
+  std::shared_ptr<const ImageDataset> dataset_;
+  std::shared_ptr<BufferPool> pool_;
+  LoaderOptions options_;
+  int64_t epoch_;
+  std::vector<int64_t> order_;
+  int64_t num_batches_ = 0;
+  std::vector<int64_t> sample_shape_;
+  int64_t sample_bytes_ = 0;
+
+  std::mutex mutex_;
+  std::condition_variable work_cv_;
+  std::condition_variable ready_cv_;
+  int64_t next_to_claim_ = 0;
+  int64_t next_to_hand_ = 0;
+  bool stop_ = false;
+  std::map<int64_t, Slot> ready_;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace loaderbench

@@ -1,0 +1,49 @@
+// Where every image's pixels live inside imported Arrow buffers: a flat list of pieces (a plane or a chunk)
+// per image, recorded while the importer validates the rows, so readers copy without re-checking.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+namespace loaderbench {
+
+enum class PixelType : uint8_t { kUint8, kUint16, kFloat32 };
+enum class Codec : uint8_t { kNone, kZstd, kLz4 };
+
+/// Size in bytes of one element.
+inline int pixel_size(PixelType type) { return type == PixelType::kUint8 ? 1 : type == PixelType::kUint16 ? 2 : 4; }
+const char* pixel_type_name(PixelType type);
+/// Parses "uint8", "uint16", "float32" (and "float"); returns false for anything else.
+bool parse_pixel_type(std::string_view name, PixelType* out);
+
+/// One stored block of pixels: a YX plane or a ZYX chunk of one channel, placed at (c, z, y, x).
+struct PixelPiece {
+  const uint8_t* data = nullptr;  // payload inside an Arrow buffer (compressed when codec != kNone)
+  int64_t nbytes = 0;             // payload size in bytes
+  PixelType type = PixelType::kUint16;
+  Codec codec = Codec::kNone;
+  int32_t c = 0, z = 0, y = 0, x = 0;
+  int32_t depth = 1, height = 0, width = 0;
+};
+
+/// One image: its pieces, its declared shape (C, Z, H, W) and dtype.
+struct ImageLocation {
+  int64_t first_piece = 0;
+  int32_t num_pieces = 0;
+  PixelType declared = PixelType::kUint16;  // pixels_meta.type: what [0, 1] scaling refers to
+  PixelType stored = PixelType::kUint16;    // element type of the payload
+  int32_t channels = 1, depth = 1, height = 0, width = 0;
+  /// The whole image as one C-contiguous (C, Z, H, W) run of `stored` elements when its pieces happen to be
+  /// laid out that way and uncompressed (ome-arrow's planes usually are); nullptr otherwise.
+  const uint8_t* contiguous = nullptr;
+
+  int64_t pixels() const { return int64_t{channels} * depth * height * width; }
+};
+
+struct PixelIndex {
+  std::vector<PixelPiece> pieces;
+  std::vector<ImageLocation> images;
+};
+
+}  // namespace loaderbench

@@ -1,0 +1,52 @@
+// Turning one stored image into one output sample: decompress if needed, convert the stored dtype to the
+// output dtype with [0, 1] scaling and optional per-channel mean/std, flip and crop — in one pass over the
+// pixels, writing straight into the batch buffer.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "loaderbench/pixel_index.h"
+
+namespace loaderbench {
+
+enum class OutputType : uint8_t { kFloat32, kFloat16, kUint8 };
+int output_size(OutputType type);
+
+struct TransformOptions {
+  OutputType output = OutputType::kFloat32;
+  bool scale = true;        // divide by the declared dtype's maximum (uint8 255, uint16 65535; floats as stored)
+  std::vector<float> mean;  // per channel, or one for all; empty = none
+  std::vector<float> std;
+  bool random_hflip = false;
+  bool random_vflip = false;
+  int32_t crop_height = 0;  // 0 = no crop
+  int32_t crop_width = 0;
+  bool random_crop = true;  // false: centre crop
+  uint64_t seed = 0;        // augmentation draws depend on (seed, epoch, row) only
+};
+
+/// The random choices for one sample.
+struct SampleAugment {
+  bool hflip = false;
+  bool vflip = false;
+  int32_t crop_y = 0;
+  int32_t crop_x = 0;
+};
+
+/// Output shape of one sample: (C, H, W) or (C, Z, H, W) for volumes.
+std::vector<int64_t> sample_shape(const ImageLocation& image, const TransformOptions& options);
+
+/// Checks options against an image (crop fits, mean/std sizes, uint8 output without normalisation).
+void validate_transform(const ImageLocation& image, const TransformOptions& options);
+
+SampleAugment draw_augment(const TransformOptions& options, const ImageLocation& image, int64_t epoch, int64_t row);
+
+/// Writes image `row` into `out` (sample_shape elements of options.output). `scratch` holds decompressed chunks.
+void write_sample(const PixelIndex& index, int64_t row, const TransformOptions& options, const SampleAugment& augment,
+                  void* out, std::vector<uint8_t>& scratch);
+
+/// IEEE binary16 bits of `value` (round to nearest even).
+uint16_t float_to_half(float value);
+
+}  // namespace loaderbench

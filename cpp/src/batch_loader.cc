@@ -1,0 +1,152 @@
+#include "loaderbench/batch_loader.h"
+
+#include <stdexcept>
+#include <string>
+
+#include "loaderbench/decompress.h"
+
+namespace loaderbench {
+
+void BufferPool::Return::operator()(Buffer* buffer) const {
+  if (auto owner = pool.lock()) {
+    owner->give_back(buffer);
+  } else {
+    delete buffer;
+  }
+}
+
+std::shared_ptr<BufferPool> BufferPool::create(size_t buffer_bytes, size_t max_free) {
+  return std::shared_ptr<BufferPool>(new BufferPool(buffer_bytes, max_free));
+}
+
+BufferPool::Handle BufferPool::acquire() {
+  {
+    std::lock_guard lock(mutex_);
+    if (!free_.empty()) {
+      Buffer* buffer = free_.back().release();
+      free_.pop_back();
+      return Handle(buffer, Return{weak_from_this()});
+    }
+    ++allocations_;
+  }
+  auto* buffer = new Buffer{std::unique_ptr<uint8_t[]>(new uint8_t[buffer_bytes_]), buffer_bytes_};
+  return Handle(buffer, Return{weak_from_this()});
+}
+
+void BufferPool::give_back(Buffer* buffer) {
+  std::unique_ptr<Buffer> owned(buffer);
+  std::lock_guard lock(mutex_);
+  if (free_.size() < max_free_) free_.push_back(std::move(owned));
+}
+
+size_t BufferPool::allocations() const {
+  std::lock_guard lock(mutex_);
+  return allocations_;
+}
+
+void validate_options(const ImageDataset& dataset, const LoaderOptions& o) {
+  if (o.batch_size < 1) throw std::invalid_argument("batch_size must be >= 1");
+  if (o.num_threads < 1) throw std::invalid_argument("num_threads must be >= 1");
+  if (o.prefetch < 1) throw std::invalid_argument("prefetch must be >= 1");
+  if (!dataset.uniform_shape()) {
+    throw std::invalid_argument("images have different shapes; batching needs images of one shape");
+  }
+  validate_transform(dataset.image(0), o.transform);
+  for (const ImageLocation& image : dataset.index().images) {
+    for (int32_t k = 0; k < image.num_pieces; ++k) {
+      if (!codec_available(dataset.index().pieces[static_cast<size_t>(image.first_piece + k)].codec)) {
+        throw std::invalid_argument("the dataset has compressed chunks whose codec this build does not support");
+      }
+    }
+  }
+  epoch_indices(0, o.sampler, 0);  // validates the sampler options
+}
+
+int64_t batches_per_epoch(const ImageDataset& dataset, const LoaderOptions& o) {
+  const int64_t n = shard_size(dataset.size(), o.sampler);
+  return o.drop_last ? n / o.batch_size : (n + o.batch_size - 1) / o.batch_size;
+}
+
+EpochIterator::EpochIterator(std::shared_ptr<const ImageDataset> dataset, std::shared_ptr<BufferPool> pool,
+                             LoaderOptions options, int64_t epoch)
+    : dataset_(std::move(dataset)), pool_(std::move(pool)), options_(std::move(options)), epoch_(epoch) {
+  validate_options(*dataset_, options_);
+  order_ = epoch_indices(dataset_->size(), options_.sampler, epoch_);
+  num_batches_ = batches_per_epoch(*dataset_, options_);
+  sample_shape_ = sample_shape(dataset_->image(0), options_.transform);
+  sample_bytes_ = output_size(options_.transform.output);
+  for (int64_t d : sample_shape_) sample_bytes_ *= d;
+  if (static_cast<size_t>(sample_bytes_ * options_.batch_size) > pool_->buffer_bytes()) {
+    throw std::invalid_argument("buffer pool is smaller than one batch");
+  }
+  const int threads = static_cast<int>(std::min<int64_t>(options_.num_threads, std::max<int64_t>(num_batches_, 1)));
+  threads_.reserve(static_cast<size_t>(threads));
+  for (int t = 0; t < threads; ++t) threads_.emplace_back([this] { worker(); });
+}
+
+EpochIterator::~EpochIterator() {
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+  }
+  work_cv_.notify_all();
+  for (std::thread& t : threads_) t.join();
+}
+
+void EpochIterator::assemble(int64_t number, Batch* batch, std::vector<uint8_t>& scratch) const {
+  const int64_t begin = number * options_.batch_size;
+  const int64_t end = std::min<int64_t>(begin + options_.batch_size, static_cast<int64_t>(order_.size()));
+  batch->number = number;
+  batch->indices.assign(order_.begin() + begin, order_.begin() + end);
+  batch->shape.assign(1, end - begin);
+  batch->shape.insert(batch->shape.end(), sample_shape_.begin(), sample_shape_.end());
+  batch->buffer = pool_->acquire();
+  uint8_t* out = batch->buffer->bytes.get();
+  for (int64_t row : batch->indices) {
+    const SampleAugment aug = draw_augment(options_.transform, dataset_->image(row), epoch_, row);
+    write_sample(dataset_->index(), row, options_.transform, aug, out, scratch);
+    out += sample_bytes_;
+  }
+}
+
+void EpochIterator::worker() {
+  std::vector<uint8_t> scratch;
+  while (true) {
+    int64_t number;
+    {
+      std::unique_lock lock(mutex_);
+      work_cv_.wait(lock, [&] {
+        return stop_ || next_to_claim_ >= num_batches_ || next_to_claim_ < next_to_hand_ + options_.prefetch;
+      });
+      if (stop_ || next_to_claim_ >= num_batches_) return;
+      number = next_to_claim_++;
+    }
+    Slot slot;
+    try {
+      assemble(number, &slot.batch, scratch);
+    } catch (...) {
+      slot.error = std::current_exception();
+      slot.batch.buffer.reset();
+    }
+    {
+      std::lock_guard lock(mutex_);
+      ready_.emplace(number, std::move(slot));
+    }
+    ready_cv_.notify_all();
+  }
+}
+
+bool EpochIterator::next(Batch* out) {
+  std::unique_lock lock(mutex_);
+  if (next_to_hand_ >= num_batches_) return false;
+  ready_cv_.wait(lock, [&] { return ready_.count(next_to_hand_) > 0; });
+  auto node = ready_.extract(next_to_hand_);
+  ++next_to_hand_;
+  lock.unlock();
+  work_cv_.notify_all();
+  if (node.mapped().error) std::rethrow_exception(node.mapped().error);
+  *out = std::move(node.mapped().batch);
+  return true;
+}
+
+}  // namespace loaderbench

@@ -1,0 +1,22 @@
+#include "loaderbench/pixel_index.h"
+
+namespace loaderbench {
+
+const char* pixel_type_name(PixelType type) {
+  switch (type) {
+    case PixelType::kUint8: return "uint8";
+    case PixelType::kUint16: return "uint16";
+    case PixelType::kFloat32: return "float32";
+  }
+  return "?";
+}
+
+bool parse_pixel_type(std::string_view name, PixelType* out) {
+  if (name == "uint8") *out = PixelType::kUint8;
+  else if (name == "uint16") *out = PixelType::kUint16;
+  else if (name == "float32" || name == "float") *out = PixelType::kFloat32;
+  else return false;
+  return true;
+}
+
+}  // namespace loaderbench

@@ -1,0 +1,195 @@
+#include "loaderbench/sample_writer.h"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "loaderbench/decompress.h"
+#include "loaderbench/sampler.h"
+
+namespace loaderbench {
+namespace {
+
+float declared_max(PixelType type) {
+  switch (type) {
+    case PixelType::kUint8: return 255.0f;
+    case PixelType::kUint16: return 65535.0f;
+    case PixelType::kFloat32: return 1.0f;
+  }
+  return 1.0f;
+}
+
+/// The per-channel arithmetic, in torch's order so results match bit for bit: x / max, then (v - mean) / std.
+struct ChannelMath {
+  float divisor = 1.0f;
+  bool normalise = false;
+  float mean = 0.0f;
+  float std = 1.0f;
+  float apply(float x) const {
+    const float v = x / divisor;
+    return normalise ? (v - mean) / std : v;
+  }
+};
+
+ChannelMath channel_math(const TransformOptions& o, PixelType declared, int32_t channel) {
+  ChannelMath m;
+  m.divisor = o.scale ? declared_max(declared) : 1.0f;
+  m.normalise = !o.mean.empty() || !o.std.empty();
+  if (!o.mean.empty()) m.mean = o.mean[o.mean.size() == 1 ? 0 : static_cast<size_t>(channel)];
+  if (!o.std.empty()) m.std = o.std[o.std.size() == 1 ? 0 : static_cast<size_t>(channel)];
+  return m;
+}
+
+template <typename Out>
+inline Out convert(float v);
+template <>
+inline float convert<float>(float v) { return v; }
+template <>
+inline uint16_t convert<uint16_t>(float v) { return float_to_half(v); }
+template <>
+inline uint8_t convert<uint8_t>(float v) {
+  const float clamped = std::clamp(v, 0.0f, 1.0f);
+  return static_cast<uint8_t>(std::lround(clamped * 255.0f));
+}
+
+/// Copies one row segment, converting; the flip reverses the destination.
+template <typename In, typename Out>
+inline void convert_row(const In* src, Out* dst, int64_t n, const ChannelMath& m, bool reverse) {
+  if (!reverse) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = convert<Out>(m.apply(static_cast<float>(src[i])));
+  } else {
+    for (int64_t i = 0; i < n; ++i) dst[-i] = convert<Out>(m.apply(static_cast<float>(src[i])));
+  }
+}
+
+template <typename In, typename Out>
+void write_piece(const In* src, const PixelPiece& p, const ImageLocation& image, const TransformOptions& o,
+                 const SampleAugment& aug, Out* out) {
+  const int64_t out_h = o.crop_height ? o.crop_height : image.height;
+  const int64_t out_w = o.crop_width ? o.crop_width : image.width;
+  // The part of the piece inside the crop window, in image coordinates.
+  const int64_t y0 = std::max<int64_t>(p.y, aug.crop_y), y1 = std::min<int64_t>(p.y + p.height, aug.crop_y + out_h);
+  const int64_t x0 = std::max<int64_t>(p.x, aug.crop_x), x1 = std::min<int64_t>(p.x + p.width, aug.crop_x + out_w);
+  if (y0 >= y1 || x0 >= x1) return;
+  const ChannelMath f = channel_math(o, image.declared, p.c);
+  for (int32_t dz = 0; dz < p.depth; ++dz) {
+    const int64_t z = p.z + dz;
+    Out* plane = out + ((int64_t{p.c} * image.depth + z) * out_h) * out_w;
+    for (int64_t y = y0; y < y1; ++y) {
+      const In* src_row = src + (int64_t{dz} * p.height + (y - p.y)) * p.width + (x0 - p.x);
+      int64_t oy = y - aug.crop_y;
+      if (aug.vflip) oy = out_h - 1 - oy;
+      int64_t ox = x0 - aug.crop_x;
+      if (aug.hflip) ox = out_w - 1 - ox;
+      convert_row(src_row, plane + oy * out_w + ox, x1 - x0, f, aug.hflip);
+    }
+  }
+}
+
+template <typename Out>
+void write_piece_any(const uint8_t* data, const PixelPiece& p, const ImageLocation& image, const TransformOptions& o,
+                     const SampleAugment& aug, Out* out) {
+  switch (p.type) {
+    case PixelType::kUint8: write_piece(reinterpret_cast<const uint8_t*>(data), p, image, o, aug, out); break;
+    case PixelType::kUint16: write_piece(reinterpret_cast<const uint16_t*>(data), p, image, o, aug, out); break;
+    case PixelType::kFloat32: write_piece(reinterpret_cast<const float*>(data), p, image, o, aug, out); break;
+  }
+}
+
+}  // namespace
+
+int output_size(OutputType type) { return type == OutputType::kFloat32 ? 4 : type == OutputType::kFloat16 ? 2 : 1; }
+
+std::vector<int64_t> sample_shape(const ImageLocation& image, const TransformOptions& o) {
+  const int64_t h = o.crop_height ? o.crop_height : image.height;
+  const int64_t w = o.crop_width ? o.crop_width : image.width;
+  if (image.depth == 1) return {image.channels, h, w};
+  return {image.channels, image.depth, h, w};
+}
+
+void validate_transform(const ImageLocation& image, const TransformOptions& o) {
+  if (o.crop_height < 0 || o.crop_width < 0 || o.crop_height > image.height || o.crop_width > image.width ||
+      (o.crop_height == 0) != (o.crop_width == 0)) {
+    throw std::invalid_argument("crop " + std::to_string(o.crop_height) + "x" + std::to_string(o.crop_width) +
+                                " does not fit an image of " + std::to_string(image.height) + "x" +
+                                std::to_string(image.width));
+  }
+  for (const auto* values : {&o.mean, &o.std}) {
+    if (!values->empty() && values->size() != 1 && values->size() != static_cast<size_t>(image.channels)) {
+      throw std::invalid_argument("mean/std need 1 or " + std::to_string(image.channels) + " values, got " +
+                                  std::to_string(values->size()));
+    }
+  }
+  for (float s : o.std) {
+    if (!(s > 0.0f)) throw std::invalid_argument("std values must be > 0");
+  }
+  if (o.output == OutputType::kUint8 && (!o.mean.empty() || !o.std.empty())) {
+    throw std::invalid_argument("uint8 output cannot carry mean/std normalisation");
+  }
+}
+
+SampleAugment draw_augment(const TransformOptions& o, const ImageLocation& image, int64_t epoch, int64_t row) {
+  SampleAugment aug;
+  const bool random = o.random_hflip || o.random_vflip || (o.crop_height && o.random_crop);
+  if (o.crop_height && !o.random_crop) {
+    aug.crop_y = (image.height - o.crop_height) / 2;
+    aug.crop_x = (image.width - o.crop_width) / 2;
+  }
+  if (!random) return aug;
+  SplitMix64 rng(mix_seed(o.seed, static_cast<uint64_t>(epoch), static_cast<uint64_t>(row) + 1));
+  const uint64_t flips = rng.next();
+  aug.hflip = o.random_hflip && (flips & 1);
+  aug.vflip = o.random_vflip && (flips & 2);
+  if (o.crop_height && o.random_crop) {
+    aug.crop_y = static_cast<int32_t>(rng.below(static_cast<uint64_t>(image.height - o.crop_height + 1)));
+    aug.crop_x = static_cast<int32_t>(rng.below(static_cast<uint64_t>(image.width - o.crop_width + 1)));
+  }
+  return aug;
+}
+
+void write_sample(const PixelIndex& index, int64_t row, const TransformOptions& o, const SampleAugment& aug, void* out,
+                  std::vector<uint8_t>& scratch) {
+  const ImageLocation& image = index.images[static_cast<size_t>(row)];
+  for (int32_t k = 0; k < image.num_pieces; ++k) {
+    const PixelPiece& p = index.pieces[static_cast<size_t>(image.first_piece + k)];
+    const uint8_t* data = p.data;
+    if (p.codec != Codec::kNone) {
+      const int64_t raw = int64_t{p.depth} * p.height * p.width * pixel_size(p.type);
+      scratch.resize(static_cast<size_t>(raw));
+      decompress(p.codec, p.data, p.nbytes, scratch.data(), raw);
+      data = scratch.data();
+    }
+    switch (o.output) {
+      case OutputType::kFloat32: write_piece_any(data, p, image, o, aug, static_cast<float*>(out)); break;
+      case OutputType::kFloat16: write_piece_any(data, p, image, o, aug, static_cast<uint16_t*>(out)); break;
+      case OutputType::kUint8: write_piece_any(data, p, image, o, aug, static_cast<uint8_t*>(out)); break;
+    }
+  }
+}
+
+uint16_t float_to_half(float value) {
+  const uint32_t bits = std::bit_cast<uint32_t>(value);
+  const uint32_t sign = (bits >> 16) & 0x8000u;
+  const uint32_t abs = bits & 0x7FFFFFFFu;
+  if (abs >= 0x7F800000u) return static_cast<uint16_t>(sign | 0x7C00u | (abs > 0x7F800000u ? 0x200u : 0u));
+  if (abs >= 0x477FF000u) return static_cast<uint16_t>(sign | 0x7C00u);  // rounds to infinity
+  if (abs < 0x38800000u) {  // subnormal half or zero
+    if (abs < 0x33000000u) return static_cast<uint16_t>(sign);
+    const uint32_t mantissa = (abs & 0x007FFFFFu) | 0x00800000u;
+    const int shift = 113 - static_cast<int>(abs >> 23) + 13;
+    uint32_t half = mantissa >> shift;
+    const uint32_t rest = mantissa & ((1u << shift) - 1u);
+    const uint32_t halfway = 1u << (shift - 1);
+    if (rest > halfway || (rest == halfway && (half & 1u))) ++half;
+    return static_cast<uint16_t>(sign | half);
+  }
+  uint32_t half = ((abs - 0x38000000u) >> 13);
+  const uint32_t rest = abs & 0x1FFFu;
+  if (rest > 0x1000u || (rest == 0x1000u && (half & 1u))) ++half;
+  return static_cast<uint16_t>(sign | half);
+}
+
+}  // namespace loaderbench

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "loaderbench/arrow_c_abi.h"
+#include "loaderbench/arrow_owners.h"
 
 namespace loaderbench::testing {
 
@@ -223,5 +224,39 @@ inline NodePtr ome_batch(const std::vector<TestImage>& images) {
   NodePtr image = structure("ome_image", {meta, list("planes", plane, plane_offsets), list("chunks", chunk, chunk_offsets)}, n);
   return structure("", {primitive("l", "row_id", row_ids), image}, n);
 }
+
+// A stream over pre-built batches, optionally failing at a given call.
+struct FakeStream {
+  std::vector<NodePtr> batches;
+  size_t next = 0;
+  int fail_at = -1;
+  std::string error = "disk on fire";
+
+  static FakeStream* self(ArrowArrayStream* s) { return static_cast<FakeStream*>(s->private_data); }
+  static int get_schema(ArrowArrayStream* s, ArrowSchema* out) {
+    export_schema(self(s)->batches.at(0), out);
+    return 0;
+  }
+  static int get_next(ArrowArrayStream* s, ArrowArray* out) {
+    FakeStream* f = self(s);
+    if (static_cast<int>(f->next) == f->fail_at) return 5;  // EIO
+    if (f->next == f->batches.size()) {
+      out->release = nullptr;
+      return 0;
+    }
+    export_array(f->batches[f->next++], out);
+    return 0;
+  }
+  static const char* last_error(ArrowArrayStream* s) { return self(s)->error.c_str(); }
+  static void release(ArrowArrayStream* s) {
+    delete self(s);
+    s->release = nullptr;
+  }
+  static StreamOwner make(std::vector<NodePtr> batches, int fail_at = -1) {
+    auto* f = new FakeStream{std::move(batches), 0, fail_at};
+    ArrowArrayStream raw{get_schema, get_next, last_error, release, f};
+    return StreamOwner(&raw);
+  }
+};
 
 }  // namespace loaderbench::testing

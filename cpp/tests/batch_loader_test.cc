@@ -1,0 +1,205 @@
+#include "loaderbench/batch_loader.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <set>
+#include <stdexcept>
+#include <vector>
+
+#include "arrow_test_builder.h"
+
+namespace loaderbench {
+namespace {
+
+using testing::FakeStream;
+using testing::TestImage;
+
+std::shared_ptr<ImageDataset> dataset_of(int n, TestImage shape = {1, 1, 4, 5}) {
+  // Two record batches, so rows cross batch boundaries.
+  std::vector<TestImage> first(static_cast<size_t>(n / 2), shape), second(static_cast<size_t>(n - n / 2), shape);
+  std::vector<testing::NodePtr> batches{testing::ome_batch(first)};
+  if (!second.empty()) batches.push_back(testing::ome_batch(second));
+  return ImageDataset::from_stream(FakeStream::make(batches));
+}
+
+/// Pixel value the builder wrote: row-in-batch * 1000 + c * 100 + z * 10 + k.
+float expected_pixel(int64_t row_in_batch, int c, int k) {
+  return static_cast<float>(static_cast<uint16_t>(row_in_batch * 1000 + c * 100 + k)) / 65535.0f;
+}
+
+std::vector<Batch> run_epoch(const std::shared_ptr<ImageDataset>& ds, const LoaderOptions& o, int64_t epoch,
+                             std::shared_ptr<BufferPool> pool = nullptr) {
+  if (!pool) pool = BufferPool::create(static_cast<size_t>(o.batch_size * 2 * 4 * 5 * 4), 8);
+  EpochIterator it(ds, pool, o, epoch);
+  std::vector<Batch> out;
+  Batch b;
+  while (it.next(&b)) out.push_back(std::move(b));
+  EXPECT_EQ(static_cast<int64_t>(out.size()), it.num_batches());
+  return out;
+}
+
+TEST(ImageDataset, IndexesPlanesInPlace) {
+  auto ds = dataset_of(6, {2, 1, 4, 5});
+  ASSERT_EQ(ds->size(), 6);
+  EXPECT_TRUE(ds->uniform_shape());
+  for (int64_t r = 0; r < 6; ++r) {
+    const ImageLocation& im = ds->image(r);
+    EXPECT_EQ(im.num_pieces, 2);  // the planes, not the chunks
+    EXPECT_NE(im.contiguous, nullptr);
+    EXPECT_EQ(im.channels, 2);
+  }
+}
+
+TEST(ImageDataset, MixedShapesAreNotBatchable) {
+  auto ds = ImageDataset::from_stream(FakeStream::make({testing::ome_batch({{1, 1, 4, 5}, {1, 1, 3, 5}})}));
+  EXPECT_FALSE(ds->uniform_shape());
+  LoaderOptions o;
+  EXPECT_THROW(validate_options(*ds, o), std::invalid_argument);
+}
+
+TEST(EpochIterator, DeliversTheRightPixels) {
+  auto ds = dataset_of(10);
+  LoaderOptions o;
+  o.batch_size = 4;
+  o.num_threads = 2;
+  o.sampler.kind = SamplerKind::kRandom;
+  o.sampler.seed = 1;
+  for (const Batch& b : run_epoch(ds, o, 0)) {
+    ASSERT_EQ(b.shape.size(), 4u);
+    EXPECT_EQ(b.shape[1], 1);
+    const auto* values = reinterpret_cast<const float*>(b.buffer->bytes.get());
+    for (size_t i = 0; i < b.indices.size(); ++i) {
+      const int64_t row = b.indices[i];
+      const int64_t row_in_batch = row < 5 ? row : row - 5;
+      for (int k = 0; k < 20; ++k) EXPECT_EQ(values[i * 20 + k], expected_pixel(row_in_batch, 0, k));
+    }
+  }
+}
+
+TEST(EpochIterator, EveryIndexExactlyOncePerEpoch) {
+  for (SamplerKind kind : {SamplerKind::kSequential, SamplerKind::kRandom, SamplerKind::kBlockShuffle}) {
+    for (int threads : {1, 2, 4}) {
+      for (int64_t world : {1, 2, 3}) {
+        for (int n : {1, 7, 33}) {
+          auto ds = dataset_of(n);
+          std::multiset<int64_t> seen;
+          for (int64_t rank = 0; rank < world; ++rank) {
+            LoaderOptions o;
+            o.batch_size = 4;
+            o.num_threads = threads;
+            o.prefetch = 3;
+            o.sampler.kind = kind;
+            o.sampler.block_size = 3;
+            o.sampler.buffer_blocks = 2;
+            o.sampler.seed = 7;
+            o.sampler.rank = rank;
+            o.sampler.world_size = world;
+            for (const Batch& b : run_epoch(ds, o, 1)) seen.insert(b.indices.begin(), b.indices.end());
+          }
+          const std::set<int64_t> unique(seen.begin(), seen.end());
+          EXPECT_EQ(static_cast<int>(unique.size()), n);
+          if (world == 1) EXPECT_EQ(static_cast<int>(seen.size()), n);
+          else EXPECT_EQ(static_cast<int64_t>(seen.size()), (n + world - 1) / world * world);  // padded as torch does
+        }
+      }
+    }
+  }
+}
+
+TEST(EpochIterator, DropLastDropsThePartialBatch) {
+  auto ds = dataset_of(10);
+  LoaderOptions o;
+  o.batch_size = 4;
+  o.drop_last = true;
+  const auto batches = run_epoch(ds, o, 0);
+  EXPECT_EQ(batches.size(), 2u);
+  for (const Batch& b : batches) EXPECT_EQ(b.shape[0], 4);
+}
+
+TEST(EpochIterator, OrderDoesNotDependOnThreads) {
+  auto ds = dataset_of(50);
+  std::vector<std::vector<int64_t>> orders;
+  for (int threads : {1, 2, 4}) {
+    LoaderOptions o;
+    o.batch_size = 3;
+    o.num_threads = threads;
+    o.sampler.kind = SamplerKind::kRandom;
+    o.sampler.seed = 42;
+    o.transform.random_hflip = true;
+    o.transform.seed = 42;
+    std::vector<int64_t> order;
+    std::vector<float> pixels;
+    for (const Batch& b : run_epoch(ds, o, 3)) {
+      order.insert(order.end(), b.indices.begin(), b.indices.end());
+      const auto* v = reinterpret_cast<const float*>(b.buffer->bytes.get());
+      pixels.insert(pixels.end(), v, v + b.shape[0] * 20);
+    }
+    orders.push_back(order);
+    static std::vector<float> first_pixels;
+    if (threads == 1) first_pixels = pixels;
+    else EXPECT_EQ(pixels, first_pixels);
+  }
+  EXPECT_EQ(orders[0], orders[1]);
+  EXPECT_EQ(orders[0], orders[2]);
+}
+
+TEST(EpochIterator, RecyclesBuffers) {
+  auto ds = dataset_of(64);
+  LoaderOptions o;
+  o.batch_size = 2;
+  o.num_threads = 2;
+  o.prefetch = 2;
+  auto pool = BufferPool::create(2 * 20 * 4, 8);
+  for (int epoch = 0; epoch < 3; ++epoch) {
+    EpochIterator it(ds, pool, o, epoch);
+    Batch b;
+    while (it.next(&b)) b.buffer.reset();  // the consumer drops each batch before the next
+  }
+  EXPECT_LE(pool->allocations(), 6u);  // prefetch + threads + the one in hand, not 96
+}
+
+TEST(EpochIterator, StopsMidEpochWithoutHanging) {
+  auto ds = dataset_of(64);
+  LoaderOptions o;
+  o.batch_size = 1;
+  o.num_threads = 4;
+  o.prefetch = 2;
+  auto pool = BufferPool::create(20 * 4, 8);
+  for (int k = 0; k < 20; ++k) {
+    EpochIterator it(ds, pool, o, k);
+    Batch b;
+    ASSERT_TRUE(it.next(&b));
+  }  // destroyed with workers blocked on the prefetch bound
+}
+
+TEST(EpochIterator, BuffersOutliveTheirPool) {
+  auto ds = dataset_of(4);
+  LoaderOptions o;
+  o.batch_size = 4;
+  Batch kept;
+  {
+    auto pool = BufferPool::create(4 * 20 * 4, 2);
+    EpochIterator it(ds, pool, o, 0);
+    ASSERT_TRUE(it.next(&kept));
+  }
+  const auto* v = reinterpret_cast<const float*>(kept.buffer->bytes.get());
+  EXPECT_EQ(v[1], expected_pixel(0, 0, 1));
+  kept.buffer.reset();  // freed, not returned to a dead pool
+}
+
+TEST(EpochIterator, RejectsBadOptions) {
+  auto ds = dataset_of(4);
+  auto pool = BufferPool::create(1024, 2);
+  LoaderOptions o;
+  o.batch_size = 0;
+  EXPECT_THROW(EpochIterator(ds, pool, o, 0), std::invalid_argument);
+  o.batch_size = 100;  // needs more than the pool's buffer
+  EXPECT_THROW(EpochIterator(ds, pool, o, 0), std::invalid_argument);
+  o.batch_size = 1;
+  o.num_threads = 0;
+  EXPECT_THROW(EpochIterator(ds, pool, o, 0), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace loaderbench

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.utils.data import IterableDataset
 
 from loaderbench import _core
 
@@ -38,7 +39,7 @@ def open_arrow_source(source: Any, format_name: str | None = None) -> Any:
     raise TypeError(f"expected a path or an object with __arrow_c_stream__, got {type(source).__name__}")
 
 
-class NativeImageLoader:
+class NativeImageLoader(IterableDataset):
     """Batches ``[B, C, H, W]`` (``[B, C, Z, H, W]`` for volumes) of an OME-Arrow image column.
 
     Args mirror torch's: ``batch_size``, ``shuffle`` (random permutation per epoch), ``drop_last``, ``seed``,
@@ -49,7 +50,8 @@ class NativeImageLoader:
     conversion, samples are zero-copy views of the stored pixels), ``scale`` to [0, 1], ``mean``/``std`` per
     channel, ``random_hflip``/``random_vflip``, ``crop_size`` (random crop, or centre crop with
     ``random_crop=False``). The same seed gives the same order and augmentations whatever ``num_threads``; each
-    ``iter()`` runs the next epoch unless ``set_epoch`` fixes it.
+    ``iter()`` runs the next epoch unless ``set_epoch`` fixes it. An ``IterableDataset``, so
+    ``DataLoader(loader, batch_size=None, num_workers=0)`` passes its batches through unchanged.
     """
 
     def __init__(

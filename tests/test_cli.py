@@ -134,3 +134,15 @@ def test_not_an_ome_arrow_dataset(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["run", "--input", str(path), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert str(path) in err and "ome_image" in err
+
+
+def test_run_on_the_users_own_dataset(tiny_run: Path, tmp_path: Path) -> None:
+    summary = json.loads((tiny_run / "summary.json").read_text())
+    formats = summary["datasets"][0]["formats"]
+    out = tmp_path / "own"
+    argv = ["run", "--input", formats["lance"], "--input", f"tiff:{formats['tiff']}", "--tracks", "getitem",
+            "--repeats", "1", "--out", str(out), "--quiet"]
+    assert main(argv) == 0
+    frame = pd.read_parquet(out / "getitem.parquet")
+    assert set(frame["format"]) >= {"lance", "tiff"}
+    assert set(frame["n_images"]) == {8}

@@ -66,13 +66,13 @@ struct PyImageDataset {
 
 /// An epoch in progress; destroying it joins its threads with the GIL released.
 struct PyEpoch {
-  std::shared_ptr<const ImageDataset> dataset;
+  std::shared_ptr<const RowSource> rows;
   std::unique_ptr<EpochIterator> iterator;
-  OutputType output = OutputType::kFloat32;
+  nb::dlpack::dtype dtype;
   ~PyEpoch() { close(); }
   void close() {
     release_without_gil(iterator);
-    release_without_gil(dataset);
+    release_without_gil(rows);
   }
 };
 
@@ -133,7 +133,7 @@ nb::object next_batch(PyEpoch& self, bool with_indices) {
   // The batch (its pool buffer) dies with the tensor; the buffer then returns to the pool.
   Batch* raw = batch.release();
   nb::capsule owner(raw, [](void* p) noexcept { delete static_cast<Batch*>(p); });
-  nb::object tensor = nb::cast(make_tensor(data, shape, dlpack_type(self.output), owner));
+  nb::object tensor = nb::cast(make_tensor(data, shape, self.dtype, owner));
   if (!with_indices) return tensor;
   return nb::make_tuple(tensor, nb::cast(indices));
 }
@@ -199,7 +199,6 @@ void bind_loader(nb::module_& m) {
       .def_rw("batch_size", &LoaderOptions::batch_size)
       .def_rw("drop_last", &LoaderOptions::drop_last)
       .def_rw("sampler", &LoaderOptions::sampler)
-      .def_rw("transform", &LoaderOptions::transform)
       .def_rw("num_threads", &LoaderOptions::num_threads)
       .def_rw("prefetch", &LoaderOptions::prefetch);
 
@@ -243,21 +242,31 @@ void bind_loader(nb::module_& m) {
            "One converted sample as a new tensor.")
       .def("view", &view_tensor, nb::arg("row"),
            "One image as a zero-copy tensor of its stored dtype; it keeps the Arrow buffers alive.")
+      .def("rows",
+           [](const PyImageDataset& self, const TransformOptions& transform) {
+             return std::shared_ptr<const RowSource>(std::make_shared<ImageRows>(self.dataset, transform));
+           },
+           nb::arg("transform"), "The images as batchable rows under `transform` (validated now).");
+
+  nb::class_<RowSource>(m, "RowSource")
+      .def("__len__", &RowSource::size)
+      .def_prop_ro("sample_shape", &RowSource::sample_shape)
+      .def_prop_ro("sample_bytes", &RowSource::sample_bytes)
       .def("batches_per_epoch",
-           [](const PyImageDataset& self, const LoaderOptions& options) {
-             validate_options(*self.dataset, options);
-             return batches_per_epoch(*self.dataset, options);
+           [](const RowSource& self, const LoaderOptions& options) {
+             validate_options(options);
+             return batches_per_epoch(self.size(), options);
            })
       .def(
           "epoch",
-          [](const PyImageDataset& self, std::shared_ptr<BufferPool> pool, const LoaderOptions& options,
+          [](std::shared_ptr<const RowSource> self, std::shared_ptr<BufferPool> pool, const LoaderOptions& options,
              int64_t epoch) {
             auto py_epoch = std::make_unique<PyEpoch>();
-            py_epoch->dataset = self.dataset;
-            py_epoch->output = options.transform.output;
+            py_epoch->rows = self;
+            py_epoch->dtype = dlpack_type(self->element_type());
             {
               nb::gil_scoped_release release;  // starts threads
-              py_epoch->iterator = std::make_unique<EpochIterator>(self.dataset, std::move(pool), options, epoch);
+              py_epoch->iterator = std::make_unique<EpochIterator>(std::move(self), std::move(pool), options, epoch);
             }
             return py_epoch.release();
           },

@@ -3,7 +3,6 @@
 #include <stdexcept>
 #include <string>
 
-#include "loaderbench/decompress.h"
 
 namespace loaderbench {
 
@@ -44,38 +43,26 @@ size_t BufferPool::allocations() const {
   return allocations_;
 }
 
-void validate_options(const ImageDataset& dataset, const LoaderOptions& o) {
+void validate_options(const LoaderOptions& o) {
   if (o.batch_size < 1) throw std::invalid_argument("batch_size must be >= 1");
   if (o.num_threads < 1) throw std::invalid_argument("num_threads must be >= 1");
   if (o.prefetch < 1) throw std::invalid_argument("prefetch must be >= 1");
-  if (!dataset.uniform_shape()) {
-    throw std::invalid_argument("images have different shapes; batching needs images of one shape");
-  }
-  validate_transform(dataset.image(0), o.transform);
-  for (const ImageLocation& image : dataset.index().images) {
-    for (int32_t k = 0; k < image.num_pieces; ++k) {
-      if (!codec_available(dataset.index().pieces[static_cast<size_t>(image.first_piece + k)].codec)) {
-        throw std::invalid_argument("the dataset has compressed chunks whose codec this build does not support");
-      }
-    }
-  }
   epoch_indices(0, o.sampler, 0);  // validates the sampler options
 }
 
-int64_t batches_per_epoch(const ImageDataset& dataset, const LoaderOptions& o) {
-  const int64_t n = shard_size(dataset.size(), o.sampler);
+int64_t batches_per_epoch(int64_t rows, const LoaderOptions& o) {
+  const int64_t n = shard_size(rows, o.sampler);
   return o.drop_last ? n / o.batch_size : (n + o.batch_size - 1) / o.batch_size;
 }
 
-EpochIterator::EpochIterator(std::shared_ptr<const ImageDataset> dataset, std::shared_ptr<BufferPool> pool,
+EpochIterator::EpochIterator(std::shared_ptr<const RowSource> rows, std::shared_ptr<BufferPool> pool,
                              LoaderOptions options, int64_t epoch)
-    : dataset_(std::move(dataset)), pool_(std::move(pool)), options_(std::move(options)), epoch_(epoch) {
-  validate_options(*dataset_, options_);
-  order_ = epoch_indices(dataset_->size(), options_.sampler, epoch_);
-  num_batches_ = batches_per_epoch(*dataset_, options_);
-  sample_shape_ = sample_shape(dataset_->image(0), options_.transform);
-  sample_bytes_ = output_size(options_.transform.output);
-  for (int64_t d : sample_shape_) sample_bytes_ *= d;
+    : rows_(std::move(rows)), pool_(std::move(pool)), options_(std::move(options)), epoch_(epoch) {
+  validate_options(options_);
+  order_ = epoch_indices(rows_->size(), options_.sampler, epoch_);
+  num_batches_ = batches_per_epoch(rows_->size(), options_);
+  sample_shape_ = rows_->sample_shape();
+  sample_bytes_ = rows_->sample_bytes();
   if (static_cast<size_t>(sample_bytes_ * options_.batch_size) > pool_->buffer_bytes()) {
     throw std::invalid_argument("buffer pool is smaller than one batch");
   }
@@ -103,8 +90,7 @@ void EpochIterator::assemble(int64_t number, Batch* batch, std::vector<uint8_t>&
   batch->buffer = pool_->acquire();
   uint8_t* out = batch->buffer->bytes.get();
   for (int64_t row : batch->indices) {
-    const SampleAugment aug = draw_augment(options_.transform, dataset_->image(row), epoch_, row);
-    write_sample(dataset_->index(), row, options_.transform, aug, out, scratch);
+    rows_->write_row(row, epoch_, out, scratch);
     out += sample_bytes_;
   }
 }

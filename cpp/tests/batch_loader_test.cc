@@ -28,10 +28,14 @@ float expected_pixel(int64_t row_in_batch, int c, int k) {
   return static_cast<float>(static_cast<uint16_t>(row_in_batch * 1000 + c * 100 + k)) / 65535.0f;
 }
 
+std::shared_ptr<const RowSource> rows_of(const std::shared_ptr<ImageDataset>& ds, TransformOptions t = {}) {
+  return std::make_shared<ImageRows>(ds, std::move(t));
+}
+
 std::vector<Batch> run_epoch(const std::shared_ptr<ImageDataset>& ds, const LoaderOptions& o, int64_t epoch,
-                             std::shared_ptr<BufferPool> pool = nullptr) {
-  if (!pool) pool = BufferPool::create(static_cast<size_t>(o.batch_size * 2 * 4 * 5 * 4), 8);
-  EpochIterator it(ds, pool, o, epoch);
+                             TransformOptions transform = {}) {
+  auto pool = BufferPool::create(static_cast<size_t>(o.batch_size * 2 * 4 * 5 * 4), 8);
+  EpochIterator it(rows_of(ds, std::move(transform)), pool, o, epoch);
   std::vector<Batch> out;
   Batch b;
   while (it.next(&b)) out.push_back(std::move(b));
@@ -54,8 +58,7 @@ TEST(ImageDataset, IndexesPlanesInPlace) {
 TEST(ImageDataset, MixedShapesAreNotBatchable) {
   auto ds = ImageDataset::from_stream(FakeStream::make({testing::ome_batch({{1, 1, 4, 5}, {1, 1, 3, 5}})}));
   EXPECT_FALSE(ds->uniform_shape());
-  LoaderOptions o;
-  EXPECT_THROW(validate_options(*ds, o), std::invalid_argument);
+  EXPECT_THROW(ImageRows(ds, TransformOptions{}), std::invalid_argument);
 }
 
 TEST(EpochIterator, DeliversTheRightPixels) {
@@ -126,11 +129,12 @@ TEST(EpochIterator, OrderDoesNotDependOnThreads) {
     o.num_threads = threads;
     o.sampler.kind = SamplerKind::kRandom;
     o.sampler.seed = 42;
-    o.transform.random_hflip = true;
-    o.transform.seed = 42;
+    TransformOptions t;
+    t.random_hflip = true;
+    t.seed = 42;
     std::vector<int64_t> order;
     std::vector<float> pixels;
-    for (const Batch& b : run_epoch(ds, o, 3)) {
+    for (const Batch& b : run_epoch(ds, o, 3, t)) {
       order.insert(order.end(), b.indices.begin(), b.indices.end());
       const auto* v = reinterpret_cast<const float*>(b.buffer->bytes.get());
       pixels.insert(pixels.end(), v, v + b.shape[0] * 20);
@@ -152,7 +156,7 @@ TEST(EpochIterator, RecyclesBuffers) {
   o.prefetch = 2;
   auto pool = BufferPool::create(2 * 20 * 4, 8);
   for (int epoch = 0; epoch < 3; ++epoch) {
-    EpochIterator it(ds, pool, o, epoch);
+    EpochIterator it(rows_of(ds), pool, o, epoch);
     Batch b;
     while (it.next(&b)) b.buffer.reset();  // the consumer drops each batch before the next
   }
@@ -167,7 +171,7 @@ TEST(EpochIterator, StopsMidEpochWithoutHanging) {
   o.prefetch = 2;
   auto pool = BufferPool::create(20 * 4, 8);
   for (int k = 0; k < 20; ++k) {
-    EpochIterator it(ds, pool, o, k);
+    EpochIterator it(rows_of(ds), pool, o, k);
     Batch b;
     ASSERT_TRUE(it.next(&b));
   }  // destroyed with workers blocked on the prefetch bound
@@ -180,7 +184,7 @@ TEST(EpochIterator, BuffersOutliveTheirPool) {
   Batch kept;
   {
     auto pool = BufferPool::create(4 * 20 * 4, 2);
-    EpochIterator it(ds, pool, o, 0);
+    EpochIterator it(rows_of(ds), pool, o, 0);
     ASSERT_TRUE(it.next(&kept));
   }
   const auto* v = reinterpret_cast<const float*>(kept.buffer->bytes.get());
@@ -193,12 +197,12 @@ TEST(EpochIterator, RejectsBadOptions) {
   auto pool = BufferPool::create(1024, 2);
   LoaderOptions o;
   o.batch_size = 0;
-  EXPECT_THROW(EpochIterator(ds, pool, o, 0), std::invalid_argument);
+  EXPECT_THROW(EpochIterator(rows_of(ds), pool, o, 0), std::invalid_argument);
   o.batch_size = 100;  // needs more than the pool's buffer
-  EXPECT_THROW(EpochIterator(ds, pool, o, 0), std::invalid_argument);
+  EXPECT_THROW(EpochIterator(rows_of(ds), pool, o, 0), std::invalid_argument);
   o.batch_size = 1;
   o.num_threads = 0;
-  EXPECT_THROW(EpochIterator(ds, pool, o, 0), std::invalid_argument);
+  EXPECT_THROW(EpochIterator(rows_of(ds), pool, o, 0), std::invalid_argument);
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-// Threaded batch assembly: workers gather rows of an ImageDataset into contiguous output buffers taken from a
+// Threaded batch assembly: workers gather rows of a RowSource (images, sparse matrices) into contiguous output buffers taken from a
 // recycled pool, a bounded number of batches ahead of the consumer, and hand them over in order.
 #pragma once
 
@@ -11,8 +11,7 @@
 #include <thread>
 #include <vector>
 
-#include "loaderbench/image_dataset.h"
-#include "loaderbench/sample_writer.h"
+#include "loaderbench/row_source.h"
 #include "loaderbench/sampler.h"
 
 namespace loaderbench {
@@ -51,12 +50,11 @@ struct LoaderOptions {
   int64_t batch_size = 1;
   bool drop_last = false;
   SamplerOptions sampler;
-  TransformOptions transform;
   int num_threads = 1;
   int prefetch = 2;  // batches assembled ahead of the consumer (at least num_threads is useful)
 };
 
-/// One assembled batch: `batch.size()` rows in a pool buffer, shape (B, C, [Z,] H, W).
+/// One assembled batch in a pool buffer: shape (B, *sample_shape), e.g. (B, C, H, W) for images.
 struct Batch {
   BufferPool::Handle buffer;
   std::vector<int64_t> shape;
@@ -64,15 +62,15 @@ struct Batch {
   int64_t number = 0;
 };
 
-void validate_options(const ImageDataset& dataset, const LoaderOptions& options);
-/// Batches per epoch for this rank.
-int64_t batches_per_epoch(const ImageDataset& dataset, const LoaderOptions& options);
+void validate_options(const LoaderOptions& options);
+/// Batches per epoch for this rank over `rows` rows.
+int64_t batches_per_epoch(int64_t rows, const LoaderOptions& options);
 
 /// One epoch of batches. Worker threads start in the constructor and are stopped and joined in the destructor
 /// (callers must not hold a lock the workers need — for Python, the GIL — while destroying it).
 class EpochIterator {
  public:
-  EpochIterator(std::shared_ptr<const ImageDataset> dataset, std::shared_ptr<BufferPool> pool, LoaderOptions options,
+  EpochIterator(std::shared_ptr<const RowSource> rows, std::shared_ptr<BufferPool> pool, LoaderOptions options,
                 int64_t epoch);
   ~EpochIterator();
   EpochIterator(const EpochIterator&) = delete;
@@ -91,7 +89,7 @@ class EpochIterator {
   void worker();
   void assemble(int64_t number, Batch* batch, std::vector<uint8_t>& scratch) const;
 
-  std::shared_ptr<const ImageDataset> dataset_;
+  std::shared_ptr<const RowSource> rows_;
   std::shared_ptr<BufferPool> pool_;
   LoaderOptions options_;
   int64_t epoch_;

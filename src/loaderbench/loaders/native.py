@@ -113,11 +113,12 @@ class NativeImageLoader(IterableDataset):
             transform.crop_height, transform.crop_width = crop_h, crop_w
         transform.random_crop = random_crop
         transform.seed = seed
-        options.transform = transform
         self.options = options
-        self._batches = self.dataset.batches_per_epoch(options)  # validates every option against the data
-        item_bytes = options.batch_size * _sample_bytes(self.dataset.summary(), options.transform, dtype)
-        self._pool = _core.BufferPool.create(item_bytes, options.prefetch + options.num_threads + 2)
+        self.transform = transform
+        self._rows = self.dataset.rows(transform)  # validates the transform against the images
+        self._batches = self._rows.batches_per_epoch(options)
+        self._pool = _core.BufferPool.create(options.batch_size * self._rows.sample_bytes,
+                                             options.prefetch + options.num_threads + 2)
         self._epoch = 0
         self._epoch_fixed = False
 
@@ -142,24 +143,17 @@ class NativeImageLoader(IterableDataset):
         if not self._epoch_fixed:
             self._epoch += 1
         # Threads start here, never in __init__: they would not survive a fork.
-        return self.dataset.epoch(self._pool, self.options, epoch)
+        return self._rows.epoch(self._pool, self.options, epoch)
 
     def __getitem__(self, row: int) -> torch.Tensor:
         """One sample: a zero-copy view of the stored pixels when ``dtype=None``, else converted (epoch 0 draws)."""
         if self.dtype is None:
             return self.dataset.view(row)
-        return self.dataset.sample(row, self.options.transform, 0)
+        return self.dataset.sample(row, self.transform, 0)
 
     @property
     def num_samples(self) -> int:
         return len(self.dataset)
-
-
-def _sample_bytes(summary: dict[str, Any], transform: Any, dtype: torch.dtype | None) -> int:
-    height = transform.crop_height or summary["height"]
-    width = transform.crop_width or summary["width"]
-    itemsize = torch.tensor([], dtype=dtype or torch.float32).element_size()
-    return summary["channels"] * summary["depth"] * height * width * itemsize
 
 
 class _BatchIterator:

@@ -1,0 +1,44 @@
+// What the threaded batch loader gathers from: anything that can write row i of a dataset as one fixed-shape
+// sample. Images (ImageRows) and sparse cell x gene matrices (DenseRows) implement it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "loaderbench/image_dataset.h"
+#include "loaderbench/sample_writer.h"
+
+namespace loaderbench {
+
+class RowSource {
+ public:
+  virtual ~RowSource() = default;
+  virtual int64_t size() const = 0;
+  /// Shape of one sample (without the batch dimension).
+  virtual std::vector<int64_t> sample_shape() const = 0;
+  /// Element type of a sample (float32 for sparse rows; images carry their transform's output type).
+  virtual OutputType element_type() const = 0;
+  int element_size() const { return output_size(element_type()); }
+  /// Writes row `row` as seen in `epoch` (augmentations may depend on it) to `out`; must be thread-safe.
+  virtual void write_row(int64_t row, int64_t epoch, uint8_t* out, std::vector<uint8_t>& scratch) const = 0;
+
+  int64_t sample_bytes() const;
+};
+
+/// Images of an ImageDataset converted and augmented by TransformOptions.
+class ImageRows final : public RowSource {
+ public:
+  /// Validates that the images can be batched (one shape, supported codecs) under `transform`.
+  ImageRows(std::shared_ptr<const ImageDataset> dataset, TransformOptions transform);
+  int64_t size() const override { return dataset_->size(); }
+  std::vector<int64_t> sample_shape() const override;
+  OutputType element_type() const override { return transform_.output; }
+  void write_row(int64_t row, int64_t epoch, uint8_t* out, std::vector<uint8_t>& scratch) const override;
+
+ private:
+  std::shared_ptr<const ImageDataset> dataset_;
+  TransformOptions transform_;
+};
+
+}  // namespace loaderbench

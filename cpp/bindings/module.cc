@@ -6,6 +6,7 @@ namespace nb = nanobind;
 namespace loaderbench::bindings {
 void bind_importer(nb::module_& m);
 void bind_loader(nb::module_& m);
+void bind_sparse(nb::module_& m);
 }  // namespace loaderbench::bindings
 
 NB_MODULE(_core, m) {
@@ -15,4 +16,5 @@ NB_MODULE(_core, m) {
 #endif
   loaderbench::bindings::bind_importer(m);
   loaderbench::bindings::bind_loader(m);
+  loaderbench::bindings::bind_sparse(m);
 }

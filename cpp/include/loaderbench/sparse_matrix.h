@@ -1,0 +1,67 @@
+// A cell x gene count matrix in CSR, built once from SOMA-like Arrow COO (soma_dim_0, soma_dim_1, soma_data) or
+// from CSR arrays, and the row source that densifies its rows into float32 batches.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "loaderbench/arrow_owners.h"
+#include "loaderbench/row_source.h"
+
+namespace loaderbench {
+
+struct CooColumns {
+  std::string row = "soma_dim_0";
+  std::string col = "soma_dim_1";
+  std::string value = "soma_data";
+};
+
+class SparseMatrix {
+ public:
+  /// Consumes a COO stream (any integer index columns, float32/float64 values, no nulls). Rows need not be
+  /// sorted (sorted input is converted in one pass). `n_rows`/`n_cols` of 0 mean "max index + 1"; given, an
+  /// index outside them is an error. Duplicate entries are summed, as scipy does.
+  static std::shared_ptr<SparseMatrix> from_coo_stream(StreamOwner stream, const CooColumns& columns, int64_t n_rows,
+                                                       int64_t n_cols);
+  /// Copies and validates CSR arrays (indptr monotonic from 0, indices in [0, n_cols)).
+  static std::shared_ptr<SparseMatrix> from_csr(std::vector<int64_t> indptr, std::vector<int32_t> indices,
+                                                std::vector<float> data, int64_t n_cols);
+
+  int64_t rows() const { return static_cast<int64_t>(indptr_.size()) - 1; }
+  int64_t cols() const { return n_cols_; }
+  int64_t nnz() const { return static_cast<int64_t>(indices_.size()); }
+  const std::vector<int64_t>& indptr() const { return indptr_; }
+  const std::vector<int32_t>& indices() const { return indices_; }
+  const std::vector<float>& data() const { return data_; }
+
+  /// Writes row `row` densely (n_cols floats) to `out`.
+  void densify_row(int64_t row, float* out) const;
+  /// The rows `rows` as a CSR batch: crow (B+1), col and values.
+  void gather_csr(const std::vector<int64_t>& rows, std::vector<int64_t>* crow, std::vector<int64_t>* col,
+                  std::vector<float>* values) const;
+
+ private:
+  SparseMatrix() = default;
+  void sum_duplicates();
+  std::vector<int64_t> indptr_{0};
+  std::vector<int32_t> indices_;
+  std::vector<float> data_;
+  int64_t n_cols_ = 0;
+};
+
+/// Rows of a SparseMatrix densified to float32 [n_cols] samples.
+class DenseRows final : public RowSource {
+ public:
+  explicit DenseRows(std::shared_ptr<const SparseMatrix> matrix) : matrix_(std::move(matrix)) {}
+  int64_t size() const override { return matrix_->rows(); }
+  std::vector<int64_t> sample_shape() const override { return {matrix_->cols()}; }
+  OutputType element_type() const override { return OutputType::kFloat32; }
+  void write_row(int64_t row, int64_t epoch, uint8_t* out, std::vector<uint8_t>& scratch) const override;
+
+ private:
+  std::shared_ptr<const SparseMatrix> matrix_;
+};
+
+}  // namespace loaderbench

@@ -1,0 +1,190 @@
+#include "loaderbench/sparse_matrix.h"
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <string>
+
+#include "loaderbench/arrow_view.h"
+#include "loaderbench/ome_importer.h"
+
+namespace loaderbench {
+namespace {
+
+double value_at(const ArrayView& v, int64_t i) {
+  const int64_t k = i;  // primitive_data applies the array's offset
+  if (v.type() == ArrowType::kFloat32) return reinterpret_cast<const float*>(v.primitive_data())[k];
+  if (v.type() == ArrowType::kFloat64) return reinterpret_cast<const double*>(v.primitive_data())[k];
+  return static_cast<double>(v.integer(i));
+}
+
+const ArrayView& column(const ArrayView& batch, const std::string& name, bool numeric_value) {
+  const ArrayView* c = batch.child(name);
+  if (c == nullptr) throw ImportError("no column '" + name + "' in the COO table");
+  const bool ok = numeric_value ? (c->type() == ArrowType::kFloat32 || c->type() == ArrowType::kFloat64 ||
+                                   is_integer(c->type()))
+                                : is_integer(c->type());
+  if (!ok) throw ImportError("column '" + name + "' has type " + type_name(c->type()) + ", expected " +
+                             (numeric_value ? "a number" : "an integer"));
+  for (int64_t i = 0; i < c->length(); ++i) {
+    if (c->is_null(i)) throw ImportError("column '" + name + "' has a null at row " + std::to_string(i));
+  }
+  return *c;
+}
+
+}  // namespace
+
+std::shared_ptr<SparseMatrix> SparseMatrix::from_coo_stream(StreamOwner stream, const CooColumns& columns,
+                                                            int64_t n_rows, int64_t n_cols) {
+  if (n_rows < 0 || n_cols < 0) throw ImportError("n_rows and n_cols must be >= 0");
+  std::shared_ptr<SparseMatrix> m(new SparseMatrix());
+  std::vector<int64_t> row_of;  // filled only once the input turns out unsorted
+  bool sorted = true;
+  int64_t current_row = 0, max_col = -1, max_row = -1;
+  SchemaOwner schema;
+  consume_stream(stream, schema, [&](ArrayOwner&& owned) {
+    const ArrayView batch = ArrayView::make(schema.get(), owned.get(), "coo");
+    const ArrayView& rows = column(batch, columns.row, false);
+    const ArrayView& cols = column(batch, columns.col, false);
+    const ArrayView& vals = column(batch, columns.value, true);
+    for (int64_t i = 0; i < batch.length(); ++i) {
+      const int64_t k = batch.child_row(i);
+      const int64_t r = rows.integer(k), c = cols.integer(k);
+      if (r < 0 || (n_rows > 0 && r >= n_rows)) {
+        throw ImportError("cell index " + std::to_string(r) + " out of range (n_cells=" + std::to_string(n_rows) + ")");
+      }
+      if (c < 0 || (n_cols > 0 && c >= n_cols) || c > std::numeric_limits<int32_t>::max()) {
+        throw ImportError("gene index " + std::to_string(c) + " out of range (n_genes=" + std::to_string(n_cols) + ")");
+      }
+      max_col = std::max(max_col, c);
+      max_row = std::max(max_row, r);
+      if (sorted && r < current_row) {
+        sorted = false;  // rebuild the row of every entry so far from indptr, then keep rows explicitly
+        row_of.reserve(m->indices_.size() * 2);
+        for (int64_t rr = 0; rr + 1 < static_cast<int64_t>(m->indptr_.size()); ++rr) {
+          row_of.insert(row_of.end(), static_cast<size_t>(m->indptr_[rr + 1] - m->indptr_[rr]), rr);
+        }
+        row_of.insert(row_of.end(), m->indices_.size() - row_of.size(), current_row);
+      }
+      if (sorted) {
+        while (current_row < r) {
+          m->indptr_.push_back(static_cast<int64_t>(m->indices_.size()));
+          ++current_row;
+        }
+      } else {
+        row_of.push_back(r);
+      }
+      m->indices_.push_back(static_cast<int32_t>(c));
+      m->data_.push_back(static_cast<float>(value_at(vals, k)));
+    }
+  });
+  const int64_t total_rows = n_rows > 0 ? n_rows : max_row + 1;
+  m->n_cols_ = n_cols > 0 ? n_cols : max_col + 1;
+  if (sorted) {
+    // indptr holds the starts of rows 0..current_row; close current_row and any trailing empty rows.
+    while (static_cast<int64_t>(m->indptr_.size()) < total_rows + 1) {
+      m->indptr_.push_back(static_cast<int64_t>(m->indices_.size()));
+    }
+  } else {
+    // Stable counting sort by row.
+    std::vector<int64_t> indptr(static_cast<size_t>(total_rows) + 1, 0);
+    for (int64_t r : row_of) ++indptr[static_cast<size_t>(r) + 1];
+    for (size_t r = 0; r < static_cast<size_t>(total_rows); ++r) indptr[r + 1] += indptr[r];
+    std::vector<int64_t> next(indptr.begin(), indptr.end() - 1);
+    std::vector<int32_t> indices(m->indices_.size());
+    std::vector<float> data(m->data_.size());
+    for (size_t k = 0; k < row_of.size(); ++k) {
+      const auto slot = static_cast<size_t>(next[static_cast<size_t>(row_of[k])]++);
+      indices[slot] = m->indices_[k];
+      data[slot] = m->data_[k];
+    }
+    m->indptr_ = std::move(indptr);
+    m->indices_ = std::move(indices);
+    m->data_ = std::move(data);
+  }
+  if (total_rows <= 0) throw ImportError("the COO table has no entries and no n_cells was given");
+  m->sum_duplicates();
+  return m;
+}
+
+std::shared_ptr<SparseMatrix> SparseMatrix::from_csr(std::vector<int64_t> indptr, std::vector<int32_t> indices,
+                                                     std::vector<float> data, int64_t n_cols) {
+  if (indptr.empty() || indptr.front() != 0) throw ImportError("indptr must start with 0");
+  if (indices.size() != data.size()) throw ImportError("indices and data differ in length");
+  if (indptr.back() != static_cast<int64_t>(indices.size())) throw ImportError("indptr does not end at nnz");
+  for (size_t r = 1; r < indptr.size(); ++r) {
+    if (indptr[r] < indptr[r - 1]) throw ImportError("indptr decreases at row " + std::to_string(r - 1));
+  }
+  for (int32_t c : indices) {
+    if (c < 0 || c >= n_cols) {
+      throw ImportError("gene index " + std::to_string(c) + " out of range (n_genes=" + std::to_string(n_cols) + ")");
+    }
+  }
+  std::shared_ptr<SparseMatrix> m(new SparseMatrix());
+  m->indptr_ = std::move(indptr);
+  m->indices_ = std::move(indices);
+  m->data_ = std::move(data);
+  m->n_cols_ = n_cols;
+  return m;
+}
+
+void SparseMatrix::sum_duplicates() {
+  // Duplicates only matter for COO input; sort each row's columns and merge equal ones.
+  std::vector<std::pair<int32_t, float>> row;
+  int64_t write = 0;
+  std::vector<int64_t> indptr(indptr_.size(), 0);
+  for (int64_t r = 0; r + 1 < static_cast<int64_t>(indptr_.size()); ++r) {
+    const int64_t begin = indptr_[r], end = indptr_[r + 1];
+    bool ordered = true;
+    for (int64_t k = begin + 1; k < end && ordered; ++k) ordered = indices_[k - 1] < indices_[k];
+    if (ordered) {
+      for (int64_t k = begin; k < end; ++k, ++write) {
+        indices_[write] = indices_[k];
+        data_[write] = data_[k];
+      }
+    } else {
+      row.clear();
+      for (int64_t k = begin; k < end; ++k) row.emplace_back(indices_[k], data_[k]);
+      std::stable_sort(row.begin(), row.end(), [](auto& a, auto& b) { return a.first < b.first; });
+      for (size_t k = 0; k < row.size(); ++k) {
+        if (k > 0 && row[k].first == row[k - 1].first) {
+          data_[write - 1] += row[k].second;
+        } else {
+          indices_[write] = row[k].first;
+          data_[write] = row[k].second;
+          ++write;
+        }
+      }
+    }
+    indptr[r + 1] = write;
+  }
+  indptr_ = std::move(indptr);
+  indices_.resize(static_cast<size_t>(write));
+  data_.resize(static_cast<size_t>(write));
+}
+
+void SparseMatrix::densify_row(int64_t row, float* out) const {
+  std::memset(out, 0, static_cast<size_t>(n_cols_) * sizeof(float));
+  const int64_t end = indptr_[row + 1];
+  for (int64_t k = indptr_[row]; k < end; ++k) out[indices_[k]] = data_[k];
+}
+
+void SparseMatrix::gather_csr(const std::vector<int64_t>& rows, std::vector<int64_t>* crow, std::vector<int64_t>* col,
+                              std::vector<float>* values) const {
+  crow->assign(1, 0);
+  col->clear();
+  values->clear();
+  for (int64_t r : rows) {
+    if (r < 0 || r >= this->rows()) throw ImportError("row " + std::to_string(r) + " out of range");
+    const int64_t begin = indptr_[r], end = indptr_[r + 1];
+    col->insert(col->end(), indices_.begin() + begin, indices_.begin() + end);
+    values->insert(values->end(), data_.begin() + begin, data_.begin() + end);
+    crow->push_back(static_cast<int64_t>(col->size()));
+  }
+}
+
+void DenseRows::write_row(int64_t row, int64_t /*epoch*/, uint8_t* out, std::vector<uint8_t>& /*scratch*/) const {
+  matrix_->densify_row(row, reinterpret_cast<float*>(out));
+}
+
+}  // namespace loaderbench

@@ -1,0 +1,107 @@
+#include "loaderbench/sparse_matrix.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <vector>
+
+#include "arrow_test_builder.h"
+#include "loaderbench/arrow_view.h"
+#include "loaderbench/batch_loader.h"
+
+namespace loaderbench {
+namespace {
+
+using testing::FakeStream;
+
+testing::NodePtr coo(const std::vector<int64_t>& r, const std::vector<int64_t>& c, const std::vector<float>& v) {
+  return testing::structure("", {testing::primitive("l", "soma_dim_0", r), testing::primitive("l", "soma_dim_1", c),
+                                 testing::primitive("f", "soma_data", v)},
+                            static_cast<int64_t>(r.size()));
+}
+
+std::vector<float> dense(const SparseMatrix& m) {
+  std::vector<float> out(static_cast<size_t>(m.rows() * m.cols()));
+  for (int64_t r = 0; r < m.rows(); ++r) m.densify_row(r, out.data() + r * m.cols());
+  return out;
+}
+
+TEST(SparseMatrix, BuildsCsrFromSortedCooAcrossBatches) {
+  // 4 cells x 3 genes; cell 1 is empty, cell 3 is only in the second batch.
+  auto m = SparseMatrix::from_coo_stream(
+      FakeStream::make({coo({0, 0, 2}, {0, 2, 1}, {1, 2, 3}), coo({2, 3}, {2, 0}, {4, 5})}), {}, 0, 3);
+  EXPECT_EQ(m->rows(), 4);
+  EXPECT_EQ(m->nnz(), 5);
+  EXPECT_EQ(m->indptr(), (std::vector<int64_t>{0, 2, 2, 4, 5}));
+  EXPECT_EQ(dense(*m), (std::vector<float>{1, 0, 2, 0, 0, 0, 0, 3, 4, 5, 0, 0}));
+}
+
+TEST(SparseMatrix, SortsUnsortedCooAndSumsDuplicates) {
+  auto m = SparseMatrix::from_coo_stream(FakeStream::make({coo({2, 0, 2, 0, 0}, {1, 2, 1, 0, 2}, {3, 2, 4, 1, 10})}),
+                                         {}, 5, 0);
+  EXPECT_EQ(m->rows(), 5);  // trailing empty rows from n_cells
+  EXPECT_EQ(m->cols(), 3);
+  EXPECT_EQ(dense(*m), (std::vector<float>{1, 0, 12, 0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0}));
+}
+
+TEST(SparseMatrix, RejectsIndicesOutOfRangeAndBadColumns) {
+  EXPECT_THROW(SparseMatrix::from_coo_stream(FakeStream::make({coo({0}, {3}, {1})}), {}, 0, 3), ImportError);
+  EXPECT_THROW(SparseMatrix::from_coo_stream(FakeStream::make({coo({-1}, {0}, {1})}), {}, 0, 3), ImportError);
+  EXPECT_THROW(SparseMatrix::from_coo_stream(FakeStream::make({coo({5}, {0}, {1})}), {}, 2, 3), ImportError);
+  CooColumns other;
+  other.value = "counts";
+  EXPECT_THROW(SparseMatrix::from_coo_stream(FakeStream::make({coo({0}, {0}, {1})}), other, 0, 3), ImportError);
+  EXPECT_THROW(SparseMatrix::from_csr({0, 2, 1}, {0, 1}, {1, 1}, 3), ImportError);
+  EXPECT_THROW(SparseMatrix::from_csr({0, 1}, {7}, {1}, 3), ImportError);
+}
+
+TEST(SparseMatrix, GathersCsrBatches) {
+  auto m = SparseMatrix::from_csr({0, 2, 2, 3}, {0, 2, 1}, {1, 2, 3}, 3);
+  std::vector<int64_t> crow, col;
+  std::vector<float> values;
+  m->gather_csr({2, 1, 0}, &crow, &col, &values);
+  EXPECT_EQ(crow, (std::vector<int64_t>{0, 1, 1, 3}));
+  EXPECT_EQ(col, (std::vector<int64_t>{1, 0, 2}));
+  EXPECT_EQ(values, (std::vector<float>{3, 1, 2}));
+}
+
+TEST(DenseRows, BlockShuffledBatchesCoverEveryCellOnce) {
+  std::vector<int64_t> indptr{0};
+  std::vector<int32_t> indices;
+  std::vector<float> data;
+  for (int r = 0; r < 37; ++r) {
+    if (r % 5 != 0) {  // every fifth cell empty
+      indices.push_back(r % 4);
+      data.push_back(static_cast<float>(r));
+    }
+    indptr.push_back(static_cast<int64_t>(indices.size()));
+  }
+  auto rows = std::make_shared<DenseRows>(SparseMatrix::from_csr(indptr, indices, data, 4));
+  for (int threads : {1, 3}) {
+    LoaderOptions o;
+    o.batch_size = 8;
+    o.num_threads = threads;
+    o.sampler.kind = SamplerKind::kBlockShuffle;
+    o.sampler.block_size = 4;
+    o.sampler.buffer_blocks = 3;
+    EpochIterator it(rows, BufferPool::create(8 * 4 * 4, 4), o, 0);
+    std::multiset<int64_t> seen;
+    Batch b;
+    while (it.next(&b)) {
+      const auto* v = reinterpret_cast<const float*>(b.buffer->bytes.get());
+      for (size_t i = 0; i < b.indices.size(); ++i) {
+        const int64_t r = b.indices[i];
+        seen.insert(r);
+        for (int c = 0; c < 4; ++c) {
+          const float expected = (r % 5 != 0 && c == r % 4) ? static_cast<float>(r) : 0.0f;
+          EXPECT_EQ(v[i * 4 + c], expected);
+        }
+      }
+    }
+    EXPECT_EQ(seen.size(), 37u);
+    EXPECT_EQ(std::set<int64_t>(seen.begin(), seen.end()).size(), 37u);
+  }
+}
+
+}  // namespace
+}  // namespace loaderbench

@@ -1,0 +1,149 @@
+"""The native sparse loader: a cell x gene matrix held as CSR by the C++ core, block-shuffled, densified into
+float32 ``[B, genes]`` batches on the core's threads (GIL released), or handed out as torch sparse CSR batches.
+
+Block shuffle as in arrayloader-benchmarks: the rows are cut into chunks of ``chunk_size`` contiguous rows; the
+rows of ``chunks_per_block`` chunks (one "block") are shuffled together, and block order is shuffled too.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset
+
+from loaderbench import _core
+
+SHUFFLES = ("none", "block", "random")
+
+
+def to_sparse_matrix(source: Any, n_cols: int = 0) -> _core.SparseMatrix:
+    """A core ``SparseMatrix`` from a SOMA-like COO Arrow source, a scipy sparse matrix, or an existing one."""
+    if isinstance(source, _core.SparseMatrix):
+        return source
+    if hasattr(source, "__arrow_c_stream__"):
+        return _core.SparseMatrix.from_arrow(source, n_cols=n_cols)
+    if hasattr(source, "tocsr"):
+        csr = source.tocsr()
+        return _core.SparseMatrix.from_csr(
+            np.ascontiguousarray(csr.indptr, dtype=np.int64),
+            np.ascontiguousarray(csr.indices, dtype=np.int32),
+            np.ascontiguousarray(csr.data, dtype=np.float32),
+            int(csr.shape[1]),
+        )
+    raise TypeError(f"expected a COO Arrow table, a scipy sparse matrix or a SparseMatrix, got {type(source).__name__}")
+
+
+class NativeSparseLoader(IterableDataset):
+    """Batches of cells: dense float32 ``[B, n_genes]`` (``output="dense"``) or ``torch.sparse_csr_tensor``.
+
+    ``shuffle``: ``"none"``, ``"block"`` (``chunk_size`` rows per chunk, ``chunks_per_block`` chunks shuffled
+    together) or ``"random"``. Every cell exactly once per epoch (per rank: ``rank``/``world_size`` with
+    ``DistributedSampler`` semantics); the same ``seed`` gives the same order whatever ``num_threads``.
+    """
+
+    def __init__(
+        self,
+        source: Any,
+        *,
+        batch_size: int = 1024,
+        shuffle: str = "block",
+        chunk_size: int = 1,
+        chunks_per_block: int = 1,
+        seed: int = 0,
+        num_threads: int = 1,
+        prefetch: int | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+        drop_last: bool = False,
+        output: str = "dense",
+        n_cols: int = 0,
+    ) -> None:
+        if shuffle not in SHUFFLES:
+            raise ValueError(f"shuffle must be one of {SHUFFLES}, got {shuffle!r}")
+        if output not in ("dense", "csr"):
+            raise ValueError(f"output must be 'dense' or 'csr', got {output!r}")
+        self.matrix = to_sparse_matrix(source, n_cols)
+        self.output = output
+        sampler = _core.SamplerOptions()
+        sampler.kind = {"none": _core.SamplerKind.sequential, "block": _core.SamplerKind.block,
+                        "random": _core.SamplerKind.random}[shuffle]
+        sampler.seed = seed
+        sampler.block_size = chunk_size
+        sampler.buffer_blocks = chunks_per_block
+        sampler.rank = rank
+        sampler.world_size = world_size
+        sampler.drop_last = drop_last
+        options = _core.LoaderOptions()
+        options.batch_size = batch_size
+        options.drop_last = drop_last
+        options.num_threads = num_threads
+        options.prefetch = prefetch if prefetch is not None else max(2, 2 * num_threads)
+        options.sampler = sampler
+        self.options = options
+        self._rows = self.matrix.dense_rows()
+        self._batches = self._rows.batches_per_epoch(options)  # validates the options
+        self._pool = _core.BufferPool.create(batch_size * self._rows.sample_bytes,
+                                             options.prefetch + options.num_threads + 2)
+        self._epoch = 0
+        self._epoch_fixed = False
+
+    def __len__(self) -> int:
+        return self._batches
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.matrix.shape)
+
+    def set_epoch(self, epoch: int) -> None:
+        self._epoch = epoch
+        self._epoch_fixed = True
+
+    def _next_epoch(self) -> int:
+        epoch = self._epoch
+        if not self._epoch_fixed:
+            self._epoch += 1
+        return epoch
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return (batch for batch, _ in self.iter_with_indices())
+
+    def iter_with_indices(self) -> Iterator[tuple[torch.Tensor, list[int]]]:
+        """Batches with the cell indices they hold."""
+        epoch = self._next_epoch()
+        if self.output == "csr":
+            return self._csr_batches(epoch)
+        return _DenseEpoch(self._rows.epoch(self._pool, self.options, epoch))
+
+    def _csr_batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, list[int]]]:
+        order = _core.epoch_indices(self.matrix.shape[0], self.options.sampler, epoch)
+        size = self.options.batch_size
+        stop = len(order) - len(order) % size if self.options.drop_last else len(order)
+        n_genes = self.matrix.shape[1]
+        for start in range(0, stop, size):
+            rows = order[start : start + size]
+            crow, col, values = self.matrix.gather_csr(rows)
+            with torch.sparse.check_sparse_tensor_invariants(False), warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+                yield torch.sparse_csr_tensor(crow, col, values, (len(rows), n_genes)), rows
+
+
+class _DenseEpoch:
+    def __init__(self, epoch: Any) -> None:
+        self._epoch = epoch
+
+    def __iter__(self) -> _DenseEpoch:
+        return self
+
+    def __next__(self) -> tuple[torch.Tensor, list[int]]:
+        if self._epoch is None:
+            raise StopIteration
+        try:
+            return self._epoch.next(True)
+        except StopIteration:
+            self._epoch.close()
+            self._epoch = None
+            raise

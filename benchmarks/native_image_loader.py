@@ -1,0 +1,582 @@
+#!/usr/bin/env python
+"""Performance goals of the native image loader, measured in one run on the same data (DESIGN.md §5).
+
+Every figure is a ratio of two measurements taken here, on one cached OME-Arrow dataset (seed 42, 100x100 uint8,
+stored by ome-arrow as uint16), against the seed's pre-loaded dataset ``OMEArrowDataset(table, preload=True)``:
+
+- p1 ``p1_speedup_vs_dataloader``: epoch throughput, ``NativeImageLoader(num_threads=2)`` / the best torch
+  ``DataLoader`` (num_workers 0, 2, 4) over the pre-loaded dataset. Target >= 20.
+- p2 ``p2_roofline_fraction``: the native loader's bytes moved per second (stored bytes read + float32 written) /
+  memcpy's (``_core.copy_bandwidth``, 2 threads, working set = the dataset's stored pixel bytes). Target >= 0.5.
+- p3 ``p3_ttfb_ratio``: time to first batch from the same in-memory ``pa.Table``: pre-load + DataLoader + first
+  ``next()`` / native loader construction + first ``next()``. Target >= 100.
+- p4 ``p4_getitem_ratio``: p50 of one ``__getitem__`` at random indices, pre-loaded dataset / ``loader[i]``.
+  Target >= 10.
+- p6 ``p6_rss_ratio``: peak memory (USS, workers included) of one epoch, each side in a fresh subprocess that reads
+  the same cached file: DataLoader (4 workers, pre-load included) / native (2 threads). Target >= 2.
+
+Progress goes to stdout as it is measured; the LAST line of stdout is one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+from torch.utils.data import DataLoader
+
+from loaderbench import _core
+from loaderbench.datagen import build_ome_table, generate_images
+from loaderbench.formats import arrow_ipc, atomic_output
+from loaderbench.loaders.native import NativeImageLoader
+from loaderbench.loaders.seed import OMEArrowDataset
+from loaderbench.memory import PeakMemorySampler, process_tree_memory_mb
+from loaderbench.ome_image import OME_COLUMN
+from loaderbench.results import collect_environment
+
+# 4 workers on fewer cores is one of the configurations asked for; the count is recorded in the JSON instead.
+warnings.filterwarnings("ignore", message="This DataLoader will create", category=UserWarning)
+
+REPO = Path(__file__).resolve().parents[1]
+SEED = 42
+HEIGHT = WIDTH = 100
+DTYPE = "uint8"
+BATCH_SIZE = 256
+NATIVE_THREADS = 2
+DATALOADER_WORKERS = (0, 2, 4)
+MEMORY_WORKERS = 4
+FLOAT32_BYTES = 4
+ROOFLINE_FIXED_BYTES = 256 * 2**20
+GENERATE_CHUNK = 8192  # rows built (and written as one record batch) at a time, so 100k images fit in memory
+TARGETS = {"p1": 20.0, "p2": 0.5, "p3": 100.0, "p4": 10.0, "p6": 2.0}
+MODES: dict[str, dict[str, int]] = {
+    # n: images for p1/p2/p4/p6; n_ttfb: images for p3 (the seed's pre-load grows with N, the native start does not)
+    "quick": {
+        "n": 8192,
+        "n_ttfb": 5000,
+        "dl_epochs": 3,
+        "native_epochs": 5,
+        "getitem_samples": 2000,
+        "getitem_warmup": 200,
+        "ttfb_repeats": 3,
+        "copy_repeats": 5,
+    },
+    "full": {
+        "n": 32768,
+        "n_ttfb": 100_000,
+        "dl_epochs": 5,
+        "native_epochs": 10,
+        "getitem_samples": 10_000,
+        "getitem_warmup": 500,
+        "ttfb_repeats": 3,
+        "copy_repeats": 9,
+    },
+}
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+# ------------------------------------------------------------------------------------------------------- data
+
+
+def data_file(data_dir: Path, n: int) -> Path:
+    return data_dir / f"ome_arrow_n{n}_{HEIGHT}x{WIDTH}_{DTYPE}_seed{SEED}.arrow"
+
+
+def _with_global_ids(chunk: pa.Table, start: int) -> pa.Table:
+    """A chunk built by ``build_ome_table`` with ``row_id`` and the struct's image ``id`` numbered from ``start``,
+    so the chunked file holds exactly the rows one ``build_ome_table`` call over all images would."""
+    n = chunk.num_rows
+    column = chunk.column(OME_COLUMN).combine_chunks()
+    struct_type = column.type
+    children = [column.field(i) for i in range(struct_type.num_fields)]
+    children[struct_type.get_field_index("id")] = pa.array([f"img-{start + i}" for i in range(n)], pa.string())
+    ome = pa.StructArray.from_arrays(children, fields=list(struct_type))
+    row_id = pa.array(np.arange(start, start + n, dtype=np.int64))
+    return pa.table({"row_id": row_id, OME_COLUMN: ome}, schema=chunk.schema)
+
+
+def ensure_data(data_dir: Path, n: int) -> Path:
+    """The cached Arrow IPC file of ``n`` images (``generate_images`` + ``build_ome_table``, seed 42)."""
+    path = data_file(data_dir, n)
+    if path.exists():
+        try:
+            if arrow_ipc.read_table(path).num_rows == n:
+                say(f"  data: reusing {path}")
+                return path
+        except Exception as exc:  # noqa: BLE001 - an unreadable cache is regenerated
+            say(f"  data: {path} unreadable ({exc}); regenerating")
+    say(f"  data: generating {n} images {HEIGHT}x{WIDTH} {DTYPE} (seed {SEED}) -> {path}")
+    start_time = time.perf_counter()
+    images = generate_images(n, HEIGHT, WIDTH, DTYPE, channels=1, seed=SEED)
+    with atomic_output(path) as tmp, pa.OSFile(str(tmp), "wb") as sink:
+        writer = None
+        for start in range(0, n, GENERATE_CHUNK):
+            chunk = _with_global_ids(build_ome_table(images[start : start + GENERATE_CHUNK]), start)
+            if writer is None:
+                writer = pa.ipc.new_file(sink, chunk.schema)
+            writer.write_table(chunk)
+            say(f"    {min(start + GENERATE_CHUNK, n)}/{n} rows written")
+        assert writer is not None
+        writer.close()
+    say(f"  data: generated in {time.perf_counter() - start_time:.1f} s ({path.stat().st_size / 2**20:.0f} MiB)")
+    return path
+
+
+def read_table(path: Path) -> pa.Table:
+    """The table as the project reads an Arrow IPC file: memory-mapped, buffers in place."""
+    return arrow_ipc.read_table(path)
+
+
+def fault_in(table: pa.Table) -> int:
+    """Touch every page of the table's buffers, so timings start from a table resident in memory; returns bytes."""
+    total = 0
+    for chunk in table.column(OME_COLUMN).chunks:
+        for buf in chunk.buffers():  # children's buffers included
+            if buf is not None and buf.size:
+                np.frombuffer(buf, dtype=np.uint8)[::4096].sum(dtype=np.int64)
+                total += buf.size
+    return total
+
+
+def stored_pixel_bytes(loader: NativeImageLoader) -> tuple[int, int, int]:
+    """(pixels per sample, stored bytes per pixel, total stored pixel bytes) of the loader's dataset."""
+    summary = loader.dataset.summary()
+    pixels = summary["channels"] * summary["depth"] * summary["height"] * summary["width"]
+    itemsize = np.dtype(summary["stored_dtype"]).itemsize
+    return pixels, itemsize, pixels * itemsize * summary["rows"]
+
+
+# ---------------------------------------------------------------------------------------------------- timings
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    arr = np.asarray(values, dtype=np.float64)
+    return {
+        "median": float(np.median(arr)),
+        "min": float(arr.min()),
+        "max": float(arr.max()),
+        "p5": float(np.percentile(arr, 5)),
+        "p95": float(np.percentile(arr, 95)),
+        "n": int(arr.size),
+    }
+
+
+def time_epochs(make_iter: Callable[[], Iterable[Any]], epochs: int, n_samples: int) -> dict[str, Any]:
+    """Wall time of full epochs (one warm-up epoch excluded); samples/s per epoch, median over ``epochs``."""
+
+    def one_epoch() -> tuple[float, int]:
+        seen = 0
+        start = time.perf_counter_ns()
+        for batch in make_iter():
+            seen += batch.shape[0]
+        return (time.perf_counter_ns() - start) / 1e9, seen
+
+    warm_s, warm_seen = one_epoch()
+    if warm_seen != n_samples:
+        raise RuntimeError(f"an epoch yielded {warm_seen} samples, expected {n_samples}")
+    seconds = [one_epoch()[0] for _ in range(epochs)]
+    rates = [n_samples / s for s in seconds]
+    return {
+        "warmup_epoch_s": warm_s,
+        "epoch_s": seconds,
+        "samples_per_s": _spread(rates),
+        "samples_per_s_median": statistics.median(rates),
+    }
+
+
+def measure_throughput(table: pa.Table, preloaded: OMEArrowDataset, cfg: dict[str, int]) -> dict[str, Any]:
+    n = table.num_rows
+    dataloader: dict[str, Any] = {}
+    for workers in DATALOADER_WORKERS:
+        dl = DataLoader(
+            preloaded, batch_size=BATCH_SIZE, shuffle=True, num_workers=workers, persistent_workers=workers > 0
+        )
+        result = time_epochs(lambda dl=dl: iter(dl), cfg["dl_epochs"], n)
+        dataloader[str(workers)] = result
+        say(
+            f"  DataLoader num_workers={workers}: {result['samples_per_s_median']:,.0f} samples/s "
+            f"(epochs {', '.join(f'{s * 1e3:.0f}' for s in result['epoch_s'])} ms)"
+        )
+        del dl
+        gc.collect()  # persistent workers exit with their DataLoader, before the next configuration runs
+    best = max(dataloader, key=lambda w: dataloader[w]["samples_per_s_median"])
+
+    loader = NativeImageLoader(table, batch_size=BATCH_SIZE, shuffle=True, num_threads=NATIVE_THREADS)
+    # p2's roofline, measured just before and just after the native epochs on the same working set, so a busy
+    # machine shows up as a spread between the two rather than as a ratio taken at another moment
+    total_stored = stored_pixel_bytes(loader)[2]
+    memcpy_before = _core.copy_bandwidth(total_stored, NATIVE_THREADS, cfg["copy_repeats"])
+    native = time_epochs(lambda: iter(loader), cfg["native_epochs"], n)
+    say(
+        f"  native num_threads={NATIVE_THREADS}: {native['samples_per_s_median']:,.0f} samples/s "
+        f"(epochs {', '.join(f'{s * 1e3:.0f}' for s in native['epoch_s'])} ms)"
+    )
+    memcpy_after = _core.copy_bandwidth(total_stored, NATIVE_THREADS, cfg["copy_repeats"])
+    speedup = native["samples_per_s_median"] / dataloader[best]["samples_per_s_median"]
+    say(f"  p1 = {speedup:.2f} (best DataLoader: num_workers={best})")
+    return {
+        "dataloader": dataloader,
+        "best_dataloader_workers": int(best),
+        "native": native,
+        "p1_speedup_vs_dataloader": speedup,
+        "memcpy_around_native": [memcpy_before, memcpy_after],
+        "loader": loader,
+    }
+
+
+def measure_roofline(
+    loader: NativeImageLoader, native_rate: float, memcpy_around: list[float], repeats: int
+) -> dict[str, Any]:
+    """p2: the native loader's bytes/s over memcpy's; the higher of the memcpy runs around the native epochs."""
+    pixels, stored_itemsize, total_stored = stored_pixel_bytes(loader)
+    bytes_per_sample = pixels * (stored_itemsize + FLOAT32_BYTES)
+    native_bps = native_rate * bytes_per_sample
+    memcpy_dataset = max(memcpy_around)
+    memcpy_fixed = _core.copy_bandwidth(ROOFLINE_FIXED_BYTES, NATIVE_THREADS, repeats)
+    fraction = native_bps / memcpy_dataset
+    say(
+        f"  native moves {native_bps / 1e9:.2f} GB/s ({bytes_per_sample} B/sample: {pixels} px x "
+        f"({stored_itemsize} read + {FLOAT32_BYTES} written))"
+    )
+    say(
+        f"  memcpy {NATIVE_THREADS} threads: {memcpy_dataset / 1e9:.2f} GB/s over {total_stored / 2**20:.0f} MiB "
+        f"(dataset; before/after the native epochs {memcpy_around[0] / 1e9:.2f}/{memcpy_around[1] / 1e9:.2f}), "
+        f"{memcpy_fixed / 1e9:.2f} GB/s over 256 MiB"
+    )
+    say(f"  p2 = {fraction:.3f}")
+    return {
+        "native_bytes_per_s": native_bps,
+        "bytes_per_sample_read": pixels * stored_itemsize,
+        "bytes_per_sample_written": pixels * FLOAT32_BYTES,
+        "stored_pixel_bytes": total_stored,
+        "memcpy_bytes_per_s_dataset": memcpy_dataset,
+        "memcpy_bytes_per_s_dataset_before_after_native": memcpy_around,
+        "memcpy_bytes_per_s_256MiB": memcpy_fixed,
+        "memcpy_threads": NATIVE_THREADS,
+        "memcpy_repeats": repeats,
+        "note": "memcpy figures count bytes read + bytes written, as the native figure does; the dataset figure is "
+        "the higher of two runs bracketing the native epochs. memcpy streams both source and destination through "
+        "DRAM, while the native loader writes into a small recycled buffer pool, so its writes may stay in cache "
+        "and the fraction can exceed 1",
+        "p2_roofline_fraction": fraction,
+    }
+
+
+def time_getitem(get: Callable[[int], torch.Tensor], indices: np.ndarray, warmup: int) -> dict[str, Any]:
+    times = []
+    for k, idx in enumerate(indices):
+        start = time.perf_counter_ns()
+        get(int(idx))
+        took = time.perf_counter_ns() - start
+        if k >= warmup:
+            times.append(took / 1e3)
+    return {"us": _spread(times)}
+
+
+def measure_getitem(preloaded: OMEArrowDataset, loader: NativeImageLoader, cfg: dict[str, int]) -> dict[str, Any]:
+    rng = np.random.default_rng(SEED)
+    indices = rng.integers(0, len(preloaded), size=cfg["getitem_warmup"] + cfg["getitem_samples"])
+    check = indices[:64]
+    match = all(torch.equal(preloaded[int(i)], loader[int(i)]) for i in check)
+    seed = time_getitem(preloaded.__getitem__, indices, cfg["getitem_warmup"])
+    native = time_getitem(loader.__getitem__, indices, cfg["getitem_warmup"])
+    ratio = seed["us"]["median"] / native["us"]["median"]
+    say(
+        f"  __getitem__ p50: pre-loaded {seed['us']['median']:.2f} us, native {native['us']['median']:.2f} us "
+        f"({cfg['getitem_samples']} random indices after {cfg['getitem_warmup']} warm-up)"
+    )
+    say(f"  outputs identical on {len(check)} indices: {match}")
+    say(f"  p4 = {ratio:.2f}")
+    return {
+        "preloaded": seed,
+        "native": native,
+        "outputs_equal": match,
+        "checked_indices": len(check),
+        "p4_getitem_ratio": ratio,
+    }
+
+
+def measure_ttfb(table: pa.Table, repeats: int) -> dict[str, Any]:
+    def seed_once() -> float:
+        start = time.perf_counter_ns()
+        dataset = OMEArrowDataset(table, preload=True)
+        dl = DataLoader(dataset, batch_size=BATCH_SIZE, shuffle=True, num_workers=0)
+        batch = next(iter(dl))
+        took = (time.perf_counter_ns() - start) / 1e9
+        assert batch.shape[0] == BATCH_SIZE
+        return took
+
+    def native_once() -> float:
+        start = time.perf_counter_ns()
+        loader = NativeImageLoader(table, batch_size=BATCH_SIZE, shuffle=True, num_threads=NATIVE_THREADS)
+        it = iter(loader)
+        batch = next(it)
+        took = (time.perf_counter_ns() - start) / 1e9
+        assert batch.shape[0] == BATCH_SIZE
+        it.close()
+        return took
+
+    native = [native_once() for _ in range(max(repeats, 5))]
+    seed = []
+    for k in range(repeats):
+        seed.append(seed_once())
+        gc.collect()
+        say(f"    pre-loaded repeat {k + 1}/{repeats}: {seed[-1]:.2f} s")
+    ratio = statistics.median(seed) / statistics.median(native)
+    say(
+        f"  first batch from the in-memory table ({table.num_rows} images): pre-loaded + DataLoader(num_workers=0) "
+        f"{statistics.median(seed):.3f} s, native {statistics.median(native) * 1e3:.3f} ms"
+    )
+    say(f"  p3 = {ratio:.1f}")
+    return {
+        "n_images": table.num_rows,
+        "preloaded_s": _spread(seed),
+        "native_s": _spread(native),
+        "preloaded_workers": 0,
+        "p3_ttfb_ratio": ratio,
+        "note": "both start from the same pa.Table already read (memory-mapped Arrow IPC, pages faulted in); "
+        "reading the file costs the same for both and is excluded",
+    }
+
+
+# ----------------------------------------------------------------------------------------------------- memory
+
+
+def memory_child(kind: str, path: Path) -> dict[str, Any]:
+    """One epoch in this (fresh) process; peak USS/PSS of the process tree, workers included."""
+    start_uss, start_pss = process_tree_memory_mb()
+    peaks: list[tuple[float, float]] = []
+
+    def sample() -> None:  # explicit samples between batches, so a short epoch cannot slip past the sampler
+        peaks.append(process_tree_memory_mb())
+
+    with PeakMemorySampler() as sampler:
+        table = read_table(path)
+        if kind == "dataloader":
+            dataset = OMEArrowDataset(table, preload=True)
+            sample()
+            iterable: Any = DataLoader(
+                dataset, batch_size=BATCH_SIZE, shuffle=True, num_workers=MEMORY_WORKERS, persistent_workers=True
+            )
+        else:
+            iterable = NativeImageLoader(table, batch_size=BATCH_SIZE, shuffle=True, num_threads=NATIVE_THREADS)
+            sample()
+        seen = 0
+        for batch in iterable:
+            seen += batch.shape[0]
+            sample()
+        sample()  # persistent workers are still alive here
+    if seen != table.num_rows:
+        raise RuntimeError(f"{kind}: the epoch yielded {seen} samples, expected {table.num_rows}")
+    peak_uss = max([sampler.peak_mb, *(u for u, _ in peaks)])
+    peak_pss = max([sampler.peak_pss_mb, *(p for _, p in peaks)])
+    return {
+        "kind": kind,
+        "start_uss_mb": start_uss,
+        "start_pss_mb": start_pss,
+        "peak_uss_mb": peak_uss,
+        "peak_pss_mb": peak_pss,
+        "increase_uss_mb": peak_uss - start_uss,
+        "increase_pss_mb": peak_pss - start_pss,
+        "samples": sampler.samples + len(peaks),
+        "workers": MEMORY_WORKERS if kind == "dataloader" else 0,
+        "threads": NATIVE_THREADS if kind == "native" else None,
+    }
+
+
+def run_memory_child(kind: str, path: Path) -> dict[str, Any]:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--_memory-child", kind, "--_data-file", str(path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"memory subprocess ({kind}) failed with {proc.returncode}:\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def measure_memory(path: Path) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for kind in ("dataloader", "native"):
+        figures = run_memory_child(kind, path)
+        result[kind] = figures
+        say(
+            f"  {kind}: peak USS {figures['peak_uss_mb']:.0f} MiB (PSS {figures['peak_pss_mb']:.0f}), "
+            f"start {figures['start_uss_mb']:.0f} MiB, increase {figures['increase_uss_mb']:.0f} MiB"
+        )
+    dl, nat = result["dataloader"], result["native"]
+    result["p6_rss_ratio"] = dl["peak_uss_mb"] / nat["peak_uss_mb"]
+    result["pss_ratio"] = dl["peak_pss_mb"] / nat["peak_pss_mb"]
+    result["increase_uss_ratio"] = dl["increase_uss_mb"] / nat["increase_uss_mb"]
+    result["note"] = (
+        "each side in a fresh subprocess reading the same cached file (memory-mapped); 'start' is the "
+        "process after imports, before reading the table; the ratio uses the raw peaks"
+    )
+    say(
+        f"  p6 = {result['p6_rss_ratio']:.2f} (PSS ratio {result['pss_ratio']:.2f}, "
+        f"increase ratio {result['increase_uss_ratio']:.2f})"
+    )
+    return result
+
+
+# ------------------------------------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Measure the native image loader's performance goals (p1-p4, p6) against the seed's pre-loaded "
+        "OME-Arrow dataset in one run on the same data; the last stdout line is one JSON object."
+    )
+    parser.add_argument(
+        "--mode",
+        choices=sorted(MODES),
+        default="quick",
+        help="quick: a few minutes on 2 cores, fewer images; full: N=100,000 for p3 (default quick)",
+    )
+    parser.add_argument("--out", type=Path, default=None, help="folder to save the JSON to (optional)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=REPO / "data" / "bench",
+        help="where the generated Arrow IPC files are cached (default: <repo>/data/bench)",
+    )
+    parser.add_argument("--n", type=int, default=None, help="override the images for p1/p2/p4/p6")
+    parser.add_argument("--n-ttfb", type=int, default=None, help="override the images for p3")
+    parser.add_argument(
+        "--_memory-child", dest="memory_child", choices=("dataloader", "native"), help=argparse.SUPPRESS
+    )
+    parser.add_argument("--_data-file", dest="data_file", type=Path, help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def target(key: str, value: float) -> dict[str, Any]:
+    return {"value": value, "target": TARGETS[key], "met": bool(value >= TARGETS[key])}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.memory_child:
+        print(json.dumps(memory_child(args.memory_child, args.data_file)), flush=True)
+        return 0
+
+    wall_start = time.perf_counter()
+    cfg = dict(MODES[args.mode])
+    if args.n is not None:
+        cfg["n"] = args.n
+    if args.n_ttfb is not None:
+        cfg["n_ttfb"] = args.n_ttfb
+    data_dir = args.data_dir.resolve()
+    say(
+        f"native image loader benchmark, mode {args.mode}: {cfg['n']} images for p1/p2/p4/p6, "
+        f"{cfg['n_ttfb']} for p3" + ("" if cfg["n_ttfb"] >= 100_000 else " (full mode uses 100,000)")
+    )
+    say(
+        f"  {HEIGHT}x{WIDTH} {DTYPE} (stored as uint16 by ome-arrow), batch {BATCH_SIZE}, "
+        f"usable cores {len(os.sched_getaffinity(0))}, torch threads {torch.get_num_threads()}, "
+        f"DataLoader start method {torch.multiprocessing.get_start_method()}"
+    )
+    main_path = ensure_data(data_dir, cfg["n"])
+    ttfb_path = ensure_data(data_dir, cfg["n_ttfb"])
+
+    table = read_table(main_path)
+    resident = fault_in(table)
+    say(f"  table: {table.num_rows} rows, {resident / 2**20:.0f} MiB of buffers faulted in")
+
+    say("pre-loading the seed dataset (OMEArrowDataset(table, preload=True))")
+    t0 = time.perf_counter()
+    preloaded = OMEArrowDataset(table, preload=True)
+    preload_s = time.perf_counter() - t0
+    say(f"  pre-load took {preload_s:.2f} s")
+
+    say("p1: epoch throughput")
+    p1 = measure_throughput(table, preloaded, cfg)
+    loader = p1.pop("loader")
+    say("p2: bytes moved vs memcpy")
+    p2 = measure_roofline(loader, p1["native"]["samples_per_s_median"], p1["memcpy_around_native"], cfg["copy_repeats"])
+    say("p4: __getitem__ latency")
+    p4 = measure_getitem(preloaded, loader, cfg)
+    del loader, preloaded
+    gc.collect()
+
+    say("p3: time to first batch")
+    ttfb_table = table if ttfb_path == main_path else read_table(ttfb_path)
+    fault_in(ttfb_table)
+    p3 = measure_ttfb(ttfb_table, cfg["ttfb_repeats"])
+    del ttfb_table, table
+    gc.collect()
+
+    say("p6: peak memory of one epoch (fresh subprocesses)")
+    p6 = measure_memory(main_path)
+
+    env = collect_environment()
+    result = {
+        "benchmark": "native_image_loader",
+        "mode": args.mode,
+        "p1_speedup_vs_dataloader": p1["p1_speedup_vs_dataloader"],
+        "p2_roofline_fraction": p2["p2_roofline_fraction"],
+        "p3_ttfb_ratio": p3["p3_ttfb_ratio"],
+        "p4_getitem_ratio": p4["p4_getitem_ratio"],
+        "p6_rss_ratio": p6["p6_rss_ratio"],
+        "targets": {
+            "p1": target("p1", p1["p1_speedup_vs_dataloader"]),
+            "p2": target("p2", p2["p2_roofline_fraction"]),
+            "p3": target("p3", p3["p3_ttfb_ratio"]),
+            "p4": target("p4", p4["p4_getitem_ratio"]),
+            "p6": target("p6", p6["p6_rss_ratio"]),
+        },
+        "figures": {"p1": p1, "p2": p2, "p3": p3, "p4": p4, "p6": p6, "preload_s": preload_s},
+        "config": {
+            **cfg,
+            "mode": args.mode,
+            "height": HEIGHT,
+            "width": WIDTH,
+            "dtype": DTYPE,
+            "stored_dtype": "uint16",
+            "seed": SEED,
+            "batch_size": BATCH_SIZE,
+            "native_threads": NATIVE_THREADS,
+            "dataloader_workers": list(DATALOADER_WORKERS),
+            "memory_workers": MEMORY_WORKERS,
+            "data_file": str(main_path),
+            "data_file_ttfb": str(ttfb_path),
+            "dataloader_start_method": torch.multiprocessing.get_start_method(),
+            "torch_num_threads": torch.get_num_threads(),
+        },
+        "hardware": env["hardware"],
+        "versions": env["versions"],
+        "page_cache": "warm: the data files were generated or read earlier; tables memory-mapped, pages faulted in "
+        "before timing in the main process",
+        "runtime_s": time.perf_counter() - wall_start,
+    }
+    say(
+        "targets: "
+        + ", ".join(
+            f"{k} {v['value']:.3g} (>= {v['target']:g}) {'met' if v['met'] else 'NOT met'}"
+            for k, v in result["targets"].items()
+        )
+    )
+    line = json.dumps(result)
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        saved = args.out / f"native_image_loader_{args.mode}.json"
+        saved.write_text(json.dumps(result, indent=2) + "\n")
+        say(f"saved {saved}")
+    print(line, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -73,13 +73,16 @@ def synthetic_tracks(sizes: tuple[tuple[int, int], ...] = SIZES[:1], seed: int =
                     "setup_s": 0.01,
                 }
             )
-        for batch, workers in itertools.product((1, 16), (0, 2)):
-            batch_ms = base * batch / (1 + workers)
+        # torch rows: num_workers 0 and 2; native rows: in-process (num_workers 0) with 1 and 2 threads
+        parallel = ((0, 1), (0, 2)) if loader == "native" else ((0, None), (2, None))
+        for batch, (workers, threads) in itertools.product((1, 16), parallel):
+            batch_ms = base * batch / (1 + workers + (threads or 1) - 1)
             rows["dataloader"].append(
                 common
                 | {
                     "batch_size": batch,
                     "num_workers": workers,
+                    "num_threads": threads,
                     "pin_memory": False,
                     "persistent_workers": False,
                     "prefetch_factor": 2 if workers else None,
@@ -102,6 +105,7 @@ def synthetic_tracks(sizes: tuple[tuple[int, int], ...] = SIZES[:1], seed: int =
                 "mode": "inference",
                 "batch_size": 16,
                 "num_workers": 0,
+                "num_threads": 2 if loader == "native" else None,
                 "steps": 20,
                 "step_p50_ms": wait + compute,
                 "step_p95_ms": (wait + compute) * 1.3,
@@ -239,6 +243,27 @@ def test_summary_table_lists_tracks_and_skipped(run_dir: Path) -> None:
     for word in ("getitem", "dataloader", "end_to_end", "conversion", "native", "p50_ms", "vortex", "cannot import"):
         assert word in text, word
     assert max(len(line) for line in text.splitlines()) < 200
+    # one native-vs-baseline line per image size and native configuration of each track
+    assert "native ×1 thread vs the best baseline" in text and "native ×2 threads vs the best baseline" in text
+    assert text.count("vs the best baseline") == 2 * (1 + 2 + 1 + 1)
+
+
+def test_native_rows_in_html_and_plots(run_dir: Path) -> None:
+    from matplotlib.figure import Figure  # noqa: PLC0415
+
+    from loaderbench.report import plots  # noqa: PLC0415
+    from loaderbench.results import medians, read_track  # noqa: PLC0415
+
+    html = (run_dir / "report.html").read_text()
+    assert "native ×2 threads vs the best baseline" in html and "samples_per_s, any worker count" in html
+    assert "Parquet (pyarrow) / native ×2 threads [" in html  # row names carry the thread count
+    assert "num_threads=-" not in html  # a parameter that does not apply is left out of row names
+    df = read_track(run_dir, "dataloader")
+    handles = plots._plot_dataloader(Figure(), medians("dataloader", df), df)
+    labels = [h.get_label() for h in handles]
+    assert {"preloaded", "native ×1 thread", "native ×2 threads"} <= set(labels)
+    styles = {h.get_label(): (h.get_linestyle(), h.get_marker()) for h in handles if "native" in h.get_label()}
+    assert len(set(styles.values())) == 2  # the two thread counts are told apart
 
 
 def test_compare_ratios(tmp_path: Path) -> None:

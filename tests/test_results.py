@@ -129,6 +129,34 @@ def test_medians_known_values_and_extra_columns() -> None:
     assert "num_threads" in keys and "queue_wait_ms" in metrics and "repeat" not in keys + info + metrics
 
 
+def test_loader_label() -> None:
+    assert results.loader_label("native", 2.0) == "native ×2 threads"
+    assert results.loader_label("native", 1) == "native ×1 thread"
+    assert results.loader_label("preloaded", np.nan) == "preloaded" == results.loader_label("preloaded")
+
+
+def test_native_vs_best_baseline_factors() -> None:
+    out = results.native_vs_baselines("getitem", medians("getitem", _getitem_rows()))
+    # parquet: native p50 0.3 ms against naive 2.0 ms; lance has no native row
+    assert out[["image_size", "label", "metric", "configurations"]].values.tolist() == [
+        ["100x100", "native ×4 threads", "p50_ms", 1]
+    ]
+    assert out["median"].item() == pytest.approx(2.0 / 0.3)
+    # throughput: the best torch worker count is the baseline, whatever num_workers the native rows have
+    rows = [("preloaded", 0, np.nan, 100.0), ("preloaded", 2, np.nan, 400.0), ("native", 0, 1.0, 800.0),
+            ("native", 0, 2.0, 1200.0)]  # fmt: skip
+    df = pd.DataFrame(
+        [{"format": "parquet", "image_size": "8x8", "loader": loader, "batch_size": 4, "num_workers": workers,
+          "num_threads": threads, "repeat": 0, "samples_per_s": rate} for loader, workers, threads, rate in rows]
+    )  # fmt: skip
+    out = results.native_vs_baselines("dataloader", medians("dataloader", df))
+    assert dict(zip(out["label"], out["median"], strict=True)) == {"native ×1 thread": 2.0, "native ×2 threads": 3.0}
+    assert results.native_vs_baselines("dataloader", medians("dataloader", df[df["loader"] != "native"])).empty
+    lines = results.native_comparison_lines("dataloader", medians("dataloader", df))
+    assert len(lines) == 2 and lines[1].startswith("8x8: native ×2 threads vs the best baseline")
+    assert "3.00x median" in lines[1]
+
+
 def test_medians_do_not_merge_different_parameters() -> None:
     df = pd.concat([_getitem_rows().assign(access="random"), _getitem_rows().assign(access="sequential", p50_ms=50.0)])
     table = medians("getitem", df)

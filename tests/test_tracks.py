@@ -13,12 +13,14 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from loaderbench.config import ALL_FORMATS, load_config
+from loaderbench.config import ALL_FORMATS, ConfigError, load_config
 from loaderbench.formats import get_format
+from loaderbench.loaders.seed import make_dataset
+from loaderbench.loaders.transforms import make_transform
 from loaderbench.model import SimpleEmbeddingModel
 from loaderbench.stats import overhead_level
 from loaderbench.tracks import TRACKS, TrackContext, conversion, dataloader, end_to_end, getitem
-from loaderbench.tracks.common import access_indices, iter_targets
+from loaderbench.tracks.common import access_indices, iter_targets, make_native_loader
 
 COMMON = [
     "format", "format_label", "format_kind", "loader", "dataset", "image_size", "height", "width", "channels",
@@ -67,6 +69,19 @@ def check_common(df: pd.DataFrame, dataset) -> None:
 def check_one_row_per_config_repeat(df: pd.DataFrame, config_columns: list[str], repeats: int) -> None:
     groups = df.groupby(config_columns, dropna=False)["repeat"].agg(lambda r: sorted(r.tolist()))
     assert all(reps == list(range(repeats)) for reps in groups), groups
+
+
+def table_formats(dataset) -> set[str]:
+    return {name for name, kind in kinds(dataset).items() if kind == "table"}
+
+
+def check_native_rows(df: pd.DataFrame, dataset, per_format: int) -> pd.DataFrame:
+    """``per_format`` native rows for every Arrow-backed format, none for the directory formats."""
+    native = df[df["loader"] == "native"]
+    assert set(native["format"]) == table_formats(dataset)
+    assert (native["format_kind"] == "table").all()
+    assert (native.groupby("format").size() == per_format).all()
+    return native
 
 
 def check_ordered(df: pd.DataFrame, *columns: str) -> None:
@@ -121,9 +136,10 @@ def test_getitem_rows_and_columns(getitem_run, tiny_dataset):
     n_table = sum(k == "table" for k in kinds(tiny_dataset).values())
     n_dir = len(tiny_dataset.paths) - n_table
     per_loader = len(cfg.access) * len(cfg.transforms) * cfg.repeats
-    assert len(df) == (n_table * len(cfg.loaders) + n_dir) * per_loader
+    assert len(df) == (n_table * (len(cfg.loaders) + 1) + n_dir) * per_loader  # + native
     check_one_row_per_config_repeat(df, ["format", "loader", "access", "transform"], cfg.repeats)
-    assert set(df.loc[df["format_kind"] == "table", "loader"]) == {"naive", "preloaded"}
+    assert set(df.loc[df["format_kind"] == "table", "loader"]) == {"naive", "preloaded", "native"}
+    check_native_rows(df, tiny_dataset, per_loader)
     assert set(df.loc[df["format_kind"] == "directory", "loader"]) == {"decode"}
     assert (df["samples"] == cfg.samples).all() and (df["warmup"] == cfg.warmup).all()
     assert ctx.messages, "no progress reported"
@@ -136,8 +152,43 @@ def test_getitem_figures_are_consistent(getitem_run):
     assert (df["min_ms"] > 0).all()
     np.testing.assert_allclose(df["samples_per_s"], 1000.0 / df["mean_ms"], rtol=REL)
     assert (df["setup_s"] > 0).all()
-    # one dataset per format x loader: every row of it carries the same set-up time
-    assert (df.groupby(["format", "loader"])["setup_s"].nunique() == 1).all()
+    # one dataset per format x loader (the native loader: per transform): its rows carry the same set-up time
+    baselines = df[df["loader"] != "native"]
+    assert (baselines.groupby(["format", "loader"])["setup_s"].nunique() == 1).all()
+    assert (df.groupby(["format", "loader", "transform"])["setup_s"].nunique() == 1).all()
+
+
+def _targets(dataset, kind="table"):
+    return [t for t in iter_targets(make_ctx(dataset)) if t.kind == kind]
+
+
+def test_native_getitem_matches_the_preloaded_dataset(tiny_dataset):
+    cfg = make_ctx(tiny_dataset).config.getitem
+    for target in _targets(tiny_dataset):
+        reference = make_dataset(target.module, target.path, "preloaded")
+        plain = make_native_loader(target, **getitem.native_transform_options("none"))
+        normalized = make_native_loader(target, **getitem.native_transform_options("normalize"))
+        augmented = make_native_loader(target, **getitem.native_transform_options("augment", cfg.crop_size))
+        normalize = make_transform("normalize")
+        for i in range(len(reference)):
+            expected = reference[i]
+            got = plain[i]
+            assert got.dtype == torch.float32 and torch.equal(got, expected), (target.format_name, i)
+            torch.testing.assert_close(normalized[i], normalize(expected), rtol=0, atol=1e-6)
+            crop = augmented[i]
+            assert crop.shape == (tiny_dataset.channels, cfg.crop_size, cfg.crop_size)
+            assert torch.equal(crop, augmented[i])  # draws depend on the row, not on the call
+            assert set(crop.unique().tolist()) <= set(expected.unique().tolist())
+
+
+def test_native_transform_options():
+    assert getitem.native_transform_options("none") == {}
+    assert getitem.native_transform_options("normalize") == {"mean": [0.5], "std": [0.5]}
+    augment = getitem.native_transform_options("augment", 8)
+    assert augment == {"random_hflip": True, "random_vflip": True, "crop_size": 8}
+    assert getitem.native_transform_options("augment")["crop_size"] is None
+    with pytest.raises(ValueError, match="transform"):
+        getitem.native_transform_options("blur")
 
 
 # --- Track 2 ---
@@ -158,13 +209,25 @@ def test_dataloader_rows_and_columns(dataloader_run, tiny_dataset):
                    "first_batch_ms", "p50_batch_ms", "p95_batch_ms", "mean_batch_ms", "samples_per_s",
                    "peak_uss_mb", "setup_s"):  # fmt: skip
         assert column in df.columns, column
-    assert len(df) == len(tiny_dataset.paths) * len(cfg.batch_sizes) * len(cfg.num_workers) * cfg.repeats
-    check_one_row_per_config_repeat(df, ["format", "batch_size", "num_workers"], cfg.repeats)
-    assert set(df.loc[df["format_kind"] == "table", "loader"]) == {"preloaded"}
+    n_native = len(table_formats(tiny_dataset)) * len(cfg.batch_sizes) * len(cfg.native_threads) * cfg.repeats
+    assert len(df) == len(tiny_dataset.paths) * len(cfg.batch_sizes) * len(cfg.num_workers) * cfg.repeats + n_native
+    check_one_row_per_config_repeat(df, ["format", "loader", "batch_size", "num_workers", "num_threads"], cfg.repeats)
+    assert set(df.loc[df["format_kind"] == "table", "loader"]) == {"preloaded", "native"}
     assert set(df.loc[df["format_kind"] == "directory", "loader"]) == {"decode"}
     assert df.loc[df["num_workers"] == 0, "prefetch_factor"].isna().all()
     assert (df.loc[df["num_workers"] > 0, "prefetch_factor"] == cfg.prefetch_factor).all()
     assert not df["persistent_workers"].any() and not df["pin_memory"].any()
+
+
+def test_dataloader_native_rows(dataloader_run, tiny_dataset):
+    ctx, df = dataloader_run
+    cfg = ctx.config.dataloader
+    assert cfg.native_threads == [1, 2]
+    native = check_native_rows(df, tiny_dataset, len(cfg.batch_sizes) * len(cfg.native_threads) * cfg.repeats)
+    assert (native["num_workers"] == 0).all()
+    assert sorted(native["num_threads"].unique().tolist()) == cfg.native_threads
+    assert df.loc[df["loader"] != "native", "num_threads"].isna().all()
+    assert (native["samples_per_s"] > 0).all() and (native["first_batch_ms"] > 0).all()
 
 
 def test_dataloader_figures_are_consistent(dataloader_run):
@@ -178,6 +241,13 @@ def test_dataloader_figures_are_consistent(dataloader_run):
     assert (df["first_batch_ms"] > 0).all()
     assert (df["peak_uss_mb"] > 10).all() and (df["peak_pss_mb"] > 10).all()
     assert cfg.warmup_batches == 0
+
+
+def test_native_threads_config():
+    assert load_config("quick").dataloader.native_threads == [1, 2]
+    assert load_config("quick", overrides={"dataloader": {"native_threads": [4]}}).dataloader.native_threads == [4]
+    with pytest.raises(ConfigError, match="native_threads"):
+        load_config("quick", overrides={"dataloader": {"native_threads": [0]}})
 
 
 def test_dataloader_leaves_no_workers(dataloader_run):
@@ -211,8 +281,11 @@ def test_end_to_end_rows_and_figures(end_to_end_run, tiny_dataset):
     for column in ("mode", "batch_size", "num_workers", "steps", "step_p50_ms", "step_p95_ms", "data_wait_p50_ms",
                    "compute_p50_ms", "data_wait_fraction", "images_per_s"):  # fmt: skip
         assert column in df.columns, column
-    assert len(df) == len(tiny_dataset.paths) * cfg.repeats
-    check_one_row_per_config_repeat(df, ["format"], cfg.repeats)
+    assert len(df) == (len(tiny_dataset.paths) + len(table_formats(tiny_dataset))) * cfg.repeats
+    check_one_row_per_config_repeat(df, ["format", "loader"], cfg.repeats)
+    native = check_native_rows(df, tiny_dataset, cfg.repeats)
+    assert (native["num_threads"] == max(ctx.config.dataloader.native_threads)).all()
+    assert (native["num_workers"] == 0).all() and df.loc[df["loader"] != "native", "num_threads"].isna().all()
     assert (df["mode"] == "inference").all()
     # 6 steps over 3 batches per epoch: the loader is iterated again, every step has a full batch
     assert (df["steps"] == cfg.steps).all() and (df["images"] == cfg.steps * cfg.batch_size).all()
@@ -225,8 +298,9 @@ def test_end_to_end_rows_and_figures(end_to_end_run, tiny_dataset):
 def test_end_to_end_train_mode_updates_the_model(tiny_dataset):
     ctx = make_ctx(tiny_dataset, formats=["parquet"], end_to_end={"train": True, "steps": 2, "warmup_steps": 0})
     df = end_to_end.run(ctx)
-    assert len(df) == 1 and df["mode"].iloc[0] == "train" and df["steps"].iloc[0] == 2
-    assert 0 <= df["data_wait_fraction"].iloc[0] <= 1
+    assert df["loader"].tolist() == ["preloaded", "native"]
+    assert (df["mode"] == "train").all() and (df["steps"] == 2).all()
+    assert df["data_wait_fraction"].between(0, 1).all()
 
     torch.manual_seed(0)
     model = SimpleEmbeddingModel(in_channels=1)
@@ -258,9 +332,11 @@ def test_conversion_rows_and_columns(conversion_run, tiny_dataset):
                    "batch_conversion_ms", "batch_conversion_per_sample_ms", "numpy_samples_per_s",
                    "torch_samples_per_s"):  # fmt: skip
         assert column in df.columns, column
-    assert len(df) == len(tiny_dataset.paths) * cfg.repeats  # directory formats included
-    check_one_row_per_config_repeat(df, ["format"], cfg.repeats)
-    assert set(df.loc[df["format_kind"] == "table", "loader"]) == {"preloaded"}
+    n_native = len(table_formats(tiny_dataset))
+    assert len(df) == (len(tiny_dataset.paths) + n_native) * cfg.repeats  # directory formats included
+    check_one_row_per_config_repeat(df, ["format", "loader"], cfg.repeats)
+    check_native_rows(df, tiny_dataset, cfg.repeats)
+    assert set(df.loc[df["format_kind"] == "table", "loader"]) == {"preloaded", "native"}
     assert set(df.loc[df["format_kind"] == "directory", "loader"]) == {"decode"}
     assert (df["samples"] == cfg.samples).all() and (df["batch_size"] == cfg.batch_size).all()
 
@@ -277,8 +353,11 @@ def test_conversion_figures_are_consistent(conversion_run, tiny_dataset):
     np.testing.assert_allclose(df["torch_samples_per_s"], 1000.0 / df["torch_mean_ms"], rtol=REL)
     np.testing.assert_allclose(df["batch_conversion_per_sample_ms"] * df["batch_size"], df["batch_conversion_ms"])
     assert (df["batch_conversion_ms"] > 0).all()
-    # the stored images are uint8: from_numpy is a view, the float32 conversion a copy
-    assert (df["stored_dtype"] == tiny_dataset.dtype).all()
+    # the stored images are uint8: from_numpy (native: the view of the Arrow buffer) shares memory, the conversion
+    # copies; ome-arrow stores uint8 widened to uint16, and the native view has that dtype
+    native = df["loader"] == "native"
+    assert (df.loc[~native, "stored_dtype"] == tiny_dataset.dtype).all()
+    assert (df.loc[native, "stored_dtype"] == "uint16").all()
     assert df["from_numpy_shares_memory"].all()
     assert not df["converted_shares_memory"].any()
 
@@ -288,7 +367,11 @@ def test_conversion_track_follows_the_stored_dtype(tiny_dataset_any_dtype):
     ctx = make_ctx(files, formats=["parquet", "tiff"], conversion={"repeats": 1})
     df = conversion.run(ctx)
     assert set(df["format"]) == {"parquet", "tiff"}
-    assert (df["stored_dtype"] == files.dtype).all()
+    assert df.loc[df["format"] == "tiff", "loader"].tolist() == ["decode"]
+    native = df["loader"] == "native"
+    assert native.sum() == 1 and df.loc[native, "format"].item() == "parquet"
+    assert (df.loc[~native, "stored_dtype"] == files.dtype).all()
+    assert df.loc[native, "stored_dtype"].item() == ("float32" if files.dtype == "float32" else "uint16")
     assert df["from_numpy_shares_memory"].all()
     assert (df["converted_shares_memory"] == (files.dtype == "float32")).all()
 
@@ -300,6 +383,26 @@ def test_conversion_share_flags_per_dtype():
         from loaderbench.loaders.seed import to_float_tensor  # noqa: PLC0415
 
         assert conversion.shares_memory(to_float_tensor(arr), arr) is converted_shares
+
+
+def test_native_view_conversion_and_sharing(tiny_dataset, tiny_images):
+    target = _targets(tiny_dataset)[0]
+    table = target.module.read_table(target.path)
+    views = make_native_loader(target, source=table, dtype=None)
+    converted = make_native_loader(target, source=table)
+    convert = conversion.view_converter(255.0)
+    for i in range(len(tiny_images)):
+        view = views[i]
+        assert view.dtype == torch.uint16 and np.array_equal(view.numpy(), tiny_images[i])
+        assert torch.equal(convert(view), converted[i])
+    assert conversion.in_arrow_buffers(views[0], table)
+    assert not conversion.in_arrow_buffers(views[0].clone(), table)
+    assert not conversion.in_arrow_buffers(converted[0], table)
+    assert conversion.view_shares_memory(views, 3, table)
+    assert not conversion.view_shares_memory(converted, 3, table)  # a new tensor per call
+    # a float32 view converts to itself; it must not be divided in place (that would write into Arrow memory)
+    float_view = torch.ones(2, 2)
+    assert conversion.view_converter(1.0)(float_view) is float_view and (float_view == 1).all()
 
 
 def test_batch_conversion_times_enough_batches():

@@ -63,6 +63,7 @@ class DataLoaderConfig:
     pin_memory: bool = False
     persistent_workers: bool = False
     prefetch_factor: int = 2
+    native_threads: list[int] = field(default_factory=lambda: [1, 2])  # C++ threads of the native rows ([] = none)
 
 
 @dataclass
@@ -209,6 +210,8 @@ def validate(cfg: Config) -> Config:
         _check_positive(b, "dataloader.batch_sizes")
     for w in dl.num_workers:
         _check_positive(w, "dataloader.num_workers", 0)
+    for t in dl.native_threads:
+        _check_positive(t, "dataloader.native_threads")
     e = cfg.end_to_end
     for key in ("repeats", "steps", "batch_size"):
         _check_positive(getattr(e, key), f"end_to_end.{key}")

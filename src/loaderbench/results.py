@@ -36,6 +36,17 @@ METRIC_SUFFIXES = ("_ms", "_s", "_mb", "_gb", "_bytes", "_pct", "_fraction", "_p
 HIGHER_IS_BETTER = ("samples_per_s", "images_per_s", "numpy_samples_per_s", "torch_samples_per_s")
 # Known order for formats and loaders in tables and plots; unknown values follow, sorted.
 LOADER_ORDER = ("naive", "preloaded", "decode", "native")
+NATIVE = "native"
+# How a loader runs in parallel (torch workers, native threads): the native loader is compared with the best baseline
+# of the same format and settings whatever these are.
+PARALLELISM_KEYS = ("num_workers", "num_threads", "prefetch_factor", "pin_memory", "persistent_workers")
+# Per track, the metric the native loader is compared on against the baselines, and whether higher is better.
+NATIVE_COMPARISON = {
+    "getitem": ("p50_ms", False),
+    "dataloader": ("samples_per_s", True),
+    "end_to_end": ("images_per_s", True),
+    "conversion": ("torch_p50_ms", False),
+}
 FORMAT_ORDER = ("parquet", "parquet_duckdb", "lance", "vortex", "duckdb", "tiff", "ome_zarr", "arrow_ipc")
 
 
@@ -60,7 +71,7 @@ TRACKS: dict[str, TrackSpec] = {
     ),
     "dataloader": TrackSpec(
         title="Track 2: DataLoader throughput",
-        keys=("batch_size", "num_workers", "pin_memory", "persistent_workers", "prefetch_factor"),
+        keys=("batch_size", "num_workers", "num_threads", "pin_memory", "persistent_workers", "prefetch_factor"),
         info=("batches", "warmup_batches", "timed_samples"),
         metrics=(
             "samples_per_s",
@@ -78,7 +89,7 @@ TRACKS: dict[str, TrackSpec] = {
     ),
     "end_to_end": TrackSpec(
         title="Track 3: end-to-end model loop",
-        keys=("mode", "batch_size", "num_workers"),
+        keys=("mode", "batch_size", "num_workers", "num_threads"),
         info=("steps", "warmup_steps", "images"),
         metrics=(
             "step_p50_ms",
@@ -385,7 +396,8 @@ def sort_rows(df: pd.DataFrame) -> pd.DataFrame:
         ranks["_format"] = _rank(df["format"], FORMAT_ORDER)
     if "loader" in df.columns:
         ranks["_loader"] = _rank(df["loader"], LOADER_ORDER)
-    params = [c for c in ("access", "transform", "mode", "batch_size", "num_workers", "repeat") if c in df.columns]
+    order = ("access", "transform", "mode", "batch_size", "num_workers", "num_threads", "repeat")
+    params = [c for c in order if c in df.columns]
     keyed = df.assign(**ranks)
     keyed = keyed.sort_values(by=[*ranks, *params], kind="stable", na_position="last")
     return keyed.drop(columns=list(ranks)).reset_index(drop=True)
@@ -584,3 +596,76 @@ def describe_keys(track: str, table: pd.DataFrame) -> tuple[list[str], dict[str,
         if table.groupby("image_size", dropna=False)["dataset"].nunique(dropna=False).max() == 1:
             varying.remove("dataset")
     return varying, constant
+
+
+# ----------------------------------------------------------------------------------------------- native vs baselines
+
+
+def loader_label(loader: Any, num_threads: Any = None) -> str:
+    """A loader as people read it: ``native ×2 threads`` when it has a thread count, else its name."""
+    threads = _json_value(num_threads)
+    if threads is None or (isinstance(threads, float) and math.isnan(threads)):
+        return str(loader)
+    count = int(threads)
+    return f"{loader} ×{count} thread{'' if count == 1 else 's'}"
+
+
+def native_vs_baselines(track: str, table: pd.DataFrame) -> pd.DataFrame:
+    """How many times better each native configuration is than the best baseline of the same format and settings
+    (any worker count: ``PARALLELISM_KEYS`` are not matched), on the track's ``NATIVE_COMPARISON`` metric.
+
+    ``table`` is ``medians(track, df)``. One row per image size and native label (``native ×2 threads``): columns
+    ``image_size``, ``label``, ``metric``, ``median``, ``min``, ``max``, ``configurations`` (factors above 1 mean
+    the native loader is faster). Empty when there are no native rows or nothing to compare them with.
+    """
+    columns = ["image_size", "label", "metric", "median", "min", "max", "configurations"]
+    if track not in NATIVE_COMPARISON or "loader" not in table.columns or not (table["loader"] == NATIVE).any():
+        return pd.DataFrame(columns=columns)
+    metric, higher = NATIVE_COMPARISON[track]
+    if metric not in table.columns:
+        return pd.DataFrame(columns=columns)
+    varying, _ = describe_keys(track, table)
+    same = [k for k in varying if k != "loader" and k not in PARALLELISM_KEYS]
+    baselines = table[(table["loader"] != NATIVE) & table[metric].notna() & (table[metric] > 0)]
+    factors: dict[tuple[str, str], list[float]] = {}
+    for _, row in table[table["loader"] == NATIVE].iterrows():
+        value = row[metric]
+        if pd.isna(value) or value <= 0:
+            continue
+        mask = pd.Series(True, index=baselines.index)
+        for key in same:
+            mask &= (baselines[key] == row[key]) | (baselines[key].isna() & pd.isna(row[key]))
+        candidates = baselines.loc[mask, metric]
+        if candidates.empty:
+            continue
+        best = candidates.max() if higher else candidates.min()
+        factor = value / best if higher else best / value
+        label = loader_label(NATIVE, row.get("num_threads"))
+        factors.setdefault((str(row.get("image_size", "")), label), []).append(float(factor))
+    rows = [
+        {
+            "image_size": size,
+            "label": label,
+            "metric": metric,
+            "median": float(np.median(values)),
+            "min": float(min(values)),
+            "max": float(max(values)),
+            "configurations": len(values),
+        }
+        for (size, label), values in factors.items()
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def native_comparison_lines(track: str, table: pd.DataFrame) -> list[str]:
+    """``native_vs_baselines`` as sentences, one per image size and native label."""
+    lines = []
+    for _, r in native_vs_baselines(track, table).iterrows():
+        size = f"{r['image_size']}: " if r["image_size"] else ""
+        workers = ", any worker count" if track in ("dataloader", "end_to_end") else ""
+        lines.append(
+            f"{size}{r['label']} vs the best baseline of the same format and settings ({r['metric']}{workers}): "
+            f"{r['median']:.2f}x median, {r['min']:.2f}x to {r['max']:.2f}x over {r['configurations']} "
+            f"configurations (above 1x: native faster)."
+        )
+    return lines

@@ -26,7 +26,9 @@ from loaderbench.results import (
     describe_keys,
     format_number,
     headline_metrics,
+    loader_label,
     medians,
+    native_comparison_lines,
     overhead_level,
     param_text,
     read_summary,
@@ -75,12 +77,14 @@ def _level(text: str, css: str | None = None) -> str:
 
 
 def _row_name(row: pd.Series, varying: list[str]) -> str:
-    """'Parquet (pyarrow) / naive [100x100, access=random]' from a medians row."""
+    """'Parquet (pyarrow) / naive [100x100, access=random]' or 'Parquet (pyarrow) / native ×2 threads [...]' from a
+    medians row; parameters that do not apply to the row (empty) are left out."""
     label = row.get("format_label")
     label = row.get("format") if label is None or pd.isna(label) else label
-    extras = [param_text(row[k]) if k == "image_size" else f"{k}={param_text(row[k])}" for k in varying]
-    extras = [x for k, x in zip(varying, extras, strict=True) if k not in ("format", "loader")]
-    return f"{label} / {row.get('loader')}" + (f" [{', '.join(extras)}]" if extras else "")
+    shown = [k for k in varying if k not in ("format", "loader", "num_threads") and not pd.isna(row[k])]
+    extras = [param_text(row[k]) if k == "image_size" else f"{k}={param_text(row[k])}" for k in shown]
+    loader = loader_label(row.get("loader"), row.get("num_threads"))
+    return f"{label} / {loader}" + (f" [{', '.join(extras)}]" if extras else "")
 
 
 # ----------------------------------------------------------------------------------------------- pieces
@@ -206,33 +210,6 @@ def _best_by(table: pd.DataFrame, metric: str, higher: bool) -> pd.Series | None
     return table.loc[values.idxmax() if higher else values.idxmin()]
 
 
-def _native_vs_baselines(table: pd.DataFrame, metric: str, higher: bool, varying: list[str]) -> list[str]:
-    """How many times better the native loader is than the best baseline of the same format and parameters:
-    median and range over its configurations, per image size."""
-    if "loader" not in table.columns or not (table["loader"] == "native").any():
-        return []
-    same = [k for k in varying if k != "loader"]
-    factors: dict[str, list[float]] = {}
-    for _, row in table[table["loader"] == "native"].iterrows():
-        mask = table["loader"] != "native"
-        for key in same:
-            mask &= (table[key] == row[key]) | (table[key].isna() & pd.isna(row[key]))
-        best = _best_by(table[mask], metric, higher)
-        if best is None or pd.isna(row[metric]) or not row[metric] or not best[metric]:
-            continue
-        factor = row[metric] / best[metric] if higher else best[metric] / row[metric]
-        factors.setdefault(str(row.get("image_size", "")), []).append(float(factor))
-    lines = []
-    for size, values in factors.items():
-        series = pd.Series(values)
-        lines.append(
-            f"{size + ': ' if size else ''}native loader against the best baseline of the same format and settings "
-            f"({metric}): median factor {series.median():.2f}x (range {series.min():.2f}x to {series.max():.2f}x "
-            f"over {len(series)} configurations; above 1x means the native loader is faster)."
-        )
-    return lines
-
-
 def _level_counts(levels: list[str], order: tuple[str, ...]) -> str:
     counts = pd.Series(levels).value_counts()
     return ", ".join(f"{int(counts[name])} {name}" for name in order if name in counts.index)
@@ -254,7 +231,7 @@ def _interpret_getitem(table: pd.DataFrame, varying: list[str]) -> list[str]:
             f"{size or 'all sizes'}: fastest {_row_name(fast, varying)} at {format_number(fast['p50_ms'])} ms p50; "
             f"slowest {_row_name(slow, varying)} at {format_number(slow['p50_ms'])} ms ({ratio:.1f}x slower)."
         )
-    return lines + _native_vs_baselines(table, "p50_ms", higher=False, varying=varying)
+    return lines + native_comparison_lines("getitem", table)
 
 
 def _interpret_dataloader(table: pd.DataFrame, varying: list[str]) -> list[str]:
@@ -263,11 +240,12 @@ def _interpret_dataloader(table: pd.DataFrame, varying: list[str]) -> list[str]:
     if best is not None:
         rate = format_number(best["samples_per_s"])
         lines.append(f"Highest throughput: {_row_name(best, varying)} at {rate} samples/s.")
-    if {"num_workers", "loader", "format"} <= set(table.columns) and table["num_workers"].nunique() > 1:
-        low, high = table["num_workers"].min(), table["num_workers"].max()
-        others = [k for k in varying if k not in ("num_workers", "prefetch_factor")]
-        a = table[table["num_workers"] == low].set_index(others)["samples_per_s"]
-        b = table[table["num_workers"] == high].set_index(others)["samples_per_s"]
+    torch_rows = table[table["loader"] != "native"] if "loader" in table.columns else table
+    if {"num_workers", "loader", "format"} <= set(table.columns) and torch_rows["num_workers"].nunique() > 1:
+        low, high = torch_rows["num_workers"].min(), torch_rows["num_workers"].max()
+        others = [k for k in varying if k not in ("num_workers", "prefetch_factor", "num_threads")]
+        a = torch_rows[torch_rows["num_workers"] == low].set_index(others)["samples_per_s"]
+        b = torch_rows[torch_rows["num_workers"] == high].set_index(others)["samples_per_s"]
         gain = (b / a).dropna()
         if not gain.empty:
             by_loader = gain.groupby(level="loader").median()
@@ -283,7 +261,7 @@ def _interpret_dataloader(table: pd.DataFrame, varying: list[str]) -> list[str]:
                 f"Slowest start-up (first batch): {_row_name(slowest, varying)} at "
                 f"{format_number(slowest['first_batch_ms'])} ms."
             )
-    return lines + _native_vs_baselines(table, "samples_per_s", higher=True, varying=varying)
+    return lines + native_comparison_lines("dataloader", table)
 
 
 def _interpret_end_to_end(table: pd.DataFrame, varying: list[str]) -> list[str]:
@@ -294,7 +272,7 @@ def _interpret_end_to_end(table: pd.DataFrame, varying: list[str]) -> list[str]:
         level = data_wait_level(fraction)
         percent = "n/a" if pd.isna(fraction) else f"{fraction * 100:.0f} %"
         lines.append(f"{_e(_row_name(row, varying))}: data wait {_e(percent)} of the step, {_level(level)}.")
-    return lines
+    return lines + [_e(line) for line in native_comparison_lines("end_to_end", table)]
 
 
 def _interpret_conversion(table: pd.DataFrame, varying: list[str]) -> list[str]:
@@ -305,7 +283,8 @@ def _interpret_conversion(table: pd.DataFrame, varying: list[str]) -> list[str]:
         level = overhead_level(pct)
         memory = []
         if "from_numpy_shares_memory" in row.index and not pd.isna(row["from_numpy_shares_memory"]):
-            memory.append(f"from_numpy shares memory: {format_number(bool(row['from_numpy_shares_memory']))}")
+            source = "view shares the Arrow buffer" if row.get("loader") == "native" else "from_numpy shares memory"
+            memory.append(f"{source}: {format_number(bool(row['from_numpy_shares_memory']))}")
         if "converted_shares_memory" in row.index and not pd.isna(row["converted_shares_memory"]):
             memory.append(f"converted tensor shares memory: {format_number(bool(row['converted_shares_memory']))}")
         pct_text = "n/a" if pd.isna(pct) else f"{pct:.1f} %"
@@ -313,14 +292,16 @@ def _interpret_conversion(table: pd.DataFrame, varying: list[str]) -> list[str]:
             f"{_e(_row_name(row, varying))}: conversion overhead {_e(pct_text)}, "
             f"{_level(level, _OVERHEAD_CLASS.get(level))}" + (f" ({_e('; '.join(memory))})" if memory else "") + "."
         )
-    return lines
+    return lines + [_e(line) for line in native_comparison_lines("conversion", table)]
 
 
 _INTRO = {
     "getitem": "Time of one <code>Dataset.__getitem__</code> call, per sample, after warm-up.",
     "dataloader": (
         "Time of <code>next()</code> on the DataLoader iterator; the first batch (worker start-up) is reported "
-        "separately. Peak memory is the unique set size of the main process and its workers."
+        "separately. Peak memory is the unique set size of the main process and its workers. Native rows time "
+        "<code>next()</code> on the native loader itself (in-process, <code>num_workers</code> 0, "
+        "<code>num_threads</code> C++ threads started by <code>iter()</code>)."
     ),
     "end_to_end": (
         "A <code>SimpleEmbeddingModel</code> step fed by the DataLoader. Data-wait levels (seed): "
@@ -332,7 +313,8 @@ _INTRO = {
         + " above 50 %."
     ),
     "conversion": (
-        "Per-sample numpy load, the conversion to a torch tensor from the stored dtype, and both together. "
+        "Per-sample numpy load, the conversion to a torch tensor from the stored dtype, and both together "
+        "(native rows: a zero-copy view of the Arrow buffer, its conversion, and the loader's converted sample). "
         "Overhead = mean conversion / mean total. Levels (seed): "
         + _level("negligible", "level-good")
         + " below 10 %, "

@@ -24,8 +24,10 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import NullFormatter
 
 from loaderbench.results import (
+    NATIVE,
     TRACKS,
     atomic_write_bytes,
+    loader_label,
     medians,
     param_text,
     read_summary,
@@ -306,50 +308,67 @@ def transform_overhead(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _line_panel(
-    ax: Axes, table: pd.DataFrame, metric: str, x: str, format_colors: dict[str, Any], loaders: list[Any], log: bool
+    ax: Axes, table: pd.DataFrame, metric: str, x: str, format_colors: dict[str, Any], series: list[Any], log: bool
 ) -> None:
-    for (group, loader), sub in table.groupby(["_group", "loader"], sort=False, dropna=False):
+    """One line per format (colour) x series (line style, ``table._series``). A native series measured at one ``x``
+    only (in-process: ``num_workers`` 0) is its point plus a thin level line across the panel, so it reads as the
+    level the worker counts are compared with."""
+    x_values = sorted(table[x].dropna().unique())
+    for (group, name), sub in table.groupby(["_group", "_series"], sort=False, dropna=False):
         sub = sub.sort_values(x)
         sub = sub[sub[metric].notna() & ((sub[metric] > 0) if log else True)]
         if sub.empty:
             continue
-        j = loaders.index(loader) if loader in loaders else 0
+        j = series.index(name) if name in series else 0
+        style = {"color": format_colors[group], "linestyle": _LINESTYLES[j % len(_LINESTYLES)]}
         ax.errorbar(
             sub[x].to_numpy(dtype=float),
             sub[metric].to_numpy(dtype=float),
             yerr=_errors(sub, metric),
-            color=format_colors[group],
-            linestyle=_LINESTYLES[j % len(_LINESTYLES)],
             marker=_MARKERS[j % len(_MARKERS)],
             markersize=4,
             linewidth=1.2,
             capsize=2,
+            **style,
         )
-    values = sorted(table[x].dropna().unique())
-    ax.set_xticks(values)
+        if (sub["loader"] == NATIVE).all() and sub[x].nunique() == 1 and len(x_values) > 1:
+            ax.hlines(sub[metric].iloc[0], x_values[0], x_values[-1], linewidth=0.9, alpha=0.6, **style)
+    ax.set_xticks(x_values)
     ax.set_xlabel(x)
     if log:
         _log_y(ax)
     ax.grid(alpha=0.3, which="both" if log else "major")
 
 
-def _line_handles(format_colors: dict[str, Any], loaders: list[Any]) -> list[Any]:
+def _line_handles(format_colors: dict[str, Any], series: list[Any]) -> list[Any]:
     handles: list[Any] = [Patch(facecolor=color, label=group) for group, color in format_colors.items()]
     handles += [
-        Line2D([], [], color="#333333", linestyle=_LINESTYLES[j % 4], marker=_MARKERS[j % 6], label=str(loader))
-        for j, loader in enumerate(loaders)
+        Line2D([], [], color="#333333", linestyle=_LINESTYLES[j % 4], marker=_MARKERS[j % 6], label=str(name))
+        for j, name in enumerate(series)
     ]
     return handles
 
 
+def _with_series(table: pd.DataFrame) -> pd.DataFrame:
+    """``_series``: the loader, with its thread count when it has one (``native ×2 threads``)."""
+    threads = table["num_threads"] if "num_threads" in table.columns else pd.Series(math.nan, index=table.index)
+    return table.assign(_series=[loader_label(a, b) for a, b in zip(table["loader"], threads, strict=True)])
+
+
 def _plot_dataloader(fig: Figure, table: pd.DataFrame, df: pd.DataFrame) -> list[Any]:
-    table, note = pick_common(table, ("pin_memory", "persistent_workers", "prefetch_factor"))
+    # The DataLoader settings pick among the torch rows; the native rows have none of them and are all kept.
+    native = table["loader"] == NATIVE
+    torch_rows, note = pick_common(table[~native], ("pin_memory", "persistent_workers", "prefetch_factor"))
+    table = _with_series(table[table.index.isin(torch_rows.index) | native])
+    if native.any():
+        note = ", ".join(filter(None, [note, "native: in-process, its level drawn across"]))
     rows = _rows(table)
     batch_sizes = sorted(table["batch_size"].dropna().unique()) if "batch_size" in table.columns else [None]
     axes = fig.subplots(len(rows), len(batch_sizes) + 2, squeeze=False)
     labelled = _with_labels(table)
     format_colors = _format_colors(_unique(labelled["_group"]))
-    loaders = _unique(table["loader"])
+    # baselines first, then the native thread counts in order (the table is sorted by format first)
+    loaders = sorted(_unique(table["_series"]), key=lambda name: str(name).startswith(NATIVE))
     for r, (size, part) in enumerate(rows):
         part = _with_labels(part)
         for c, batch in enumerate(batch_sizes):
@@ -404,7 +423,11 @@ def _level_bands(ax: Axes, levels: Sequence[tuple[float | None, str, str]], top:
 
 
 def _plot_end_to_end(fig: Figure, table: pd.DataFrame, df: pd.DataFrame) -> list[Any]:
-    table, note = pick_common(table, ("mode", "batch_size", "num_workers"))
+    # num_workers is not picked: the native row runs in-process (0) whatever the torch rows use.
+    table, note = pick_common(table, ("mode", "batch_size"))
+    native = _with_series(table[table["loader"] == NATIVE]) if "loader" in table.columns else table.iloc[:0]
+    if not native.empty:
+        note = ", ".join(filter(None, [note, "native = " + " / ".join(map(str, _unique(native["_series"])))]))
     rows = _rows(table)
     axes = fig.subplots(len(rows), 3, squeeze=False)
     handles: list[Any] = []
@@ -502,8 +525,11 @@ def _plot_conversion(fig: Figure, table: pd.DataFrame, df: pd.DataFrame) -> list
             else:
                 panel = panel_groups[loader]
                 grouped_bars(ax, long, "_value", groups=panel, hue="_component", log=True, colors=colors.__getitem__)
+                if len(panel) <= 3:  # a narrow panel: slanted names do not run into each other
+                    ax.set_xticklabels(panel, rotation=30, ha="right")
             ax.set_ylabel("p50 per sample (ms, log)")
-            _title(ax, f"time breakdown, loader={loader}", size, len(rows) > 1, note)
+            load = "load = zero-copy view of the Arrow buffer" if loader == NATIVE else ""
+            _title(ax, f"time breakdown, loader={loader}", size, len(rows) > 1, ", ".join(filter(None, [note, load])))
         ax = axes[r][len(loaders)]
         handles = grouped_bars(ax, part, "overhead_pct", groups=groups, annotate=_percent_label)
         top = float(np.nanmax(part["overhead_pct_max"].to_numpy(dtype=float), initial=0.0))

@@ -15,6 +15,7 @@ from loaderbench.results import (
     format_number,
     headline_metrics,
     medians,
+    native_comparison_lines,
     param_text,
     read_summary,
     read_track,
@@ -52,7 +53,8 @@ def track_table(track: str, df: pd.DataFrame) -> str:
     if constant:
         notes.append(", ".join(f"{k}={v}" for k, v in constant.items()))
     body = text_table(headers, rows, [False] * len(varying) + [True] * len(metrics))
-    return "\n".join([title, *(f"   {n}" for n in notes), body])
+    native = [f"   {line}" for line in native_comparison_lines(track, table)]
+    return "\n".join([title, *(f"   {n}" for n in notes), body, *native])
 
 
 def summary_table(out_dir: str | os.PathLike[str]) -> str:

@@ -16,6 +16,10 @@ from loaderbench.config import Config
 
 if TYPE_CHECKING:
     from loaderbench.datagen import DatasetFiles
+    from loaderbench.loaders.native import NativeImageLoader
+
+#: the loader name of loaderbench's own C++ loader in every track's rows
+NATIVE = "native"
 
 
 @dataclass
@@ -89,10 +93,10 @@ def access_indices(access: str, n: int, count: int, seed: int) -> np.ndarray:
     raise ValueError(f"unknown access pattern {access!r} (choose from sequential, random)")
 
 
-def timed_construct(factory: Callable[..., Any], *args: Any) -> tuple[Any, float]:
-    """Call ``factory(*args)`` and return its result with the seconds it took (dataset set-up cost)."""
+def timed_construct(factory: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, float]:
+    """Call ``factory(*args, **kwargs)`` and return its result with the seconds it took (dataset set-up cost)."""
     start = time.perf_counter_ns()
-    result = factory(*args)
+    result = factory(*args, **kwargs)
     return result, (time.perf_counter_ns() - start) / 1e9
 
 
@@ -117,11 +121,42 @@ def effective_pin_memory(requested: bool) -> bool:
     return torch.cuda.is_available()
 
 
-def shutdown_loader(loader: torch.utils.data.DataLoader, iterator: Any | None = None) -> None:
-    """Stop a DataLoader's worker processes now (persistent workers outlive their iterator otherwise)."""
+def shutdown_loader(loader: Any, iterator: Any | None = None) -> None:
+    """Stop a DataLoader's worker processes now (persistent workers outlive their iterator otherwise), or the
+    native loader's threads (its iterator's ``close``)."""
     for it in (iterator, getattr(loader, "_iterator", None)):
-        shutdown = getattr(it, "_shutdown_workers", None)
+        shutdown = getattr(it, "_shutdown_workers", None) or getattr(it, "close", None)
         if shutdown is not None:
             shutdown()
     if getattr(loader, "_iterator", None) is not None:
         loader._iterator = None
+
+
+def native_loader_class() -> type[NativeImageLoader] | None:
+    """``NativeImageLoader``, or ``None`` when the C++ core is not built (the native rows are then left out)."""
+    try:
+        from loaderbench.loaders.native import NativeImageLoader  # noqa: PLC0415 - the core is optional here
+    except ImportError:
+        return None
+    return NativeImageLoader
+
+
+def runs_native(ctx: TrackContext, target: Target, track: str) -> bool:
+    """Whether ``track`` measures the native loader on ``target``: Arrow-backed formats only, and only with the
+    core built (said once per target when it is not)."""
+    if target.kind != "table":
+        return False
+    if native_loader_class() is None:
+        ctx.progress(f"[{track}] {target.dataset.name} {target.label} loader={NATIVE}: core not built, skipped")
+        return False
+    return True
+
+
+def make_native_loader(target: Target, source: Any | None = None, **options: Any) -> NativeImageLoader:
+    """The native loader over ``target``: reads its table (unless ``source`` is given) and validates it, no
+    pre-load, so timing this call gives the set-up cost as ``make_dataset`` does for the baselines."""
+    loader_class = native_loader_class()
+    if loader_class is None:
+        raise RuntimeError("the native loader's C++ core (loaderbench._core) is not built")
+    table = target.module.read_table(target.path) if source is None else source
+    return loader_class(table, **options)

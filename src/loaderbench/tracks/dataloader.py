@@ -9,12 +9,19 @@ timed, each ``next()`` on its own (the seed timed ``batch.shape`` after the batc
 Peak memory of the main process plus its workers is sampled around the whole epoch: ``peak_uss_mb`` (the sum of USS,
 which leaves out pages shared after fork) and ``peak_pss_mb`` (the sum of PSS: the tree's physical memory, shared
 pages counted once, so copy-on-write growth in the workers shows).
+
+Arrow-backed formats also get ``native`` rows, one per batch size x ``native_threads``: the native loader is the
+batched iterable itself (as ``DataLoader(loader, batch_size=None)`` would wrap it), timed the same way — ``next()``
+on it, the first batch including ``iter()`` (where its C++ threads start). Those rows have ``num_workers`` 0 and
+``num_threads`` set; torch rows have ``num_threads`` empty. Neither side shuffles.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterable
+from typing import Any
 
 import pandas as pd
 from torch.utils.data import DataLoader, Dataset
@@ -23,11 +30,15 @@ from loaderbench.loaders.seed import make_dataset
 from loaderbench.memory import PeakMemorySampler
 from loaderbench.stats import latency_stats, per_second
 from loaderbench.tracks.common import (
+    NATIVE,
+    Target,
     TrackContext,
     batch_len,
     common_columns,
     effective_pin_memory,
     iter_targets,
+    make_native_loader,
+    runs_native,
     shutdown_loader,
     timed_construct,
 )
@@ -58,7 +69,7 @@ def make_loader(
     )
 
 
-def time_epoch(loader: DataLoader, warmup_batches: int, max_batches: int) -> dict:
+def time_epoch(loader: Iterable[Any], warmup_batches: int, max_batches: int) -> dict:
     """Iterate one epoch of ``loader``, timing each ``next()``; returns the first-batch time and the timed ones."""
     batch_ns: list[int] = []
     samples = 0
@@ -122,32 +133,77 @@ def run(ctx: TrackContext) -> pd.DataFrame:
                     for repeat in range(cfg.repeats):
                         with PeakMemorySampler() as memory:
                             epoch = time_epoch(loader, cfg.warmup_batches, cfg.batches)
-                        stats = latency_stats(epoch["batch_ns"])
                         rows.append(
                             {
                                 **common_columns(target, loader_name, repeat),
                                 "batch_size": batch_size,
                                 "num_workers": num_workers,
+                                "num_threads": None,
                                 "pin_memory": pin_memory,
                                 "persistent_workers": persistent,
                                 "prefetch_factor": prefetch,
-                                "warmup_batches": cfg.warmup_batches,
-                                "batches": len(epoch["batch_ns"]),
-                                "timed_samples": epoch["samples"],
-                                "first_batch_ms": epoch["first_ns"] / 1e6,
-                                "p50_batch_ms": stats["p50_ms"],
-                                "p95_batch_ms": stats["p95_ms"],
-                                "mean_batch_ms": stats["mean_ms"],
-                                "min_batch_ms": stats["min_ms"],
-                                "max_batch_ms": stats["max_ms"],
-                                "samples_per_s": per_second(epoch["samples"], sum(epoch["batch_ns"])),
-                                "peak_uss_mb": memory.peak_mb,
-                                "peak_pss_mb": memory.peak_pss_mb,
-                                "setup_s": setup_s,
+                                **epoch_columns(epoch, cfg.warmup_batches, memory, setup_s),
                             }
                         )
                 finally:
                     shutdown_loader(loader)
                     del loader
         del dataset
+        if runs_native(ctx, target, NAME):
+            _run_native(ctx, target, rows)
     return pd.DataFrame(rows)
+
+
+def epoch_columns(epoch: dict, warmup_batches: int, memory: PeakMemorySampler, setup_s: float) -> dict[str, Any]:
+    """The measured columns of one ``time_epoch`` under a ``PeakMemorySampler``."""
+    stats = latency_stats(epoch["batch_ns"])
+    return {
+        "warmup_batches": warmup_batches,
+        "batches": len(epoch["batch_ns"]),
+        "timed_samples": epoch["samples"],
+        "first_batch_ms": epoch["first_ns"] / 1e6,
+        "p50_batch_ms": stats["p50_ms"],
+        "p95_batch_ms": stats["p95_ms"],
+        "mean_batch_ms": stats["mean_ms"],
+        "min_batch_ms": stats["min_ms"],
+        "max_batch_ms": stats["max_ms"],
+        "samples_per_s": per_second(epoch["samples"], sum(epoch["batch_ns"])),
+        "peak_uss_mb": memory.peak_mb,
+        "peak_pss_mb": memory.peak_pss_mb,
+        "setup_s": setup_s,
+    }
+
+
+def _run_native(ctx: TrackContext, target: Target, rows: list[dict[str, Any]]) -> None:
+    """The native rows of one target: one loader per batch size x thread count, one epoch per repeat."""
+    cfg = ctx.config.dataloader
+    for batch_size in cfg.batch_sizes:
+        for num_threads in cfg.native_threads:
+            ctx.progress(
+                f"[{NAME}] {target.dataset.name} {target.label} loader={NATIVE} batch_size={batch_size} "
+                f"num_threads={num_threads} ({cfg.repeats} repeats)"
+            )
+            loader, setup_s = timed_construct(
+                make_native_loader,
+                target,
+                batch_size=batch_size,
+                shuffle=False,
+                num_threads=num_threads,
+                seed=ctx.config.data.seed,
+            )
+            for repeat in range(cfg.repeats):
+                with PeakMemorySampler() as memory:
+                    epoch = time_epoch(loader, cfg.warmup_batches, cfg.batches)
+                rows.append(
+                    {
+                        **common_columns(target, NATIVE, repeat),
+                        "batch_size": batch_size,
+                        "num_workers": 0,
+                        "num_threads": num_threads,
+                        "pin_memory": False,
+                        "persistent_workers": False,
+                        "prefetch_factor": None,  # per-worker DataLoader setting; the native loader has none
+                        **epoch_columns(epoch, cfg.warmup_batches, memory, setup_s),
+                    }
+                )
+            del loader

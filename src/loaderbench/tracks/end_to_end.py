@@ -4,11 +4,15 @@ Each step is ``next(it)`` (the data wait) then the model's forward pass under ``
 ``train = true`` a forward + MSE loss + backward + SGD step (the compute). Both are timed with ``perf_counter_ns``;
 the first ``warmup_steps`` are dropped. The DataLoader is iterated again when the steps outrun one epoch (that
 restart counts as data wait, as it would in training).
+
+Arrow-backed formats also get a ``native`` row: the native loader (``num_threads`` = the largest of
+``dataloader.native_threads``, ``num_workers`` 0) feeds the same model; its data wait is its own ``next()``.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,10 +23,14 @@ from loaderbench.loaders.seed import make_dataset
 from loaderbench.model import SimpleEmbeddingModel
 from loaderbench.stats import ns_to_ms, per_second
 from loaderbench.tracks.common import (
+    NATIVE,
+    Target,
     TrackContext,
     batch_len,
     common_columns,
     iter_targets,
+    make_native_loader,
+    runs_native,
     shutdown_loader,
     timed_construct,
 )
@@ -72,11 +80,76 @@ def run_loop(loader, model: nn.Module, optimizer, total_steps: int) -> tuple[lis
     return wait_ns, compute_ns, images
 
 
+def native_threads(ctx: TrackContext) -> int:
+    """The native row's thread count: the most Track 2 measures (1 when it measures none)."""
+    return max(ctx.config.dataloader.native_threads, default=1)
+
+
+def _model_and_optimizer(channels: int, train: bool) -> tuple[nn.Module, torch.optim.Optimizer | None]:
+    """The same seeded model for every row: eval mode for inference, SGD for training."""
+    torch.manual_seed(0)
+    model = SimpleEmbeddingModel(in_channels=channels)
+    if not train:
+        model.eval()
+        return model, None
+    model.train()
+    return model, torch.optim.SGD(model.parameters(), lr=0.01)
+
+
+def _row(
+    ctx: TrackContext, target: Target, loader_name: str, repeat: int, loop: tuple[list[int], list[int], list[int]],
+    num_workers: int, num_threads: int | None, setup_s: float,
+) -> dict[str, Any]:  # fmt: skip
+    cfg = ctx.config.end_to_end
+    wait_ns, compute_ns, images = loop
+    wait = np.asarray(wait_ns[cfg.warmup_steps :], dtype=np.int64)
+    compute = np.asarray(compute_ns[cfg.warmup_steps :], dtype=np.int64)
+    step = wait + compute
+    timed_images = int(sum(images[cfg.warmup_steps :]))
+    return {
+        **common_columns(target, loader_name, repeat),
+        "mode": "train" if cfg.train else "inference",
+        "batch_size": cfg.batch_size,
+        "num_workers": num_workers,
+        "num_threads": num_threads,
+        "warmup_steps": cfg.warmup_steps,
+        "steps": int(step.size),
+        "images": timed_images,
+        "step_p50_ms": float(np.percentile(ns_to_ms(step), 50)),
+        "step_p95_ms": float(np.percentile(ns_to_ms(step), 95)),
+        "step_mean_ms": float(ns_to_ms(step).mean()),
+        "data_wait_p50_ms": float(np.percentile(ns_to_ms(wait), 50)),
+        "data_wait_p95_ms": float(np.percentile(ns_to_ms(wait), 95)),
+        "compute_p50_ms": float(np.percentile(ns_to_ms(compute), 50)),
+        "data_wait_fraction": float(wait.sum() / step.sum()),
+        "images_per_s": per_second(timed_images, float(step.sum())),
+        "setup_s": setup_s,
+    }
+
+
+def _run_native(ctx: TrackContext, target: Target, rows: list[dict[str, Any]]) -> None:
+    cfg = ctx.config.end_to_end
+    threads = native_threads(ctx)
+    ctx.progress(
+        f"[{NAME}] {target.dataset.name} {target.label} loader={NATIVE} batch_size={cfg.batch_size} "
+        f"num_threads={threads} ({cfg.repeats} x {cfg.steps} steps)"
+    )
+    loader, setup_s = timed_construct(
+        make_native_loader, target, batch_size=cfg.batch_size, shuffle=False, num_threads=threads,
+        seed=ctx.config.data.seed,
+    )  # fmt: skip
+    for repeat in range(cfg.repeats):
+        model, optimizer = _model_and_optimizer(target.dataset.channels, cfg.train)
+        loop = run_loop(loader, model, optimizer, cfg.warmup_steps + cfg.steps)
+        rows.append(_row(ctx, target, NATIVE, repeat, loop, 0, threads, setup_s))
+    del loader
+
+
 def run(ctx: TrackContext) -> pd.DataFrame:
-    """One row per format x repeat (batch size and worker count come from ``end_to_end`` in the config)."""
+    """One row per format x loader x repeat (batch size and worker count come from ``end_to_end`` in the config)."""
     cfg = ctx.config.end_to_end
     mode = "train" if cfg.train else "inference"
-    rows = []
+    rows: list[dict[str, Any]] = []
     for target in iter_targets(ctx):
         loader_name = dataset_loader_name(target.kind)
         ctx.progress(
@@ -85,40 +158,12 @@ def run(ctx: TrackContext) -> pd.DataFrame:
         )
         dataset, setup_s = timed_construct(make_dataset, target.module, target.path, loader_name)
         for repeat in range(cfg.repeats):
-            torch.manual_seed(0)
-            model = SimpleEmbeddingModel(in_channels=target.dataset.channels)
-            optimizer = None
-            if cfg.train:
-                model.train()
-                optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-            else:
-                model.eval()
+            model, optimizer = _model_and_optimizer(target.dataset.channels, cfg.train)
             loader = make_loader(dataset, cfg.batch_size, cfg.num_workers)
-            wait_ns, compute_ns, images = run_loop(loader, model, optimizer, cfg.warmup_steps + cfg.steps)
+            loop = run_loop(loader, model, optimizer, cfg.warmup_steps + cfg.steps)
             del loader
-            wait = np.asarray(wait_ns[cfg.warmup_steps :], dtype=np.int64)
-            compute = np.asarray(compute_ns[cfg.warmup_steps :], dtype=np.int64)
-            step = wait + compute
-            timed_images = int(sum(images[cfg.warmup_steps :]))
-            rows.append(
-                {
-                    **common_columns(target, loader_name, repeat),
-                    "mode": mode,
-                    "batch_size": cfg.batch_size,
-                    "num_workers": cfg.num_workers,
-                    "warmup_steps": cfg.warmup_steps,
-                    "steps": int(step.size),
-                    "images": timed_images,
-                    "step_p50_ms": float(np.percentile(ns_to_ms(step), 50)),
-                    "step_p95_ms": float(np.percentile(ns_to_ms(step), 95)),
-                    "step_mean_ms": float(ns_to_ms(step).mean()),
-                    "data_wait_p50_ms": float(np.percentile(ns_to_ms(wait), 50)),
-                    "data_wait_p95_ms": float(np.percentile(ns_to_ms(wait), 95)),
-                    "compute_p50_ms": float(np.percentile(ns_to_ms(compute), 50)),
-                    "data_wait_fraction": float(wait.sum() / step.sum()),
-                    "images_per_s": per_second(timed_images, float(step.sum())),
-                    "setup_s": setup_s,
-                }
-            )
+            rows.append(_row(ctx, target, loader_name, repeat, loop, cfg.num_workers, None, setup_s))
         del dataset
+        if runs_native(ctx, target, NAME):
+            _run_native(ctx, target, rows)
     return pd.DataFrame(rows)

@@ -3,27 +3,102 @@
 The dataset is built once per format x loader (its construction time, e.g. the pre-load, is ``setup_s``); each
 repeat warms up on the first ``warmup`` indices, then times every ``dataset[i]`` on its own with
 ``perf_counter_ns``.
+
+Arrow-backed formats also get a ``native`` row: ``loader[i]`` of the native loader, with the transform given as its
+own options (``native_transform_options``), so one loader is built per transform (``setup_s`` is that
+construction: reading the table and validating it, no pre-load).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pandas as pd
 
 from loaderbench.loaders.seed import loaders_for, make_dataset
 from loaderbench.loaders.transforms import make_transform
 from loaderbench.stats import latency_stats, per_second
-from loaderbench.tracks.common import TrackContext, access_indices, common_columns, iter_targets, timed_construct
+from loaderbench.tracks.common import (
+    NATIVE,
+    Target,
+    TrackContext,
+    access_indices,
+    common_columns,
+    iter_targets,
+    make_native_loader,
+    runs_native,
+    timed_construct,
+)
 
 NAME = "getitem"
+
+
+def native_transform_options(name: str, crop_size: int = 0) -> dict[str, Any]:
+    """The native loader's options for a Track 1 transform: ``none`` = float32 in [0, 1], ``normalize`` = mean and
+    std 0.5, ``augment`` = random flips both ways (and a random ``crop_size`` crop when > 0), as the baselines'."""
+    if name == "none":
+        return {}
+    if name == "normalize":
+        return {"mean": [0.5], "std": [0.5]}
+    if name == "augment":
+        return {"random_hflip": True, "random_vflip": True, "crop_size": crop_size or None}
+    raise ValueError(f"unknown transform {name!r} (choose from none, normalize, augment)")
+
+
+def time_calls(get: Callable[[int], Any], indices: list[int], warm: list[int]) -> list[int]:
+    """Call ``get`` on the ``warm`` indices, then time each call on ``indices`` on its own (ns)."""
+    for idx in warm:
+        get(idx)
+    times = []
+    for idx in indices:
+        start = time.perf_counter_ns()
+        get(idx)
+        times.append(time.perf_counter_ns() - start)
+    return times
+
+
+def _row(target: Target, loader: str, repeat: int, access: str, transform: str, times: list[int], warm: list[int],
+         setup_s: float) -> dict[str, Any]:  # fmt: skip
+    return {
+        **common_columns(target, loader, repeat),
+        "access": access,
+        "transform": transform,
+        "samples": len(times),
+        "warmup": len(warm),
+        **latency_stats(times),
+        "samples_per_s": per_second(len(times), sum(times)),
+        "setup_s": setup_s,
+    }
+
+
+def _run_native(ctx: TrackContext, target: Target, rows: list[dict[str, Any]]) -> None:
+    """The native rows of one target: a loader per transform (one alive at a time), every access pattern."""
+    cfg = ctx.config.getitem
+    seed = ctx.config.data.seed
+    for transform_name in cfg.transforms:
+        ctx.progress(
+            f"[{NAME}] {target.dataset.name} {target.label} loader={NATIVE} transform={transform_name} "
+            f"({cfg.repeats} x {cfg.samples} samples per access pattern)"
+        )
+        options = native_transform_options(transform_name, cfg.crop_size)
+        loader, setup_s = timed_construct(make_native_loader, target, seed=seed, **options)
+        for access in cfg.access:
+            indices = access_indices(access, loader.num_samples, cfg.samples, seed).tolist()
+            warm = [indices[i % len(indices)] for i in range(cfg.warmup)]
+            for repeat in range(cfg.repeats):
+                # draws depend on (seed, row, epoch 0) only: every repeat gets the same augmentations
+                times = time_calls(loader.__getitem__, indices, warm)
+                rows.append(_row(target, NATIVE, repeat, access, transform_name, times, warm, setup_s))
+        del loader
 
 
 def run(ctx: TrackContext) -> pd.DataFrame:
     """One row per format x loader x access x transform x repeat."""
     cfg = ctx.config.getitem
     seed = ctx.config.data.seed
-    rows = []
+    rows: list[dict[str, Any]] = []
     for target in iter_targets(ctx):
         loaders = cfg.loaders if target.kind == "table" else list(loaders_for(target.module))
         for loader in loaders:
@@ -40,25 +115,10 @@ def run(ctx: TrackContext) -> pd.DataFrame:
                     for repeat in range(cfg.repeats):
                         # a fresh transform per repeat: every repeat draws the same augmentations
                         dataset.transform = make_transform(transform_name, crop_size=cfg.crop_size, seed=seed)
-                        for idx in warm:
-                            dataset[idx]
-                        times = []
-                        for idx in indices:
-                            start = time.perf_counter_ns()
-                            dataset[idx]
-                            times.append(time.perf_counter_ns() - start)
-                        rows.append(
-                            {
-                                **common_columns(target, loader, repeat),
-                                "access": access,
-                                "transform": transform_name,
-                                "samples": len(times),
-                                "warmup": len(warm),
-                                **latency_stats(times),
-                                "samples_per_s": per_second(len(times), sum(times)),
-                                "setup_s": setup_s,
-                            }
-                        )
+                        times = time_calls(dataset.__getitem__, indices, warm)
+                        rows.append(_row(target, loader, repeat, access, transform_name, times, warm, setup_s))
             dataset.transform = None
             del dataset
+        if runs_native(ctx, target, NAME):
+            _run_native(ctx, target, rows)
     return pd.DataFrame(rows)

@@ -91,7 +91,7 @@ class NativeImageLoader(IterableDataset):
         options.batch_size = batch_size
         options.drop_last = drop_last
         options.num_threads = num_threads
-        options.prefetch = prefetch if prefetch is not None else max(2, 2 * num_threads)
+        options.prefetch = prefetch if prefetch is not None else max(2, num_threads)
         sampling = _core.SamplerOptions()
         sampling.kind = _SAMPLERS[kind]
         sampling.seed = seed

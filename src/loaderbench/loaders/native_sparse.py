@@ -81,7 +81,7 @@ class NativeSparseLoader(IterableDataset):
         options.batch_size = batch_size
         options.drop_last = drop_last
         options.num_threads = num_threads
-        options.prefetch = prefetch if prefetch is not None else max(2, 2 * num_threads)
+        options.prefetch = prefetch if prefetch is not None else max(2, num_threads)
         options.sampler = sampler
         self.options = options
         self._rows = self.matrix.dense_rows()

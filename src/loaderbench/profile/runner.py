@@ -1,0 +1,409 @@
+"""``run_profile``: measure where the time of the image pipeline's steps goes, and run the seed's A/B experiments.
+
+Loops (``repeats`` rounds, each running every loop once; ``warmup_steps`` dropped, a fresh DataLoader per repeat, the
+same sample order in all):
+
+- *model* loops — batches feed the model's forward pass: the serial baseline (``num_workers=0``, maps from disk, the
+  chosen decoder), maps pre-loaded in RAM, the other decoder, the same two with the most workers, and the model on
+  cached batches (the head-room: a loader that costs nothing);
+- *sleep* loops — an emulated accelerator (``time.sleep(compute_ms)`` per step, as DLIO / MLPerf Storage do) over
+  the ``num_workers`` x ``prefetch_factor`` sweep, plus cached batches; accelerator utilisation
+  AU = compute time / wall time over the steps after the first.
+
+Memory: the process tree's peak USS/PSS (``PeakMemorySampler``, every loop alike) and, with workers, the mean
+worker's USS/PSS read after the timed steps (before the workers stop). The tables, plot, recommendations and
+``profile_summary.json`` are written by :mod:`loaderbench.profile.output`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import psutil
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from loaderbench.memory import PeakMemorySampler, process_tree_memory_mb
+from loaderbench.profile.decoders import DECODERS, FORMATS, decoder_library, decoder_status
+from loaderbench.profile.pipeline import (
+    MODELS,
+    PipelineData,
+    PipelineDataset,
+    PipelineSpec,
+    ensure_pipeline_data,
+    make_model,
+)
+from loaderbench.profile.stages import (
+    Breakdown,
+    ProfileError,
+    StageTimer,
+    StepRecord,
+    TimedBatch,
+    accelerator_utilisation,
+    breakdown_steps,
+)
+from loaderbench.progress import Progress
+from loaderbench.stats import per_second
+from loaderbench.tracks.common import shutdown_loader
+
+if TYPE_CHECKING:
+    from loaderbench.profile.output import ProfileResults
+
+MODEL, SLEEP = "model", "sleep"
+DISK, RAM = "disk", "ram"
+#: seconds between memory readings of the process tree during a loop
+MEMORY_INTERVAL_S = 0.5
+#: the main-loop stage names of the two kinds of loop
+FORWARD, COMPUTE = "forward", "compute"
+
+
+@dataclass(frozen=True)
+class ProfileOptions:
+    """Everything ``loaderbench profile`` can be told. The defaults finish in about 1-2 minutes on 2 cores."""
+
+    out: Path = Path("results")  # beside `loaderbench run`: one report.html for both
+    data_dir: Path = Path("data/profile")
+    n_images: int = 64
+    height: int = 640
+    width: int = 640
+    image_format: str = "jpeg"
+    resize: int = 224
+    batch_size: int = 8
+    workers: tuple[int, ...] = (0, 2)
+    prefetch: tuple[int, ...] = (2, 4)
+    compute_ms: float = 50.0
+    au_threshold_pct: float = 90.0
+    model: str = "small"
+    decoder: str = "pil"
+    steps: int = 5
+    warmup_steps: int = 1
+    repeats: int = 3
+    seed: int = 0
+
+    @classmethod
+    def quick(cls, **overrides: Any) -> ProfileOptions:
+        """A smoke-test size (well under a minute): smaller images, fewer steps; same experiments."""
+        base = {"n_images": 24, "height": 320, "width": 320, "resize": 112, "batch_size": 4, "steps": 4}
+        return cls(**{**base, **overrides})
+
+    def validated(self) -> tuple[ProfileOptions, list[str]]:
+        """A checked copy (workers sorted, 0 added: the serial baseline is needed) and notes on what was changed.
+
+        Raises :class:`ProfileError` with one clear sentence for a value that cannot work.
+        """
+        checks = (
+            (self.n_images >= 1, "empty dataset: --n-images must be at least 1"),
+            (min(self.height, self.width) >= 16, "--size must be at least 16x16"),
+            (self.resize >= 8, "--resize must be at least 8"),
+            (self.batch_size >= 1, "--batch-size must be at least 1"),
+            (self.steps >= 1, "--steps must be at least 1 (timed steps after the warm-up)"),
+            (self.warmup_steps >= 1, "at least 1 warm-up step is needed (AU excludes the first step)"),
+            (self.repeats >= 1, "--repeats must be at least 1"),
+            (all(w >= 0 for w in self.workers) and self.workers, "--workers must be counts >= 0"),
+            (all(p >= 1 for p in self.prefetch) and self.prefetch, "--prefetch must be counts >= 1"),
+            (self.compute_ms > 0, "--compute-ms must be > 0 (the emulated accelerator's time per step)"),
+            (0 < self.au_threshold_pct <= 100, "--au-threshold is a percentage in (0, 100]"),
+            (self.image_format in FORMATS, f"--format must be one of {', '.join(FORMATS)}"),
+            (self.model in MODELS, f"--model must be one of {', '.join(MODELS)}"),
+            (self.decoder in DECODERS, f"--decoder must be one of {', '.join(DECODERS)}"),
+        )
+        for ok, message in checks:
+            if not ok:
+                raise ProfileError(message)
+        notes = []
+        workers = tuple(sorted(set(self.workers) | {0}))
+        if 0 not in self.workers:
+            notes.append("num_workers=0 added: the serial baseline gives the stage shares the predictions use")
+        return replace(self, workers=workers, prefetch=tuple(sorted(set(self.prefetch)))), notes
+
+    def spec(self) -> PipelineSpec:
+        """The generated data's spec."""
+        return PipelineSpec(self.n_images, self.height, self.width, self.image_format, seed=self.seed)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly (paths as text)."""
+        out = asdict(self)
+        out.update(out=str(self.out), data_dir=str(self.data_dir))
+        return out
+
+
+@dataclass(frozen=True)
+class LoopSpec:
+    """One measured configuration."""
+
+    label: str
+    compute: str  # MODEL or SLEEP
+    num_workers: int = 0
+    prefetch_factor: int | None = None
+    maps: str = DISK
+    decoder: str = "pil"
+    cached: bool = False
+
+
+@dataclass
+class RepeatResult:
+    """One repeat of a loop: its breakdown (timed steps only) and the figures around it."""
+
+    breakdown: Breakdown
+    steps: list[StepRecord]
+    first_step_ms: float
+    samples_per_s: float
+    au: float
+    preload_s: float = math.nan
+    cache_mb: float = math.nan
+    preload_uss_mb: float = math.nan
+    peak_uss_mb: float = math.nan
+    peak_pss_mb: float = math.nan
+    worker_uss_mb: float = math.nan
+    worker_pss_mb: float = math.nan
+
+
+@dataclass
+class LoopResult:
+    """A loop's repeats and the breakdown of all their timed steps pooled."""
+
+    spec: LoopSpec
+    repeats: list[RepeatResult]
+    seconds: float
+    pooled: Breakdown = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pooled = breakdown_steps([s for r in self.repeats for s in r.steps])
+
+    def values(self, name: str) -> np.ndarray:
+        """The per-repeat values of a ``RepeatResult`` attribute."""
+        return np.asarray([getattr(r, name) for r in self.repeats], dtype=np.float64)
+
+    def median(self, name: str) -> float:
+        """Median across repeats of a ``RepeatResult`` attribute (NaN when never measured)."""
+        values = self.values(name)
+        values = values[~np.isnan(values)]
+        return float(np.median(values)) if values.size else math.nan
+
+    def shares(self, stage: str, scope: str = "step") -> np.ndarray:
+        """Per-repeat shares of ``stage`` (NaN where a repeat did not measure it)."""
+        out = []
+        for r in self.repeats:
+            try:
+                out.append(r.breakdown.share(stage, scope))
+            except ProfileError:
+                out.append(math.nan)
+        return np.asarray(out, dtype=np.float64)
+
+
+@dataclass
+class ProfileRun:
+    """Everything ``run_profile`` measured, before it is turned into tables."""
+
+    options: ProfileOptions
+    data: PipelineData
+    loops: dict[str, LoopResult]
+    decoders: dict[str, dict[str, Any]]
+    roles: dict[str, str]
+    notes: list[str]
+    usable_cores: int
+    seconds: float = 0.0
+
+
+def _usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def sample_order(n_images: int, total: int, seed: int) -> list[int]:
+    """``total`` indices: a seeded permutation of the images, repeated as often as needed (no epoch restart)."""
+    order = np.random.default_rng(seed).permutation(n_images)
+    return [int(order[i % n_images]) for i in range(total)]
+
+
+def collect_batches(dataset: PipelineDataset, indices: list[int], batch_size: int) -> list[TimedBatch]:
+    """The batches of ``indices`` made once, without timings: the head-room loops replay them from memory."""
+    timer = StageTimer()
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=indices, num_workers=0, collate_fn=timer.collate)
+    return [TimedBatch(b.data, [], None, None, b.size) for b in loader]
+
+
+def _compute_step(spec: LoopSpec, model: nn.Module, timer: StageTimer, batch: Any, compute_s: float) -> None:
+    if spec.compute == MODEL:
+        with timer.stage(FORWARD), torch.inference_mode():
+            model(batch["image"])
+    else:
+        with timer.stage(COMPUTE):
+            time.sleep(compute_s)
+
+
+def worker_memory_mb(iterator: Any) -> tuple[float, float]:
+    """Mean (USS, PSS) in MiB of a DataLoader iterator's live worker processes; NaN without workers.
+
+    Read once, after the timed steps and before the workers stop (``_workers`` is the iterator's private list).
+    """
+    readings = []
+    for process in getattr(iterator, "_workers", None) or []:
+        if process.pid is None or not process.is_alive():
+            continue
+        try:
+            readings.append(process_tree_memory_mb(process.pid))
+        except psutil.Error:  # exited between the check and the read
+            continue
+    if not readings:
+        return math.nan, math.nan
+    uss, pss = np.mean(np.asarray(readings), axis=0)
+    return float(uss), float(pss)
+
+
+def run_repeat(
+    spec: LoopSpec, options: ProfileOptions, data: PipelineData, model: nn.Module, indices: list[int],
+    cached: list[TimedBatch] | None = None,
+) -> RepeatResult:  # fmt: skip
+    """One repeat of ``spec``: a fresh dataset (pre-loaded when ``maps == "ram"``) and DataLoader, timed steps."""
+    timer = StageTimer()
+    extra: dict[str, float] = {}
+    source: Any
+    loader: DataLoader | None = None
+    startup_ns = 0
+    if spec.cached:
+        if cached is None:
+            raise ProfileError("a cached-batch loop needs the cached batches")
+        source = iter(cached)
+    else:
+        dataset = PipelineDataset(data, timer, decoder=spec.decoder, out_size=options.resize, seed=options.seed)
+        if spec.maps == RAM:
+            preload_s, cache_mb, preload_uss_mb = dataset.preload_maps()
+            extra.update(preload_s=preload_s, cache_mb=cache_mb, preload_uss_mb=preload_uss_mb)
+        loader = DataLoader(
+            dataset, batch_size=options.batch_size, sampler=indices, num_workers=spec.num_workers,
+            prefetch_factor=spec.prefetch_factor if spec.num_workers else None, collate_fn=timer.collate,
+            persistent_workers=False, pin_memory=False,
+        )  # fmt: skip
+        started = time.perf_counter_ns()
+        source = iter(loader)  # starts the workers; counted in the first step's time below
+        startup_ns = time.perf_counter_ns() - started
+    compute_s = options.compute_ms / 1000.0
+    last = options.warmup_steps + options.steps - 1
+    # A long sampling interval: each reading walks every process's page tables, which would steal CPU from the
+    # timed stages (a few ms per process on 2 cores).
+    with PeakMemorySampler(interval_s=MEMORY_INTERVAL_S) as tree:
+        try:
+            for step, batch in enumerate(timer.iterate(source)):
+                _compute_step(spec, model, timer, batch, compute_s)
+                if step == last:
+                    break  # before next() ends the epoch, so the workers are still there to be measured
+            extra["worker_uss_mb"], extra["worker_pss_mb"] = worker_memory_mb(source)
+        finally:
+            shutdown_loader(loader, source)
+    timed = timer.steps[options.warmup_steps :]
+    result = timer.breakdown(skip_first=options.warmup_steps)
+    au = accelerator_utilisation(timer.steps, COMPUTE, options.warmup_steps) if spec.compute == SLEEP else math.nan
+    return RepeatResult(
+        breakdown=result,
+        steps=timed,
+        first_step_ms=(startup_ns + sum(s.step_ns for s in timer.steps[: options.warmup_steps])) / 1e6,
+        samples_per_s=per_second(result.samples, result.step_total_ms * 1e6),
+        au=au,
+        peak_uss_mb=tree.peak_mb,
+        peak_pss_mb=tree.peak_pss_mb,
+        **extra,
+    )
+
+
+def plan_loops(options: ProfileOptions, decoders: dict[str, dict[str, Any]], main_decoder: str) -> dict[str, LoopSpec]:
+    """The loops to run, keyed by role: ``base``, ``ram``, ``decoder_alt``, ``par_base``, ``par_ram``,
+    ``model_cached``, ``sweep:<w>:<p>``, ``sleep_cached``."""
+    alt = next(d for d in DECODERS if d != main_decoder)
+    most = max(options.workers)
+    first_prefetch = options.prefetch[0]
+    loops = {
+        "base": LoopSpec(f"w0 disk {main_decoder}", MODEL, decoder=main_decoder),
+        "ram": LoopSpec(f"w0 ram {main_decoder}", MODEL, maps=RAM, decoder=main_decoder),
+    }
+    if decoders[alt]["available"]:
+        loops["decoder_alt"] = LoopSpec(f"w0 disk {alt}", MODEL, decoder=alt)
+    if most > 0:
+        loops["par_base"] = LoopSpec(
+            f"w{most} p{first_prefetch} disk {main_decoder}", MODEL, most, first_prefetch, decoder=main_decoder
+        )
+        loops["par_ram"] = LoopSpec(
+            f"w{most} p{first_prefetch} ram {main_decoder}", MODEL, most, first_prefetch, maps=RAM, decoder=main_decoder
+        )
+    loops["model_cached"] = LoopSpec("cached batches", MODEL, cached=True, maps="-", decoder="-")
+    for workers in options.workers:
+        for prefetch in options.prefetch if workers else (None,):
+            label = f"w{workers}" + (f" p{prefetch}" if prefetch else "")
+            loops[f"sweep:{workers}:{prefetch}"] = LoopSpec(label, SLEEP, workers, prefetch, decoder=main_decoder)
+    loops["sleep_cached"] = LoopSpec("cached batches", SLEEP, cached=True, maps="-", decoder="-")
+    return loops
+
+
+def run_profile(options: ProfileOptions, progress: Callable[[str], None] | None = None) -> ProfileResults:
+    """Measure (:func:`measure_profile`), then write every output into ``options.out`` and return the results:
+    tables, recommendations, summary and file paths."""
+    from loaderbench.profile.output import write_outputs  # noqa: PLC0415 - output builds on this module
+
+    run = measure_profile(options, progress)
+    return write_outputs(run, run.options.out, progress)
+
+
+def measure_profile(options: ProfileOptions, progress: Callable[[str], None] | None = None) -> ProfileRun:
+    """Generate (or reuse) the pipeline data, run every loop of :func:`plan_loops`, and return the measurements."""
+    start = time.perf_counter()
+    progress = progress or Progress(quiet=True)
+    options, notes = options.validated()
+    spec = options.spec()
+    progress(
+        f"[profile] data: {spec.n_images} {spec.image_format.upper()} images {spec.height}x{spec.width} + maps "
+        f"{'x'.join(map(str, spec.map_shape))} under {options.data_dir}"
+    )
+    data = ensure_pipeline_data(spec, options.data_dir)
+    decoders = {}
+    for name in DECODERS:
+        reason = decoder_status(name, options.image_format)
+        decoders[name] = {"available": reason is None, "reason": reason, "library": decoder_library(name)}
+    main_decoder = options.decoder
+    if not decoders[main_decoder]["available"]:
+        notes.append(f"decoder {main_decoder} unavailable ({decoders[main_decoder]['reason']}): PIL used instead")
+        main_decoder = "pil"
+    for name, info in decoders.items():
+        if not info["available"]:
+            progress(f"[profile] decoder {name} not measured: {info['reason']}")
+    for note in notes:
+        progress(f"[profile] note: {note}")
+
+    model = make_model(options.model)
+    total_steps = options.warmup_steps + options.steps
+    indices = sample_order(len(data), total_steps * options.batch_size, options.seed)
+    loops = plan_loops(options, decoders, main_decoder)
+    cache_ds = PipelineDataset(data, StageTimer(), decoder=main_decoder, out_size=options.resize, seed=options.seed)
+    cached = collect_batches(cache_ds, indices, options.batch_size)
+    del cache_ds
+    repeats: dict[str, list[RepeatResult]] = {role: [] for role in loops}
+    seconds = dict.fromkeys(loops, 0.0)
+    # Round-robin: repeat r of every loop runs before repeat r + 1 of any, so a change in the machine's load hits
+    # all configurations alike and the A/B ratios are taken within one round.
+    for round_index in range(options.repeats):
+        for index, (role, loop) in enumerate(loops.items(), start=1):
+            what = f"{options.model} model" if loop.compute == MODEL else f"sleep {options.compute_ms:g} ms"
+            progress(
+                f"[profile] round {round_index + 1}/{options.repeats}, {index}/{len(loops)}: {loop.label} -> {what} "
+                f"({options.steps} steps of {options.batch_size})"
+            )
+            loop_start = time.perf_counter()
+            repeats[role].append(run_repeat(loop, options, data, model, indices, cached))
+            seconds[role] += time.perf_counter() - loop_start
+    results = {role: LoopResult(loop, repeats[role], seconds[role]) for role, loop in loops.items()}
+    return ProfileRun(
+        options=options,
+        data=data,
+        loops=results,
+        decoders=decoders,
+        roles={role: loop.label for role, loop in loops.items()},
+        notes=notes,
+        usable_cores=_usable_cores(),
+        seconds=time.perf_counter() - start,
+    )

@@ -1,0 +1,119 @@
+"""``loaderbench sparse data-loader``: the seed's epochs benchmark over block specs x methods (and the peers).
+
+Every (block spec, method, threads/workers) configuration runs ``epochs`` epochs (in a fresh process with
+``isolate``, so that its peak memory is its own); one row per epoch is appended to ``sparse_epochs.parquet``:
+samples/s, peak USS/PSS of the process and its workers, first-batch time, set-up time, the settings and the host.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from loaderbench.progress import Progress
+from loaderbench.results import read_track, write_track
+from loaderbench.sparse import EPOCHS_TRACK
+from loaderbench.sparse.blocks import BlockSpec
+from loaderbench.sparse.datagen import SparseDataset
+from loaderbench.sparse.measure import ALL_LOADERS, RunSpec, run_spec, run_spec_isolated
+from loaderbench.sparse.methods import LoaderSettings
+
+
+def expand_settings(specs: list[BlockSpec], methods: list[str], *, batch_size: int = 1024, shuffle: str = "block",
+                    seed: int = 0, threads: list[int] | None = None, workers: list[int] | None = None,
+                    prefetch: int = 0) -> list[LoaderSettings]:
+    """One ``LoaderSettings`` per block spec x method x (native threads | DataLoader workers)."""
+    unknown = [m for m in methods if m not in ALL_LOADERS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {', '.join(unknown)} (choose from {', '.join(ALL_LOADERS)})")
+    out = []
+    for spec in specs:
+        for method in methods:
+            common: dict[str, Any] = {"method": method, "chunk_size": spec.chunk_size,
+                                      "chunks_per_block": spec.chunks_per_block, "batch_size": batch_size,
+                                      "shuffle": shuffle, "seed": seed}
+            if method == "native":
+                out += [LoaderSettings(**common, num_threads=t, prefetch=prefetch) for t in (threads or [1])]
+            elif method in ("torch", "scdataset"):
+                out += [LoaderSettings(**common, num_workers=w) for w in (workers or [0])]
+            else:
+                out.append(LoaderSettings(**common))
+    return out
+
+
+def run_data_loader(
+    dataset: SparseDataset,
+    settings: list[LoaderSettings],
+    *,
+    epochs: int = 3,
+    max_batches: int = 0,
+    include_first_batch: bool = False,
+    gc_freq: int = 10,
+    isolate: bool = True,
+    progress: Progress | None = None,
+    echo: Callable[[str], None] = print,
+) -> pd.DataFrame:
+    """Run every configuration; returns one row per epoch (or one ``unavailable``/``error`` row)."""
+    progress = progress or Progress(quiet=True)
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    for s in settings:  # a chunk larger than the data is one clear error before any work
+        s.spec.check_fits(dataset.n_obs, f"the data ({dataset.name})")
+    paths = {k: str(v) for k, v in dataset.paths.items()}
+    extra = {"n_obs": dataset.n_obs, "n_vars": dataset.n_vars, "nnz": dataset.nnz}
+    rows: list[dict[str, Any]] = []
+    for index, s in enumerate(settings, 1):
+        label = describe(s)
+        progress(f"data-loader [{index}/{len(settings)}] {label}")
+        spec = RunSpec(paths=paths, settings=s, dataset=dataset.name, epochs=epochs, max_batches=max_batches,
+                       include_first_batch=include_first_batch, gc_freq=gc_freq, extra=extra)
+        result = run_spec_isolated(spec) if isolate else run_spec(spec)
+        for row in result:
+            if row["status"] == "ok":
+                echo(f"{label} epoch {row['repeat']}: {row['samples_per_s']:,.0f} samples/s, "
+                     f"peak PSS {row['peak_pss_mb']:,.0f} MiB, first batch {row['first_batch_ms']:,.0f} ms")
+            else:
+                echo(f"{label}: {row['status']} ({row['reason']})")
+        rows += result
+    return pd.DataFrame(rows)
+
+
+def describe(s: LoaderSettings) -> str:
+    """``native x2 threads, 16x1024, batch 1024, block`` and the like."""
+    if s.method == "native":
+        how = f"native x{s.num_threads} thread{'s' if s.num_threads > 1 else ''}"
+    elif s.method in ("torch", "scdataset"):
+        how = f"{s.method} ({s.num_workers} workers)"
+    else:
+        how = s.method
+    return f"{how}, {s.spec} ({s.spec.block_size} rows/block), batch {s.batch_size}, {s.shuffle}"
+
+
+def append_epochs(out_dir: str | Path, df: pd.DataFrame) -> Path:
+    """Append rows to ``out_dir/sparse_epochs.parquet`` (atomically; earlier runs are kept)."""
+    existing = read_track(out_dir, EPOCHS_TRACK)
+    frames = [f for f in (existing, df) if f is not None and not f.empty]
+    combined = pd.concat(frames, ignore_index=True) if frames else df
+    return write_track(out_dir, EPOCHS_TRACK, combined)
+
+
+def per_config(df: pd.DataFrame) -> pd.DataFrame:
+    """Medians over epochs per configuration (the points of the speed-vs-memory plot); ``warm`` drops epoch 0
+    when a configuration has more than one epoch."""
+    keys = [c for c in ("dataset", "loader", "block_spec", "block_size", "chunk_size", "chunks_per_block",
+                        "batch_size", "shuffle", "num_threads", "num_workers", "status") if c in df.columns]
+    out = []
+    for key, group in df.groupby(keys, dropna=False, sort=False):
+        warm = group[group["repeat"] > 0] if len(group) > 1 else group
+        row = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
+        for metric in ("samples_per_s", "peak_uss_mb", "peak_pss_mb", "first_batch_ms", "setup_s"):
+            if metric in group:
+                values = warm[metric] if metric == "samples_per_s" else group[metric]
+                row[metric] = float(values.max() if metric.startswith("peak") else values.median())
+        row["epochs"] = len(group) if group["status"].iloc[0] == "ok" else 0
+        row["reason"] = str(group["reason"].iloc[0]) if "reason" in group else ""
+        out.append(row)
+    return pd.DataFrame(out)

@@ -1,0 +1,293 @@
+"""Reading a cell x gene matrix from the files the benchmark uses, with the checks a user's own file needs.
+
+- ``CooParquet``: SOMA-like COO Parquet (``soma_dim_0`` cell, ``soma_dim_1`` gene, ``soma_data`` value), sorted by
+  cell. Opening it reads ``soma_dim_0`` once, row group by row group, to learn where each cell's entries lie (the
+  index SOMA keeps for itself); rows of chosen cells are then read row group by row group, as a SOMA chunk read does.
+- ``H5adCSR``: the CSR ``X`` of an AnnData ``.h5ad`` (read with h5py, validated).
+
+Both hand their entries out as a ``CsrStream`` (cell-major ``indices``/``data`` pieces plus the global ``indptr``), the
+form every writer in ``datagen`` consumes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import scipy.sparse as sp
+
+DIM0, DIM1, DATA = "soma_dim_0", "soma_dim_1", "soma_data"
+COLUMNS = (DIM0, DIM1, DATA)
+#: Parquet key-value metadata with the matrix shape (``{"n_obs": ..., "n_vars": ...}``)
+SHAPE_KEY = b"loaderbench.sparse.shape"
+_STREAM_ROWS = 1 << 22
+
+
+class SparseInputError(ValueError):
+    """A sparse input file that cannot be used as it is; the message names the file and the problem."""
+
+
+@dataclass
+class CsrStream:
+    """A matrix as cell-major pieces: ``pieces()`` yields ``(indices int32, data float32)`` covering entries
+    ``0 .. nnz`` in order; ``indptr`` (``n_obs + 1``) says which entries belong to which cell."""
+
+    n_obs: int
+    n_vars: int
+    indptr: np.ndarray
+    pieces: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]
+
+    @property
+    def nnz(self) -> int:
+        return int(self.indptr[-1])
+
+
+def rows_for_range(indptr: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """The cell (row) of every entry in ``[start, stop)`` of a CSR matrix with ``indptr``."""
+    if stop <= start:
+        return np.empty(0, dtype=np.int64)
+    first = int(np.searchsorted(indptr, start, side="right")) - 1
+    last = int(np.searchsorted(indptr, stop, side="left"))
+    counts = np.diff(np.clip(indptr[first : last + 1], start, stop))
+    return np.repeat(np.arange(first, first + len(counts), dtype=np.int64), counts)
+
+
+def _shape_metadata(schema: pa.Schema) -> dict[str, int]:
+    raw = (schema.metadata or {}).get(SHAPE_KEY)
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+        return {k: int(value[k]) for k in ("n_obs", "n_vars") if k in value}
+    except (ValueError, TypeError, KeyError):
+        return {}
+
+
+class CooParquet:
+    """A SOMA-like COO Parquet file, checked and indexed by cell.
+
+    ``n_obs``/``n_vars`` come from the file's shape metadata (written by ``datagen``), else from the arguments, else
+    from the largest index + 1. Raises ``SparseInputError`` naming the file when a column is missing or of the wrong
+    type, the rows are not sorted by cell, or an index is negative or outside the shape.
+    """
+
+    def __init__(self, path: str | Path, n_obs: int | None = None, n_vars: int | None = None,
+                 check_genes: bool = True) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise SparseInputError(f"{self.path}: no such file")
+        try:
+            self._file = pq.ParquetFile(self.path)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise SparseInputError(f"{self.path}: not a readable Parquet file ({exc})") from exc
+        schema = self._file.schema_arrow
+        self._check_schema(schema)
+        shape = _shape_metadata(schema)
+        meta = self._file.metadata
+        sizes = np.array([meta.row_group(i).num_rows for i in range(meta.num_row_groups)], dtype=np.int64)
+        self.row_group_offsets = np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
+        self.nnz = int(self.row_group_offsets[-1])
+        known_obs = shape.get("n_obs", n_obs)
+        known_vars = shape.get("n_vars", n_vars)
+        counts, max_obs, max_var = self._scan(known_obs, known_vars, check_genes)
+        self.n_obs = int(known_obs if known_obs is not None else max_obs + 1)
+        self.n_vars = int(known_vars if known_vars is not None else max_var + 1)
+        if len(counts) < self.n_obs:
+            counts = np.concatenate((counts, np.zeros(self.n_obs - len(counts), dtype=np.int64)))
+        self.indptr = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.n_obs, self.n_vars
+
+    @property
+    def num_row_groups(self) -> int:
+        return len(self.row_group_offsets) - 1
+
+    def _check_schema(self, schema: pa.Schema) -> None:
+        missing = [c for c in COLUMNS if c not in schema.names]
+        if missing:
+            raise SparseInputError(
+                f"{self.path}: missing column(s) {', '.join(missing)} (a SOMA-like COO table has "
+                f"{', '.join(COLUMNS)}; found {', '.join(schema.names) or 'none'})"
+            )
+        for name in (DIM0, DIM1):
+            if not pa.types.is_integer(schema.field(name).type):
+                raise SparseInputError(f"{self.path}: column {name} must be integers, got {schema.field(name).type}")
+        value_type = schema.field(DATA).type
+        if not (pa.types.is_floating(value_type) or pa.types.is_integer(value_type)):
+            raise SparseInputError(f"{self.path}: column {DATA} must be numeric, got {value_type}")
+
+    def _scan(self, n_obs: int | None, n_vars: int | None, check_genes: bool) -> tuple[np.ndarray, int, int]:
+        """Per-cell entry counts, checking order and ranges, one row group at a time."""
+        counts = np.zeros(0, dtype=np.int64)
+        previous, max_obs, max_var = -1, -1, -1
+        columns = [DIM0, DIM1] if check_genes else [DIM0]
+        for group in range(self.num_row_groups):
+            table = self._file.read_row_group(group, columns=columns)
+            if table.column(DIM0).null_count or (check_genes and table.column(DIM1).null_count):
+                raise SparseInputError(f"{self.path}: row group {group} has null indices")
+            cells = table.column(DIM0).to_numpy()
+            if cells.size == 0:
+                continue
+            if cells[0] < previous or (cells.size > 1 and np.any(np.diff(cells) < 0)):
+                raise SparseInputError(f"{self.path}: rows must be sorted by {DIM0} (cell); row group {group} is not")
+            if cells[0] < 0:
+                raise SparseInputError(f"{self.path}: {DIM0} (cell index) {int(cells[0])} is negative")
+            previous = max_obs = int(cells[-1])
+            if n_obs is not None and max_obs >= n_obs:
+                raise SparseInputError(f"{self.path}: {DIM0} (cell index) {max_obs} is outside [0, {n_obs})")
+            if check_genes:
+                genes = table.column(DIM1).to_numpy()
+                low, high = int(genes.min()), int(genes.max())
+                if low < 0 or (n_vars is not None and high >= n_vars):
+                    bad = low if low < 0 else high
+                    bound = n_vars if n_vars is not None else "n_vars"
+                    raise SparseInputError(f"{self.path}: {DIM1} (gene index) {bad} is outside [0, {bound})")
+                max_var = max(max_var, high)
+            group_counts = np.bincount(cells, minlength=max_obs + 1)
+            if len(counts) < len(group_counts):
+                counts = np.concatenate((counts, np.zeros(len(group_counts) - len(counts), dtype=np.int64)))
+            counts[: len(group_counts)] += group_counts
+        return counts, max_obs, max_var
+
+    def read_row_group(self, group: int) -> pa.Table:
+        return self._file.read_row_group(group, columns=list(COLUMNS))
+
+    def read_runs(self, starts: np.ndarray, stops: np.ndarray) -> pa.Table:
+        """The entries of cells ``[starts[i], stops[i])`` (in that order), reading each needed row group once."""
+        lo = self.indptr[starts]
+        hi = self.indptr[stops]
+        keep = hi > lo
+        lo, hi = lo[keep], hi[keep]
+        if lo.size == 0:
+            return self._file.schema_arrow.empty_table().select(list(COLUMNS))  # no entries
+        offsets = self.row_group_offsets
+        first = np.searchsorted(offsets, lo, side="right") - 1
+        last = np.searchsorted(offsets, hi - 1, side="right") - 1
+        needed = np.unique(np.concatenate([np.arange(f, g + 1) for f, g in zip(first, last, strict=True)]))
+        groups = {int(g): self.read_row_group(int(g)) for g in needed}
+        if lo.size > 256:  # many short runs (random order): one gather per row group
+            positions = np.concatenate([np.arange(a, b) for a, b in zip(lo, hi, strict=True)])
+            owner = np.searchsorted(offsets, positions, side="right") - 1
+            pieces = []
+            bounds = np.flatnonzero(np.diff(owner)) + 1
+            for seg in np.split(np.arange(positions.size), bounds):
+                g = int(owner[seg[0]])
+                pieces.append(groups[g].take(pa.array(positions[seg] - offsets[g])))
+            return pa.concat_tables(pieces)
+        pieces = []
+        for a, b, f, g in zip(lo, hi, first, last, strict=True):
+            for group in range(int(f), int(g) + 1):
+                s = max(int(a), int(offsets[group])) - int(offsets[group])
+                e = min(int(b), int(offsets[group + 1])) - int(offsets[group])
+                pieces.append(groups[group].slice(s, e - s))
+        return pa.concat_tables(pieces)
+
+    def batches(self, rows: int = _STREAM_ROWS) -> Iterator[pa.RecordBatch]:
+        """The whole file as record batches (``soma_data`` as float32), in file order."""
+        for batch in self._file.iter_batches(batch_size=rows, columns=list(COLUMNS)):
+            if batch.schema.field(DATA).type != pa.float32():
+                batch = batch.set_column(2, DATA, batch.column(2).cast(pa.float32()))
+            yield batch
+
+    def reader(self) -> pa.RecordBatchReader:
+        """A streaming reader over the whole file (for the native core: no full table in memory)."""
+        arrow = self._file.schema_arrow
+        schema = pa.schema([arrow.field(DIM0), arrow.field(DIM1), pa.field(DATA, pa.float32())])
+        return pa.RecordBatchReader.from_batches(schema, self.batches())
+
+    def stream(self) -> CsrStream:
+        def pieces() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            for batch in self.batches():
+                yield (batch.column(1).to_numpy().astype(np.int32, copy=False),
+                       batch.column(2).to_numpy().astype(np.float32, copy=False))
+
+        return CsrStream(self.n_obs, self.n_vars, self.indptr, pieces)
+
+    def to_scipy_csr(self) -> sp.csr_matrix:
+        """The whole matrix as scipy CSR (float32 values, int32 gene indices)."""
+        return stream_to_csr(self.stream())
+
+    def native_matrix(self) -> Any:
+        """The whole matrix as the native core's ``SparseMatrix``, built from a streaming reader."""
+        from loaderbench import _core  # noqa: PLC0415 - the compiled core is only needed for the native method
+
+        return _core.SparseMatrix.from_arrow(self.reader(), n_rows=self.n_obs, n_cols=self.n_vars)
+
+
+def stream_to_csr(stream: CsrStream) -> sp.csr_matrix:
+    """A ``CsrStream`` gathered into one scipy CSR matrix."""
+    indices = np.empty(stream.nnz, dtype=np.int32)
+    data = np.empty(stream.nnz, dtype=np.float32)
+    at = 0
+    for idx, values in stream.pieces():
+        indices[at : at + len(idx)] = idx
+        data[at : at + len(idx)] = values
+        at += len(idx)
+    return sp.csr_matrix((data, indices, stream.indptr.copy()), shape=(stream.n_obs, stream.n_vars))
+
+
+class H5adCSR:
+    """The CSR ``X`` of an ``.h5ad`` file, validated (``SparseInputError`` naming the file otherwise)."""
+
+    def __init__(self, path: str | Path) -> None:
+        import h5py  # noqa: PLC0415 - optional until an .h5ad is used
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise SparseInputError(f"{self.path}: no such file")
+        try:
+            handle = h5py.File(self.path, "r")
+        except OSError as exc:
+            raise SparseInputError(f"{self.path}: not a readable HDF5/.h5ad file ({exc})") from exc
+        with handle:
+            if "X" not in handle:
+                raise SparseInputError(f"{self.path}: no X matrix")
+            x = handle["X"]
+            encoding = x.attrs.get("encoding-type", "")
+            if isinstance(x, h5py.Dataset) or encoding != "csr_matrix":
+                kind = "a dense array" if isinstance(x, h5py.Dataset) else f"encoding {encoding!r}"
+                raise SparseInputError(f"{self.path}: X must be a CSR sparse matrix (cells x genes), found {kind}")
+            for name in ("data", "indices", "indptr"):
+                if name not in x:
+                    raise SparseInputError(f"{self.path}: X has no {name!r} array")
+            self.n_obs, self.n_vars = (int(v) for v in x.attrs["shape"])
+            self.indptr = x["indptr"][...].astype(np.int64)
+            if len(self.indptr) != self.n_obs + 1 or self.indptr[0] != 0 or np.any(np.diff(self.indptr) < 0):
+                raise SparseInputError(f"{self.path}: X/indptr is not a valid CSR index for {self.n_obs} cells")
+            if int(self.indptr[-1]) != x["indices"].shape[0] or x["indices"].shape != x["data"].shape:
+                raise SparseInputError(f"{self.path}: X/indices, X/data and X/indptr do not agree in length")
+        for idx, _ in self.stream().pieces():
+            if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= self.n_vars):
+                bad = int(idx.min()) if int(idx.min()) < 0 else int(idx.max())
+                raise SparseInputError(f"{self.path}: X/indices (gene index) {bad} is outside [0, {self.n_vars})")
+
+    @property
+    def nnz(self) -> int:
+        return int(self.indptr[-1])
+
+    def stream(self) -> CsrStream:
+        path = self.path
+
+        def pieces() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            import h5py  # noqa: PLC0415
+
+            with h5py.File(path, "r") as handle:
+                x = handle["X"]
+                total = x["indices"].shape[0]
+                for start in range(0, total, _STREAM_ROWS):
+                    stop = min(total, start + _STREAM_ROWS)
+                    yield (x["indices"][start:stop].astype(np.int32, copy=False),
+                           x["data"][start:stop].astype(np.float32, copy=False))
+
+        return CsrStream(self.n_obs, self.n_vars, self.indptr, pieces)
+
+    def to_scipy_csr(self) -> sp.csr_matrix:
+        return stream_to_csr(self.stream())

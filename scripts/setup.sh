@@ -31,4 +31,11 @@ PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
   || "${PIP[@]}" install torch==2.13.0
 echo "setup: installing loaderbench and its dependencies (builds the C++ core)"
 "${PIP[@]}" install ".[test]"
+# TileDB-SOMA (a sparse benchmark backend) without its declared scanpy dependency, which loaderbench never uses
+# and which would pull numba, llvmlite, scikit-learn and statsmodels. Optional: the sparse benchmark reports the
+# backend as unavailable if this step fails.
+"$VENV/bin/python" -c "import tiledbsoma" 2>/dev/null \
+  || { "${PIP[@]}" install attrs more-itertools shapely pyarrow-hotfix \
+       && "${PIP[@]}" install --no-deps tiledbsoma==2.3.0 somacore==1.0.29; } \
+  || echo "setup: tiledbsoma not installed - the sparse benchmark will report it as unavailable"
 "$VENV/bin/python" -c "import loaderbench._core, torch; print('setup: ok (torch', torch.__version__ + ')')"

@@ -90,8 +90,10 @@ def check_ordered(df: pd.DataFrame, *columns: str) -> None:
 
 
 def test_registry():
-    assert set(TRACKS) == {"getitem", "dataloader", "end_to_end", "conversion"}
-    for module in (getitem, dataloader, end_to_end, conversion):
+    from loaderbench.sparse import track as sparse_track
+
+    assert set(TRACKS) == {"getitem", "dataloader", "end_to_end", "conversion", "sparse"}
+    for module in (getitem, dataloader, end_to_end, conversion, sparse_track):
         assert TRACKS[module.NAME] is module.run
 
 

@@ -1,4 +1,4 @@
-"""The ``loaderbench`` command line: run, report, compare, inspect."""
+"""The ``loaderbench`` command line: run, report, compare, inspect, profile, sparse."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from loaderbench import __version__
-from loaderbench.config import ALL_FORMATS, ALL_TRACKS, DTYPES, PRESETS, ConfigError, load_config
+from loaderbench.config import ALL_FORMATS, ALL_TRACKS, DTYPES, OPTIONAL_TRACKS, PRESETS, ConfigError, load_config
 
 
 def _size(text: str) -> list[int]:
@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--formats", nargs="+", metavar="FMT",
                      help=f"formats to run (default all: {' '.join(ALL_FORMATS)})")
     run.add_argument("--tracks", nargs="+", metavar="TRACK",
-                     help=f"tracks to run (default all: {' '.join(ALL_TRACKS)})")
+                     help=f"tracks to run (default: {' '.join(ALL_TRACKS)}; also: {' '.join(OPTIONAL_TRACKS)})")
     run.add_argument("--out", metavar="DIR", help="results directory (default: results)")
     run.add_argument("--data-dir", metavar="DIR", help="where generated data is cached (default: data)")
     run.add_argument("--input", action="append", metavar="[FMT:]PATH",
@@ -146,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("paths", nargs="+", metavar="PATH")
     inspect.add_argument("--format", choices=ALL_FORMATS, help="the dataset's format (default: detected)")
     inspect.set_defaults(func=cmd_inspect)
+
+    from loaderbench.profile.cli import register as register_profile  # noqa: PLC0415
+    from loaderbench.sparse.cli import register as register_sparse  # noqa: PLC0415
+
+    register_profile(sub)
+    register_sparse(sub)
     return parser
 
 

@@ -16,6 +16,8 @@ from typing import Any
 
 ALL_FORMATS = ("parquet", "parquet_duckdb", "lance", "vortex", "duckdb", "tiff", "ome_zarr", "arrow_ipc")
 ALL_TRACKS = ("getitem", "dataloader", "end_to_end", "conversion")
+# Run only when named (`--tracks sparse`): its own data (cells x genes), not the image formats.
+OPTIONAL_TRACKS = ("sparse",)
 DTYPES = ("uint8", "uint16", "float32")
 ACCESS_PATTERNS = ("sequential", "random")
 TRANSFORMS = ("none", "normalize", "augment")
@@ -180,7 +182,7 @@ def validate(cfg: Config) -> Config:
     if cfg.preset not in PRESETS:
         raise ConfigError(f"unknown preset {cfg.preset!r} (choose from {', '.join(PRESETS)})")
     _check_choices(cfg.formats, ALL_FORMATS, "formats")
-    _check_choices(cfg.tracks, ALL_TRACKS, "tracks")
+    _check_choices(cfg.tracks, ALL_TRACKS + OPTIONAL_TRACKS, "tracks")
     d = cfg.data
     _check_positive(d.n_images, "data.n_images")
     _check_positive(d.channels, "data.channels")

@@ -196,6 +196,18 @@ def read_track(out_dir: str | os.PathLike[str], track: str) -> pd.DataFrame | No
     return pd.read_parquet(path)
 
 
+# Results that the profiler and the sparse benchmark lay out in their own report sections.
+OWN_SECTION_PREFIXES = ("profile_", "sparse")
+
+
+def track_names(out_dir: str | os.PathLike[str]) -> list[str]:
+    """The image tracks, then any other ``<name>.parquet`` found (a later loader's track), minus those with their
+    own report section."""
+    extra = sorted(p.stem for p in Path(out_dir).glob("*.parquet")
+                   if p.stem not in TRACKS and not p.stem.startswith(OWN_SECTION_PREFIXES))
+    return [*TRACKS, *extra]
+
+
 # ----------------------------------------------------------------------------------------------- environment
 
 

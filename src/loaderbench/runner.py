@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from loaderbench.config import Config, images_for_size
+from loaderbench.config import ALL_TRACKS, Config, images_for_size
 from loaderbench.datagen import DatasetFiles, ensure_dataset, open_input
 from loaderbench.progress import Progress
 
@@ -37,6 +37,8 @@ class RunOutcome:
 
 def prepare_datasets(cfg: Config, progress: Progress, with_generated: bool) -> list[DatasetFiles]:
     """The user's inputs, and generated data (cached by config hash) unless only inputs were asked for."""
+    if not set(cfg.tracks) & set(ALL_TRACKS):
+        return []  # only tracks with their own data (sparse): no image data to prepare
     datasets = [open_input(spec) for spec in cfg.inputs]
     for dataset in datasets:
         progress(f"input {dataset.name}: {dataset.n_images} images {dataset.height}x{dataset.width} {dataset.dtype}")

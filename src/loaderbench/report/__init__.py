@@ -38,11 +38,14 @@ COMPARE_COLUMNS = (
 def render_report(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """Render ``plots/<track>.png`` for every track with rows, then ``report.html``; returns
     ``{"plots": [Path, ...], "html": Path}``."""
+    from loaderbench.profile.report import profile_sections
     from loaderbench.report.html import render_html
     from loaderbench.report.plots import render_plots
+    from loaderbench.sparse.report import sparse_sections
 
     plots = render_plots(out_dir)
-    return {"plots": plots, "html": render_html(out_dir)}
+    sections = [*profile_sections(out_dir), *sparse_sections(out_dir)]
+    return {"plots": plots, "html": render_html(out_dir, extra_sections=sections)}
 
 
 def compare(dir_a: str | os.PathLike[str], dir_b: str | os.PathLike[str]) -> pd.DataFrame:

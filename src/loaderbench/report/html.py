@@ -34,6 +34,7 @@ from loaderbench.results import (
     read_summary,
     read_track,
     split_columns,
+    track_names,
 )
 
 REPORT_NAME = "report.html"
@@ -392,12 +393,13 @@ def render_html(out_dir: str | os.PathLike[str], extra_sections: Iterable[tuple[
     out_dir = Path(out_dir)
     summary = read_summary(out_dir) or {}
     body = [_header(summary, out_dir), "<main>", _skipped_section(summary), _run_section(summary)]
-    extra_tracks = sorted(p.stem for p in out_dir.glob("*.parquet") if p.stem not in TRACKS)
-    for track in [*TRACKS, *extra_tracks]:
+    names = track_names(out_dir)
+    for track in names:
         df = read_track(out_dir, track)
         if df is not None:
             body.append(_track_section(out_dir, track, df))
-    if not any(read_track(out_dir, t) is not None for t in [*TRACKS, *extra_tracks]):
+    extra_sections = list(extra_sections)
+    if not extra_sections and not any(read_track(out_dir, t) is not None for t in names):
         body.append('<p class="warn">No track results in this directory.</p>')
     body.append("<!-- EXTRA SECTIONS: begin -->")
     for index, (title, html) in enumerate(extra_sections):

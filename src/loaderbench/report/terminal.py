@@ -19,6 +19,7 @@ from loaderbench.results import (
     param_text,
     read_summary,
     read_track,
+    track_names,
 )
 
 
@@ -33,11 +34,6 @@ def text_table(headers: Sequence[str], rows: Sequence[Sequence[str]], numeric: S
     out = [line(headers), "  ".join("-" * w for w in widths)]
     out += [line(r) for r in rows]
     return "\n".join(s.rstrip() for s in out)
-
-
-def _track_names(out_dir: Path) -> list[str]:
-    extra = sorted(p.stem for p in out_dir.glob("*.parquet") if p.stem not in TRACKS)
-    return [*TRACKS, *extra]
 
 
 def track_table(track: str, df: pd.DataFrame) -> str:
@@ -62,7 +58,7 @@ def summary_table(out_dir: str | os.PathLike[str]) -> str:
     out_dir = Path(out_dir)
     summary = read_summary(out_dir) or {}
     parts: list[str] = []
-    for track in _track_names(out_dir):
+    for track in track_names(out_dir):
         df = read_track(out_dir, track)
         if df is None:
             continue
@@ -70,6 +66,9 @@ def summary_table(out_dir: str | os.PathLike[str]) -> str:
             parts.append(f"== {TRACKS[track].title if track in TRACKS else track} [{track}] ==\n   no rows recorded")
         else:
             parts.append(track_table(track, df))
+    from loaderbench.sparse.report import sparse_terminal  # noqa: PLC0415 - pandas-only, but keep import order lazy
+
+    parts += sparse_terminal(out_dir)
     if not parts:
         parts.append(f"no results in {out_dir}")
     skipped: dict[str, Any] = summary.get("skipped_formats") or {}

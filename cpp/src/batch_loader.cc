@@ -66,7 +66,10 @@ EpochIterator::EpochIterator(std::shared_ptr<const RowSource> rows, std::shared_
   if (static_cast<size_t>(sample_bytes_ * options_.batch_size) > pool_->buffer_bytes()) {
     throw std::invalid_argument("buffer pool is smaller than one batch");
   }
-  const int threads = static_cast<int>(std::min<int64_t>(options_.num_threads, std::max<int64_t>(num_batches_, 1)));
+  // Split each batch among the threads (at least one row per part); more threads than that would only wait.
+  parts_ = std::max<int64_t>(1, std::min<int64_t>(options_.num_threads, options_.batch_size));
+  const int threads = static_cast<int>(
+      std::min<int64_t>(options_.num_threads, std::max<int64_t>(num_batches_ * parts_, 1)));
   threads_.reserve(static_cast<size_t>(threads));
   for (int t = 0; t < threads; ++t) threads_.emplace_back([this] { worker(); });
 }
@@ -80,45 +83,71 @@ EpochIterator::~EpochIterator() {
   for (std::thread& t : threads_) t.join();
 }
 
-void EpochIterator::assemble(int64_t number, Batch* batch, std::vector<uint8_t>& scratch) const {
+void EpochIterator::start_batch(int64_t number, Pending* pending) const {
+  Batch& batch = pending->slot.batch;
   const int64_t begin = number * options_.batch_size;
   const int64_t end = std::min<int64_t>(begin + options_.batch_size, static_cast<int64_t>(order_.size()));
-  batch->number = number;
-  batch->indices.assign(order_.begin() + begin, order_.begin() + end);
-  batch->shape.assign(1, end - begin);
-  batch->shape.insert(batch->shape.end(), sample_shape_.begin(), sample_shape_.end());
-  batch->buffer = pool_->acquire();
-  uint8_t* out = batch->buffer->bytes.get();
-  for (int64_t row : batch->indices) {
-    rows_->write_row(row, epoch_, out, scratch);
-    out += sample_bytes_;
+  batch.number = number;
+  batch.indices.assign(order_.begin() + begin, order_.begin() + end);
+  batch.shape.assign(1, end - begin);
+  batch.shape.insert(batch.shape.end(), sample_shape_.begin(), sample_shape_.end());
+  pending->parts_left = parts_;
+  try {
+    batch.buffer = pool_->acquire();
+  } catch (...) {
+    pending->slot.error = std::current_exception();
+  }
+}
+
+void EpochIterator::assemble_part(int64_t part, const Pending& pending, std::vector<uint8_t>& scratch) const {
+  const Batch& batch = pending.slot.batch;
+  if (!batch.buffer) return;  // the buffer could not be allocated: the batch carries that error
+  const auto rows = static_cast<int64_t>(batch.indices.size());
+  const int64_t per_part = (rows + parts_ - 1) / parts_;
+  const int64_t begin = std::min(rows, part * per_part), end = std::min(rows, begin + per_part);
+  uint8_t* out = batch.buffer->bytes.get() + begin * sample_bytes_;
+  for (int64_t i = begin; i < end; ++i, out += sample_bytes_) {
+    rows_->write_row(batch.indices[static_cast<size_t>(i)], epoch_, out, scratch);
   }
 }
 
 void EpochIterator::worker() {
   std::vector<uint8_t> scratch;
+  const int64_t total_parts = num_batches_ * parts_;
   while (true) {
-    int64_t number;
+    int64_t number, part;
+    Pending* pending;
     {
       std::unique_lock lock(mutex_);
       work_cv_.wait(lock, [&] {
-        return stop_ || next_to_claim_ >= num_batches_ || next_to_claim_ < next_to_hand_ + options_.prefetch;
+        return stop_ || next_to_claim_ >= total_parts || next_to_claim_ / parts_ < next_to_hand_ + options_.prefetch;
       });
-      if (stop_ || next_to_claim_ >= num_batches_) return;
-      number = next_to_claim_++;
+      if (stop_ || next_to_claim_ >= total_parts) return;
+      number = next_to_claim_ / parts_;
+      part = next_to_claim_ % parts_;
+      ++next_to_claim_;
+      pending = &pending_[number];
+      if (part == 0) start_batch(number, pending);  // parts are claimed in order: part 0 comes first
     }
-    Slot slot;
+    std::exception_ptr error;
     try {
-      assemble(number, &slot.batch, scratch);
+      assemble_part(part, *pending, scratch);
     } catch (...) {
-      slot.error = std::current_exception();
-      slot.batch.buffer.reset();
+      error = std::current_exception();
     }
+    bool done = false;
     {
       std::lock_guard lock(mutex_);
-      ready_.emplace(number, std::move(slot));
+      if (error && !pending->slot.error) pending->slot.error = error;
+      if (--pending->parts_left == 0) {
+        Slot slot = std::move(pending->slot);
+        pending_.erase(number);
+        if (slot.error) slot.batch.buffer.reset();
+        ready_.emplace(number, std::move(slot));
+        done = true;
+      }
     }
-    ready_cv_.notify_all();
+    if (done) ready_cv_.notify_all();
   }
 }
 

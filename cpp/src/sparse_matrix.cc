@@ -35,9 +35,12 @@ const ArrayView& column(const ArrayView& batch, const std::string& name, bool nu
 }  // namespace
 
 std::shared_ptr<SparseMatrix> SparseMatrix::from_coo_stream(StreamOwner stream, const CooColumns& columns,
-                                                            int64_t n_rows, int64_t n_cols) {
-  if (n_rows < 0 || n_cols < 0) throw ImportError("n_rows and n_cols must be >= 0");
+                                                            int64_t n_rows, int64_t n_cols, int64_t nnz_hint) {
+  if (n_rows < 0 || n_cols < 0 || nnz_hint < 0) throw ImportError("n_rows, n_cols and nnz_hint must be >= 0");
   std::shared_ptr<SparseMatrix> m(new SparseMatrix());
+  m->indices_.reserve(static_cast<size_t>(nnz_hint));
+  m->data_.reserve(static_cast<size_t>(nnz_hint));
+  if (n_rows > 0) m->indptr_.reserve(static_cast<size_t>(n_rows) + 1);
   std::vector<int64_t> row_of;  // filled only once the input turns out unsorted
   bool sorted = true;
   int64_t current_row = 0, max_col = -1, max_row = -1;

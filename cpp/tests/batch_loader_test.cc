@@ -3,8 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
+#include <map>
+#include <mutex>
 #include <set>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 #include "arrow_test_builder.h"
@@ -203,6 +207,73 @@ TEST(EpochIterator, RejectsBadOptions) {
   o.batch_size = 1;
   o.num_threads = 0;
   EXPECT_THROW(EpochIterator(rows_of(ds), pool, o, 0), std::invalid_argument);
+}
+
+/// Row i is the float i; records which thread wrote each row; row `bad` throws. Slow enough (200 us a row) that
+/// a second thread claims work while the first is still busy.
+class RecordingRows final : public RowSource {
+ public:
+  RecordingRows(int64_t n, int64_t bad = -1) : n_(n), bad_(bad) {}
+  int64_t size() const override { return n_; }
+  std::vector<int64_t> sample_shape() const override { return {1}; }
+  OutputType element_type() const override { return OutputType::kFloat32; }
+  void write_row(int64_t row, int64_t, uint8_t* out, std::vector<uint8_t>&) const override {
+    if (row == bad_) throw std::runtime_error("bad row " + std::to_string(row));
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+    *reinterpret_cast<float*>(out) = static_cast<float>(row);
+    std::lock_guard lock(mutex_);
+    writer_[row] = std::this_thread::get_id();
+  }
+  std::thread::id writer(int64_t row) const {
+    std::lock_guard lock(mutex_);
+    return writer_.at(row);
+  }
+
+ private:
+  int64_t n_, bad_;
+  mutable std::mutex mutex_;
+  mutable std::map<int64_t, std::thread::id> writer_;
+};
+
+TEST(EpochIterator, ThreadsShareABatchSoPrefetchOneStillUsesThemAll) {
+  auto rows = std::make_shared<RecordingRows>(100);
+  LoaderOptions o;
+  o.batch_size = 16;  // 6 full batches and a partial one of 4 rows
+  o.num_threads = 2;
+  o.prefetch = 1;
+  auto pool = BufferPool::create(16 * 4, 4);
+  EpochIterator it(rows, pool, o, 0);
+  Batch b;
+  int64_t expected = 0, shared = 0;
+  while (it.next(&b)) {
+    const auto* v = reinterpret_cast<const float*>(b.buffer->bytes.get());
+    ASSERT_EQ(b.shape, (std::vector<int64_t>{static_cast<int64_t>(b.indices.size()), 1}));
+    std::set<std::thread::id> writers;
+    for (size_t i = 0; i < b.indices.size(); ++i) {
+      EXPECT_EQ(b.indices[i], expected++);
+      EXPECT_EQ(v[i], static_cast<float>(b.indices[i]));
+      writers.insert(rows->writer(b.indices[i]));
+    }
+    shared += writers.size() == 2;
+    b.buffer.reset();
+  }
+  EXPECT_EQ(expected, 100);
+  EXPECT_GE(shared, 3);  // most batches were assembled by both threads at once
+  EXPECT_LE(pool->allocations(), 2u);  // one batch in flight + the one in hand
+}
+
+TEST(EpochIterator, AWorkersErrorSurfacesForItsBatchOnly) {
+  for (int threads : {1, 2, 3}) {
+    auto rows = std::make_shared<RecordingRows>(40, /*bad=*/21);
+    LoaderOptions o;
+    o.batch_size = 8;
+    o.num_threads = threads;
+    o.prefetch = 2;
+    EpochIterator it(rows, BufferPool::create(8 * 4, 4), o, 0);
+    Batch b;
+    for (int k = 0; k < 2; ++k) ASSERT_TRUE(it.next(&b));  // rows 0..15 are fine
+    EXPECT_THROW(it.next(&b), std::runtime_error);          // batch 2 holds row 21
+  }  // destroyed mid-epoch with the later batches in flight
 }
 
 }  // namespace

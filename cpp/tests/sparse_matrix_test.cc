@@ -36,6 +36,18 @@ TEST(SparseMatrix, BuildsCsrFromSortedCooAcrossBatches) {
   EXPECT_EQ(dense(*m), (std::vector<float>{1, 0, 2, 0, 0, 0, 0, 3, 4, 5, 0, 0}));
 }
 
+TEST(SparseMatrix, NnzHintReservesWithoutChangingTheResult) {
+  // A right, a short and a too-large hint give the same matrix; the right one leaves no spare capacity.
+  for (int64_t hint : {5, 2, 100}) {
+    auto m = SparseMatrix::from_coo_stream(
+        FakeStream::make({coo({0, 0, 2}, {0, 2, 1}, {1, 2, 3}), coo({2, 3}, {2, 0}, {4, 5})}), {}, 4, 3, hint);
+    EXPECT_EQ(m->indptr(), (std::vector<int64_t>{0, 2, 2, 4, 5}));
+    EXPECT_EQ(dense(*m), (std::vector<float>{1, 0, 2, 0, 0, 0, 0, 3, 4, 5, 0, 0}));
+    if (hint == 5) EXPECT_EQ(m->indices().capacity(), 5u);
+  }
+  EXPECT_THROW(SparseMatrix::from_coo_stream(FakeStream::make({coo({0}, {0}, {1})}), {}, 0, 3, -1), ImportError);
+}
+
 TEST(SparseMatrix, SortsUnsortedCooAndSumsDuplicates) {
   auto m = SparseMatrix::from_coo_stream(FakeStream::make({coo({2, 0, 2, 0, 0}, {1, 2, 1, 0, 2}, {3, 2, 4, 1, 10})}),
                                          {}, 5, 0);

@@ -86,8 +86,15 @@ class EpochIterator {
     Batch batch;
     std::exception_ptr error;
   };
+  // A batch being assembled: its rows are split into `parts_` parts that any worker may claim, so every thread
+  // works on the oldest batches first and one batch in flight (prefetch=1) still uses all threads.
+  struct Pending {
+    Slot slot;
+    int64_t parts_left = 0;
+  };
   void worker();
-  void assemble(int64_t number, Batch* batch, std::vector<uint8_t>& scratch) const;
+  void start_batch(int64_t number, Pending* pending) const;
+  void assemble_part(int64_t part, const Pending& pending, std::vector<uint8_t>& scratch) const;
 
   std::shared_ptr<const RowSource> rows_;
   std::shared_ptr<BufferPool> pool_;
@@ -95,15 +102,17 @@ class EpochIterator {
   int64_t epoch_;
   std::vector<int64_t> order_;
   int64_t num_batches_ = 0;
+  int64_t parts_ = 1;  // parts per batch
   std::vector<int64_t> sample_shape_;
   int64_t sample_bytes_ = 0;
 
   std::mutex mutex_;
   std::condition_variable work_cv_;
   std::condition_variable ready_cv_;
-  int64_t next_to_claim_ = 0;
+  int64_t next_to_claim_ = 0;  // the next part (batch * parts_ + part) to claim
   int64_t next_to_hand_ = 0;
   bool stop_ = false;
+  std::map<int64_t, Pending> pending_;  // node-based: a worker's reference stays valid while others insert
   std::map<int64_t, Slot> ready_;
   std::vector<std::thread> threads_;
 };

@@ -22,9 +22,10 @@ class SparseMatrix {
  public:
   /// Consumes a COO stream (any integer index columns, float32/float64 values, no nulls). Rows need not be
   /// sorted (sorted input is converted in one pass). `n_rows`/`n_cols` of 0 mean "max index + 1"; given, an
-  /// index outside them is an error. Duplicate entries are summed, as scipy does.
+  /// index outside them is an error. Duplicate entries are summed, as scipy does. `nnz_hint` (e.g. the Parquet
+  /// row count), if > 0, is reserved up front: without it the arrays grow by doubling and peak at ~3x their size.
   static std::shared_ptr<SparseMatrix> from_coo_stream(StreamOwner stream, const CooColumns& columns, int64_t n_rows,
-                                                       int64_t n_cols);
+                                                       int64_t n_cols, int64_t nnz_hint = 0);
   /// Copies and validates CSR arrays (indptr monotonic from 0, indices in [0, n_cols)).
   static std::shared_ptr<SparseMatrix> from_csr(std::vector<int64_t> indptr, std::vector<int32_t> indices,
                                                 std::vector<float> data, int64_t n_cols);

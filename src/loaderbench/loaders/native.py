@@ -91,7 +91,7 @@ class NativeImageLoader(IterableDataset):
         options.batch_size = batch_size
         options.drop_last = drop_last
         options.num_threads = num_threads
-        options.prefetch = prefetch if prefetch is not None else max(2, num_threads)
+        options.prefetch = 2 if prefetch is None else prefetch  # threads share a batch: 2 keeps them busy
         sampling = _core.SamplerOptions()
         sampling.kind = _SAMPLERS[kind]
         sampling.seed = seed
@@ -118,7 +118,7 @@ class NativeImageLoader(IterableDataset):
         self._rows = self.dataset.rows(transform)  # validates the transform against the images
         self._batches = self._rows.batches_per_epoch(options)
         self._pool = _core.BufferPool.create(options.batch_size * self._rows.sample_bytes,
-                                             options.prefetch + options.num_threads + 2)
+                                             options.prefetch + 2)  # in flight + handed over + held
         self._epoch = 0
         self._epoch_fixed = False
 

@@ -81,13 +81,13 @@ class NativeSparseLoader(IterableDataset):
         options.batch_size = batch_size
         options.drop_last = drop_last
         options.num_threads = num_threads
-        options.prefetch = prefetch if prefetch is not None else max(2, num_threads)
+        options.prefetch = 2 if prefetch is None else prefetch  # threads share a batch: 2 keeps them busy
         options.sampler = sampler
         self.options = options
         self._rows = self.matrix.dense_rows()
         self._batches = self._rows.batches_per_epoch(options)  # validates the options
         self._pool = _core.BufferPool.create(batch_size * self._rows.sample_bytes,
-                                             options.prefetch + options.num_threads + 2)
+                                             options.prefetch + 2)  # in flight + handed over + held
         self._epoch = 0
         self._epoch_fixed = False
 

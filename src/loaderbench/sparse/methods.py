@@ -43,7 +43,7 @@ class LoaderSettings:
     shuffle: str = "block"
     seed: int = 0
     num_threads: int = 1  # native: C++ threads
-    prefetch: int = 0  # native: batches prepared ahead (0: the loader's default, 2 x threads)
+    prefetch: int = 0  # native: batches prepared ahead (0: the loader's default, 2)
     num_workers: int = 0  # torch / scDataset: DataLoader worker processes
     drop_last: bool = False
     rank: int = 0  # native only

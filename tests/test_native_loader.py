@@ -305,7 +305,8 @@ def test_two_ranks_under_torchrun_cover_the_dataset(tmp_path: Path) -> None:
     script = tmp_path / "ranks.py"
     script.write_text(TORCHRUN_SCRIPT)
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517", str(script)],
+        # --standalone: a rendezvous on a free local port, so concurrent runs of the suite cannot collide
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)],
         capture_output=True, text=True, timeout=180,
     )
     assert result.returncode == 0, result.stderr[-3000:]

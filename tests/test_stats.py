@@ -125,3 +125,14 @@ def test_process_tree_counts_children():
     assert during >= before + 50 and during_pss >= before_pss + 50
     assert sampler.peak_mb >= before + 50 and sampler.peak_pss_mb >= before_pss + 50
     assert child.exitcode == 0
+
+
+def test_sampling_a_process_that_exits_is_not_an_error():
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.2)"])
+    with PeakMemorySampler(interval_s=0.01, pid=child.pid) as sampler:
+        child.wait(10)
+    assert sampler.peak_mb > 0  # sampled while it lived
+    assert process_tree_memory_mb(child.pid) == (0.0, 0.0)  # and gone now

@@ -32,8 +32,12 @@ def _uss_pss_bytes(proc: psutil.Process) -> tuple[int, int]:
 
 
 def process_tree_memory_mb(pid: int | None = None) -> tuple[float, float]:
-    """(USS, PSS) in MiB of process ``pid`` (default: this one) summed with all its descendants."""
-    root = psutil.Process(pid)
+    """(USS, PSS) in MiB of process ``pid`` (default: this one) summed with all its descendants; (0, 0) once a
+    watched process has exited."""
+    try:
+        root = psutil.Process(pid)
+    except _GONE:
+        return 0.0, 0.0
     try:
         children = root.children(recursive=True)
     except _GONE:

@@ -495,6 +495,12 @@ def _clean(value: Any) -> Any:
     return _json_value(value)
 
 
+def write_json(path: str | os.PathLike[str], data: Any) -> Path:
+    """``data`` as indented JSON at ``path``, atomically; NaN/inf become ``null``, numpy values and paths plain."""
+    text = json.dumps(_clean(data), indent=2, default=_json_default, allow_nan=False)
+    return atomic_write_bytes(Path(path), (text + "\n").encode())
+
+
 def write_summary(
     out_dir: str | os.PathLike[str],
     config: dict[str, Any],
@@ -517,8 +523,7 @@ def write_summary(
         "track_seconds": dict(timings),
         "tracks": {name: aggregate(name, df) for name, df in tracks.items() if df is not None},
     }
-    text = json.dumps(_clean(summary), indent=2, default=_json_default, allow_nan=False)
-    return atomic_write_bytes(Path(out_dir) / SUMMARY_NAME, (text + "\n").encode())
+    return write_json(Path(out_dir) / SUMMARY_NAME, summary)
 
 
 def read_summary(out_dir: str | os.PathLike[str]) -> dict[str, Any] | None:

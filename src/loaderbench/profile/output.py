@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import math
 import time
 from collections.abc import Callable
@@ -24,11 +23,9 @@ from loaderbench.profile.plots import plot_profile
 from loaderbench.profile.runner import ProfileRun
 from loaderbench.results import (
     PAGE_CACHE_NOTE,
-    _clean,
-    _json_default,
-    atomic_write_bytes,
     collect_environment,
     format_number,
+    write_json,
     write_track,
 )
 
@@ -115,8 +112,7 @@ def write_outputs(
     )
     files.append(plot_profile(out, stages, ab, au, subtitle))
     summary = _summary(run, stages, au, lines)
-    text = json.dumps(_clean(summary), indent=2, default=_json_default, allow_nan=False)
-    files.append(atomic_write_bytes(out / SUMMARY, (text + "\n").encode()))
+    files.append(write_json(out / SUMMARY, summary))
     if progress is not None:
         progress(f"[profile] wrote {len(files)} files to {out} in {time.perf_counter() - start:.1f}s")
     return ProfileResults(out, stages, ab, au, lines, summary, files, run.seconds + time.perf_counter() - start)

@@ -249,9 +249,11 @@ def worker_memory_mb(iterator: Any) -> tuple[float, float]:
         if process.pid is None or not process.is_alive():
             continue
         try:
-            readings.append(process_tree_memory_mb(process.pid))
-        except psutil.Error:  # exited between the check and the read
+            reading = process_tree_memory_mb(process.pid)
+        except psutil.Error:
             continue
+        if reading != (0.0, 0.0):  # (0, 0): exited between the check and the read
+            readings.append(reading)
     if not readings:
         return math.nan, math.nan
     uss, pss = np.mean(np.asarray(readings), axis=0)

@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import IterableDataset
 
 from loaderbench import _core
+from loaderbench.loaders.native import _BatchIterator
 
 SHUFFLES = ("none", "block", "random")
 
@@ -109,14 +110,18 @@ class NativeSparseLoader(IterableDataset):
         return epoch
 
     def __iter__(self) -> Iterator[torch.Tensor]:
-        return (batch for batch, _ in self.iter_with_indices())
+        # An iterator object, not a generator: a suspended generator would keep the last batch (and its pooled
+        # buffer) alive while the next one is assembled.
+        if self.output == "csr":
+            return (batch for batch, _ in self._csr_batches(self._next_epoch()))
+        return _BatchIterator(self._rows.epoch(self._pool, self.options, self._next_epoch()), with_indices=False)
 
     def iter_with_indices(self) -> Iterator[tuple[torch.Tensor, list[int]]]:
         """Batches with the cell indices they hold."""
         epoch = self._next_epoch()
         if self.output == "csr":
             return self._csr_batches(epoch)
-        return _DenseEpoch(self._rows.epoch(self._pool, self.options, epoch))
+        return _BatchIterator(self._rows.epoch(self._pool, self.options, epoch), with_indices=True)
 
     def _csr_batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, list[int]]]:
         order = _core.epoch_indices(self.matrix.shape[0], self.options.sampler, epoch)
@@ -129,21 +134,3 @@ class NativeSparseLoader(IterableDataset):
             with torch.sparse.check_sparse_tensor_invariants(False), warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
                 yield torch.sparse_csr_tensor(crow, col, values, (len(rows), n_genes)), rows
-
-
-class _DenseEpoch:
-    def __init__(self, epoch: Any) -> None:
-        self._epoch = epoch
-
-    def __iter__(self) -> _DenseEpoch:
-        return self
-
-    def __next__(self) -> tuple[torch.Tensor, list[int]]:
-        if self._epoch is None:
-            raise StopIteration
-        try:
-            return self._epoch.next(True)
-        except StopIteration:
-            self._epoch.close()
-            self._epoch = None
-            raise

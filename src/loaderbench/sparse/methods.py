@@ -147,12 +147,16 @@ class NativeMethodLoader:
 
     def epoch(self, epoch: int = 0, with_indices: bool = False) -> Iterator[Batch]:
         self.loader.set_epoch(epoch)
+        # `del` after each yield: a suspended generator holding the last batch would keep its pooled buffer (a
+        # whole [B, genes] float32 array) alive while the loader assembles the next one.
         if with_indices:
             for batch, ids in self.loader.iter_with_indices():
                 yield batch, np.asarray(ids, dtype=np.int64)
+                del batch
         else:
             for batch in self.loader:
                 yield batch, None
+                del batch
 
     def __len__(self) -> int:
         return len(self.loader)

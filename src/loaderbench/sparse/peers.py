@@ -103,6 +103,7 @@ class TorchPeer:
         size = self.settings.batch_size
         for k, batch in enumerate(self.loader):
             yield batch, (order[k * size : k * size + len(batch)] if order is not None else None)
+            del batch  # as for every loader here: do not hold the last batch while the next is made
 
     def __len__(self) -> int:
         return len(self.loader)
@@ -171,6 +172,7 @@ class ScDatasetPeer:
         # scDataset advances its own epoch on every pass (seed + 1000 * epoch); ``epoch`` is not needed here.
         for batch in self.loader:
             yield batch, None
+            del batch
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -206,6 +208,7 @@ class AnnbatchPeer:
             if batch.layout != torch.strided:
                 batch = batch.to_dense()
             yield batch, None
+            del batch, item
 
     def __len__(self) -> int:
         return len(self.loader)

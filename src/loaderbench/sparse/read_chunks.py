@@ -111,17 +111,16 @@ class SomaReaders:
     def read_table(self, ids: np.ndarray) -> int:
         return sum(t.num_rows for t in self.array.read(coords=(ids, self.var_slice)).tables())
 
+    # Each blockwise iterator is run to its end (one block, as size = the chunk): an iterator abandoned after
+    # next() leaves TileDB's eager=False read-ahead behind, and memory grew without bound over the runs.
     def read_blockwise_table(self, ids: np.ndarray) -> int:
-        table, _ = next(self._blockwise(ids).tables())
-        return table.num_rows
+        return sum(table.num_rows for table, _ in self._blockwise(ids).tables())
 
     def read_blockwise_scipy_coo(self, ids: np.ndarray) -> int:
-        matrix, _ = next(self._blockwise(ids).scipy(compress=False))
-        return matrix.nnz
+        return sum(matrix.nnz for matrix, _ in self._blockwise(ids).scipy(compress=False))
 
     def read_blockwise_scipy_csr(self, ids: np.ndarray) -> int:
-        matrix, _ = next(self._blockwise(ids).scipy(compress=True))
-        return matrix.nnz
+        return sum(matrix.nnz for matrix, _ in self._blockwise(ids).scipy(compress=True))
 
 
 def _backends(dataset: SparseDataset, backends: list[str]) -> tuple[dict[str, Any], dict[str, str]]:

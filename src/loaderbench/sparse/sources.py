@@ -219,7 +219,10 @@ class CooParquet:
         """The whole matrix as the native core's ``SparseMatrix``, built from a streaming reader."""
         from loaderbench import _core  # noqa: PLC0415 - the compiled core is only needed for the native method
 
-        return _core.SparseMatrix.from_arrow(self.reader(), n_rows=self.n_obs, n_cols=self.n_vars, nnz_hint=self.nnz)
+        matrix = _core.SparseMatrix.from_arrow(self.reader(), n_rows=self.n_obs, n_cols=self.n_vars,
+                                               nnz_hint=self.nnz)
+        pa.default_memory_pool().release_unused()  # the streamed batches are gone: give their memory back
+        return matrix
 
 
 def stream_to_csr(stream: CsrStream) -> sp.csr_matrix:

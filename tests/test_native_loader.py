@@ -311,3 +311,15 @@ def test_two_ranks_under_torchrun_cover_the_dataset(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "UNION-OK" in result.stdout
+
+
+def test_prefetch_zero_assembles_on_demand_in_one_buffer(small_table) -> None:
+    loader = NativeImageLoader(small_table, batch_size=2, num_threads=2, prefetch=0)
+    expected = list(NativeImageLoader(small_table, batch_size=2))
+    seen = 0
+    for got in loader:  # (not zip: its reused result tuple would hold the last batch while the next is made)
+        assert torch.equal(got, expected[seen // 2])
+        seen += got.shape[0]
+        del got  # dropped before the next is asked for
+    assert seen == small_table.num_rows
+    assert loader._pool.allocations == 1

@@ -1,5 +1,6 @@
 #include "loaderbench/batch_loader.h"
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -46,7 +47,7 @@ size_t BufferPool::allocations() const {
 void validate_options(const LoaderOptions& o) {
   if (o.batch_size < 1) throw std::invalid_argument("batch_size must be >= 1");
   if (o.num_threads < 1) throw std::invalid_argument("num_threads must be >= 1");
-  if (o.prefetch < 1) throw std::invalid_argument("prefetch must be >= 1");
+  if (o.prefetch < 0) throw std::invalid_argument("prefetch must be >= 0");
   epoch_indices(0, o.sampler, 0);  // validates the sampler options
 }
 
@@ -120,7 +121,8 @@ void EpochIterator::worker() {
     {
       std::unique_lock lock(mutex_);
       work_cv_.wait(lock, [&] {
-        return stop_ || next_to_claim_ >= total_parts || next_to_claim_ / parts_ < next_to_hand_ + options_.prefetch;
+        const int64_t ahead = std::max<int64_t>(options_.prefetch, waiting_ > 0 ? 1 : 0);
+        return stop_ || next_to_claim_ >= total_parts || next_to_claim_ / parts_ < next_to_hand_ + ahead;
       });
       if (stop_ || next_to_claim_ >= total_parts) return;
       number = next_to_claim_ / parts_;
@@ -154,7 +156,12 @@ void EpochIterator::worker() {
 bool EpochIterator::next(Batch* out) {
   std::unique_lock lock(mutex_);
   if (next_to_hand_ >= num_batches_) return false;
-  ready_cv_.wait(lock, [&] { return ready_.count(next_to_hand_) > 0; });
+  if (ready_.count(next_to_hand_) == 0) {
+    ++waiting_;
+    if (options_.prefetch == 0) work_cv_.notify_all();  // the batch asked for may now be assembled
+    ready_cv_.wait(lock, [&] { return ready_.count(next_to_hand_) > 0; });
+    --waiting_;
+  }
   auto node = ready_.extract(next_to_hand_);
   ++next_to_hand_;
   lock.unlock();

@@ -207,6 +207,9 @@ TEST(EpochIterator, RejectsBadOptions) {
   o.batch_size = 1;
   o.num_threads = 0;
   EXPECT_THROW(EpochIterator(rows_of(ds), pool, o, 0), std::invalid_argument);
+  o.num_threads = 1;
+  o.prefetch = -1;
+  EXPECT_THROW(EpochIterator(rows_of(ds), pool, o, 0), std::invalid_argument);
 }
 
 /// Row i is the float i; records which thread wrote each row; row `bad` throws. Slow enough (200 us a row) that
@@ -260,6 +263,29 @@ TEST(EpochIterator, ThreadsShareABatchSoPrefetchOneStillUsesThemAll) {
   EXPECT_EQ(expected, 100);
   EXPECT_GE(shared, 3);  // most batches were assembled by both threads at once
   EXPECT_LE(pool->allocations(), 2u);  // one batch in flight + the one in hand
+}
+
+TEST(EpochIterator, PrefetchZeroAssemblesOnDemandInOneBuffer) {
+  for (int threads : {1, 2, 3}) {
+    auto rows = std::make_shared<RecordingRows>(50);
+    LoaderOptions o;
+    o.batch_size = 8;
+    o.num_threads = threads;
+    o.prefetch = 0;
+    auto pool = BufferPool::create(8 * 4, 4);
+    EpochIterator it(rows, pool, o, 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    EXPECT_EQ(pool->allocations(), 0u);  // nothing is assembled before it is asked for
+    Batch b;
+    int64_t expected = 0;
+    while (it.next(&b)) {
+      const auto* v = reinterpret_cast<const float*>(b.buffer->bytes.get());
+      for (size_t i = 0; i < b.indices.size(); ++i) EXPECT_EQ(v[i], static_cast<float>(expected++));
+      b.buffer.reset();  // dropped before the next is asked for: the same buffer serves every batch
+    }
+    EXPECT_EQ(expected, 50);
+    EXPECT_EQ(pool->allocations(), 1u);
+  }
 }
 
 TEST(EpochIterator, AWorkersErrorSurfacesForItsBatchOnly) {

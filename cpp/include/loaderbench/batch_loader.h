@@ -51,7 +51,9 @@ struct LoaderOptions {
   bool drop_last = false;
   SamplerOptions sampler;
   int num_threads = 1;
-  int prefetch = 2;  // batches assembled ahead of the consumer (at least num_threads is useful)
+  // Batches assembled ahead of the consumer. 0: none — a batch is assembled (by all threads) only once next() asks
+  // for it, so a consumer that drops each batch before asking for the next needs a single buffer.
+  int prefetch = 2;
 };
 
 /// One assembled batch in a pool buffer: shape (B, *sample_shape), e.g. (B, C, H, W) for images.
@@ -111,6 +113,7 @@ class EpochIterator {
   std::condition_variable ready_cv_;
   int64_t next_to_claim_ = 0;  // the next part (batch * parts_ + part) to claim
   int64_t next_to_hand_ = 0;
+  int waiting_ = 0;  // consumers blocked in next(): with prefetch 0, the batch they wait for may be claimed
   bool stop_ = false;
   std::map<int64_t, Pending> pending_;  // node-based: a worker's reference stays valid while others insert
   std::map<int64_t, Slot> ready_;

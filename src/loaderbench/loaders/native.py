@@ -16,6 +16,8 @@ from torch.utils.data import IterableDataset
 
 from loaderbench import _core
 
+# Threads share each batch, so two batches ahead keep them all busy.
+DEFAULT_PREFETCH = 2
 _OUTPUT_TYPES = {torch.float32: _core.OutputType.float32, torch.float16: _core.OutputType.float16,
                  torch.uint8: _core.OutputType.uint8}
 _SAMPLERS = {"sequential": _core.SamplerKind.sequential, "random": _core.SamplerKind.random,
@@ -43,8 +45,9 @@ class NativeImageLoader(IterableDataset):
     """Batches ``[B, C, H, W]`` (``[B, C, Z, H, W]`` for volumes) of an OME-Arrow image column.
 
     Args mirror torch's: ``batch_size``, ``shuffle`` (random permutation per epoch), ``drop_last``, ``seed``,
-    ``num_threads`` (C++ workers), ``prefetch`` (batches ready ahead), ``rank``/``world_size``
-    (``DistributedSampler`` semantics: equal counts per rank, padded unless ``drop_last``). ``sampler`` overrides
+    ``num_threads`` (C++ workers, sharing each batch), ``prefetch`` (batches assembled ahead; 0 = only when asked
+    for, the least memory), ``rank``/``world_size`` (``DistributedSampler`` semantics: equal counts per rank,
+    padded unless ``drop_last``). ``sampler`` overrides
     ``shuffle`` with ``"sequential"``, ``"random"`` or ``"block"`` (contiguous blocks of ``block_size`` rows, the rows
     of ``buffer_blocks`` blocks shuffled together). Conversion: ``dtype`` (float32, float16, uint8; ``None`` = no
     conversion, samples are zero-copy views of the stored pixels), ``scale`` to [0, 1], ``mean``/``std`` per
@@ -91,7 +94,7 @@ class NativeImageLoader(IterableDataset):
         options.batch_size = batch_size
         options.drop_last = drop_last
         options.num_threads = num_threads
-        options.prefetch = 2 if prefetch is None else prefetch  # threads share a batch: 2 keeps them busy
+        options.prefetch = DEFAULT_PREFETCH if prefetch is None else prefetch
         sampling = _core.SamplerOptions()
         sampling.kind = _SAMPLERS[kind]
         sampling.seed = seed

@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import IterableDataset
 
 from loaderbench import _core
-from loaderbench.loaders.native import _BatchIterator
+from loaderbench.loaders.native import DEFAULT_PREFETCH, _BatchIterator
 
 SHUFFLES = ("none", "block", "random")
 
@@ -82,7 +82,7 @@ class NativeSparseLoader(IterableDataset):
         options.batch_size = batch_size
         options.drop_last = drop_last
         options.num_threads = num_threads
-        options.prefetch = 2 if prefetch is None else prefetch  # threads share a batch: 2 keeps them busy
+        options.prefetch = DEFAULT_PREFETCH if prefetch is None else prefetch
         options.sampler = sampler
         self.options = options
         self._rows = self.matrix.dense_rows()

@@ -24,7 +24,7 @@ from loaderbench.sparse.methods import LoaderSettings
 
 def expand_settings(specs: list[BlockSpec], methods: list[str], *, batch_size: int = 1024, shuffle: str = "block",
                     seed: int = 0, threads: list[int] | None = None, workers: list[int] | None = None,
-                    prefetch: int = 0) -> list[LoaderSettings]:
+                    prefetch: int | None = None) -> list[LoaderSettings]:
     """One ``LoaderSettings`` per block spec x method x (native threads | DataLoader workers)."""
     unknown = [m for m in methods if m not in ALL_LOADERS]
     if unknown:

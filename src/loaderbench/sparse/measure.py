@@ -73,6 +73,8 @@ def build_loader(paths: dict[str, Path], settings: LoaderSettings) -> Any:
 
 
 def _base_row(spec: RunSpec) -> dict[str, Any]:
+    from loaderbench.loaders.native import DEFAULT_PREFETCH  # noqa: PLC0415 - the compiled core, only when measuring
+
     s = spec.settings
     return {
         "dataset": spec.dataset,
@@ -85,7 +87,7 @@ def _base_row(spec: RunSpec) -> dict[str, Any]:
         "batch_size": s.batch_size,
         "shuffle": s.shuffle,
         "num_threads": s.num_threads if s.method == "native" else 0,
-        "prefetch": s.prefetch if s.method == "native" else 0,
+        "prefetch": (DEFAULT_PREFETCH if s.prefetch is None else s.prefetch) if s.method == "native" else 0,
         "num_workers": s.num_workers if s.method in ("torch", "scdataset") else 0,
         "seed": s.seed,
         "max_batches": spec.max_batches,

@@ -43,7 +43,7 @@ class LoaderSettings:
     shuffle: str = "block"
     seed: int = 0
     num_threads: int = 1  # native: C++ threads
-    prefetch: int = 0  # native: batches prepared ahead (0: the loader's default, 2)
+    prefetch: int | None = None  # native: batches assembled ahead (None: the loader's default; 0: on demand)
     num_workers: int = 0  # torch / scDataset: DataLoader worker processes
     drop_last: bool = False
     rank: int = 0  # native only
@@ -141,7 +141,7 @@ class NativeMethodLoader:
         self.loader = NativeSparseLoader(
             matrix, batch_size=settings.batch_size, shuffle=settings.shuffle, chunk_size=settings.chunk_size,
             chunks_per_block=settings.chunks_per_block, seed=settings.seed, num_threads=settings.num_threads,
-            prefetch=settings.prefetch or None,
+            prefetch=settings.prefetch,
             rank=settings.rank, world_size=settings.world_size, drop_last=settings.drop_last, output="dense",
         )
 

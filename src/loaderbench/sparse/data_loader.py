@@ -111,8 +111,11 @@ def per_config(df: pd.DataFrame) -> pd.DataFrame:
         row = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
         for metric in ("samples_per_s", "peak_uss_mb", "peak_pss_mb", "first_batch_ms", "setup_s"):
             if metric in group:
-                values = warm[metric] if metric == "samples_per_s" else group[metric]
-                row[metric] = float(values.max() if metric.startswith("peak") else values.median())
+                values = (warm[metric] if metric == "samples_per_s" else group[metric]).dropna()
+                if values.empty:  # an unavailable or failed configuration has no figures
+                    row[metric] = float("nan")
+                else:
+                    row[metric] = float(values.max() if metric.startswith("peak") else values.median())
         row["epochs"] = len(group) if group["status"].iloc[0] == "ok" else 0
         row["reason"] = str(group["reason"].iloc[0]) if "reason" in group else ""
         out.append(row)

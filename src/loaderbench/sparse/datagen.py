@@ -20,6 +20,7 @@ import dataclasses
 import hashlib
 import json
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -291,10 +292,15 @@ def write_annbatch_zarr(stream: CsrStream, path: Path) -> None:
             if buffered >= shard:
                 flush(final=False)
         flush(final=True)
-        with ad.settings.override(zarr_write_format=3):
-            for name, prefix, n in (("obs", "cell_", stream.n_obs), ("var", "gene_", stream.n_vars)):
-                ad.io.write_elem(root, name, pd.DataFrame(index=pd.Index(_names(prefix, n), dtype=object)))
-        zarr.consolidate_metadata(tmp)
+        # The layout is annbatch's, chosen on purpose: zarr's notices about future defaults (auto-sharding,
+        # consolidated metadata not yet in the v3 spec) are not the user's to act on.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*autosharding.*")
+            warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata.*")
+            with ad.settings.override(zarr_write_format=3):
+                for name, prefix, n in (("obs", "cell_", stream.n_obs), ("var", "gene_", stream.n_vars)):
+                    ad.io.write_elem(root, name, pd.DataFrame(index=pd.Index(_names(prefix, n), dtype=object)))
+            zarr.consolidate_metadata(tmp)
 
 
 def write_soma(stream: CsrStream, path: Path) -> None:

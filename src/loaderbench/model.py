@@ -1,4 +1,5 @@
-"""The seed's Track 3 model: a tiny CNN that turns an image into a 128-d embedding."""
+"""The models fed by the benchmarks: the seed's Track 3 CNN (an image -> a 128-d embedding) and a heavier stand-in
+for a real backbone that ``loaderbench profile --model large`` runs."""
 
 from __future__ import annotations
 
@@ -23,6 +24,31 @@ class SimpleEmbeddingModel(nn.Module):
             nn.Flatten(),
         )
         self.head = nn.Linear(64, embedding_dim)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """``(N, C, H, W)`` float images -> ``(N, embedding_dim)`` embeddings."""
+        return self.head(self.features(images))
+
+
+class LargeConvNet(nn.Module):
+    """A heavier stand-in for a real backbone (about 4x the small model's compute at 224x224): a strided 7x7 stem,
+    two 3x3 convolutions at half resolution, a strided 3x3, global average pool, a 128-d head."""
+
+    def __init__(self, in_channels: int = 3, embedding_dim: int = 128) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3),
+            nn.ReLU(),
+            nn.Conv2d(64, 128, kernel_size=3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(128, 128, kernel_size=3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(128, 256, kernel_size=3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+        )
+        self.head = nn.Linear(256, embedding_dim)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """``(N, C, H, W)`` float images -> ``(N, embedding_dim)`` embeddings."""

@@ -2,49 +2,30 @@
 
 For your own pipeline use the stage API (:mod:`loaderbench.profile.stages`, documented in ``docs/profile.md``);
 ``loaderbench profile`` (:func:`run_profile`) runs it on a generated image pipeline with the seed's A/B experiments
-and accelerator utilisation. Only the light stage API is imported here; the runner loads on first use.
+and accelerator utilisation. Everything loads on first use, so registering the CLI command does not import torch.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
-from loaderbench.profile.stages import (
-    Breakdown,
-    ProfileError,
-    SampleTimes,
-    StageShare,
-    StageTimer,
-    accelerator_utilisation,
-    amdahl_ceiling,
-    amdahl_speedup,
-    breakdown,
-)
+#: the models ``loaderbench profile --model`` can run: Track 3's small one, or a larger stand-in for a backbone
+MODELS = ("small", "large")
 
-__all__ = [
-    "Breakdown",
-    "ProfileError",
-    "ProfileOptions",
-    "SampleTimes",
-    "StageShare",
-    "StageTimer",
-    "accelerator_utilisation",
-    "amdahl_ceiling",
-    "amdahl_speedup",
-    "breakdown",
-    "profile_sections",
-    "run_profile",
-]
+_LAZY = {
+    **dict.fromkeys(("Breakdown", "ProfileError", "SampleTimes", "StageShare", "StageTimer",
+                     "accelerator_utilisation", "amdahl_ceiling", "amdahl_speedup", "breakdown"), "stages"),
+    "run_profile": "runner",
+    "ProfileOptions": "runner",
+    "profile_sections": "report",
+}
+
+__all__ = ["MODELS", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:
-    """``run_profile``/``ProfileOptions``/``profile_sections`` on first use (they pull in pandas and matplotlib)."""
-    if name in ("run_profile", "ProfileOptions"):
-        from loaderbench.profile import runner  # noqa: PLC0415
-
-        return getattr(runner, name)
-    if name == "profile_sections":
-        from loaderbench.profile.report import profile_sections  # noqa: PLC0415
-
-        return profile_sections
+    """The stage API (torch), the runner (pandas, matplotlib) and the report section, imported on first use."""
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"loaderbench.profile.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'loaderbench.profile' has no attribute {name!r}")

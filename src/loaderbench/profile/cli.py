@@ -9,8 +9,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from loaderbench.profile import MODELS
 from loaderbench.profile.decoders import DECODERS, FORMATS
-from loaderbench.profile.pipeline import MODELS
 
 _DEFAULTS_NOTE = "default: about 1-2 minutes on 2 cores; --quick: a smoke-test size"
 

@@ -26,12 +26,12 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from loaderbench.memory import process_tree_memory_mb
-from loaderbench.model import SimpleEmbeddingModel
+from loaderbench.model import LargeConvNet, SimpleEmbeddingModel
+from loaderbench.profile import MODELS
 from loaderbench.profile.decoders import FORMATS, Decode, make_decoder
 from loaderbench.profile.stages import SampleTimes, StageTimer
 from loaderbench.results import atomic_write_bytes
 
-MODELS = ("small", "large")
 MANIFEST = "manifest.json"
 #: ImageNet statistics, the usual normalisation of an RGB pipeline
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32) * 255
@@ -221,31 +221,6 @@ class PipelineDataset(Dataset):
             with timer.stage("map_load"):
                 maps = self.load_maps(index)
         return {"image": tensor, "maps": maps}, times
-
-
-class LargeConvNet(nn.Module):
-    """A heavier stand-in for a real backbone (about 4x the small model's compute at 224x224): a strided 7x7 stem,
-    two 3x3 convolutions at half resolution, a strided 3x3, global average pool, a 128-d head."""
-
-    def __init__(self, in_channels: int = 3, embedding_dim: int = 128) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3),
-            nn.ReLU(),
-            nn.Conv2d(64, 128, kernel_size=3, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(128, 128, kernel_size=3, padding=1),
-            nn.ReLU(),
-            nn.Conv2d(128, 256, kernel_size=3, stride=2, padding=1),
-            nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-        )
-        self.head = nn.Linear(256, embedding_dim)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """``(N, C, H, W)`` float images -> ``(N, embedding_dim)`` embeddings."""
-        return self.head(self.features(images))
 
 
 def make_model(name: str) -> nn.Module:

@@ -32,9 +32,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from loaderbench.memory import PeakMemorySampler, process_tree_memory_mb
+from loaderbench.profile import MODELS
 from loaderbench.profile.decoders import DECODERS, FORMATS, decoder_library, decoder_status
 from loaderbench.profile.pipeline import (
-    MODELS,
     PipelineData,
     PipelineDataset,
     PipelineSpec,

@@ -6,11 +6,9 @@ Self-contained (the PNG embedded as base64); every value from the files is escap
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 import os
-from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +17,9 @@ import pandas as pd
 from loaderbench.profile.analysis import pct, times
 from loaderbench.profile.output import AB, AU, STAGES, SUMMARY
 from loaderbench.profile.plots import PLOT_NAME
+from loaderbench.report.html import embedded_png, html_table
+from loaderbench.report.html import escape_html as _e
 from loaderbench.results import format_number, read_track
-
-
-def _e(value: Any) -> str:
-    return escape(str(value), quote=True)
 
 
 def _num(value: Any) -> str:
@@ -34,17 +30,11 @@ def _num(value: Any) -> str:
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
     """``rows`` of already-escaped cells under an escaped header."""
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f'<td class="num">{c}</td>' for c in row) + "</tr>" for row in rows)
-    return f'<div class="scroll"><table><tr>{head}</tr>{body}</table></div>'
+    return html_table(header, ([f'<td class="num">{c}</td>' for c in row] for row in rows))
 
 
 def _image(out_dir: Path) -> str:
-    png = out_dir / "plots" / PLOT_NAME
-    if not png.is_file():
-        return '<p class="note">The profile plot was not rendered.</p>'
-    data = base64.b64encode(png.read_bytes()).decode("ascii")
-    return f'<img class="plot" alt="pipeline profile plot" src="data:image/png;base64,{data}">'
+    return embedded_png(out_dir / "plots" / PLOT_NAME, "pipeline profile plot", "The profile plot was not rendered.")
 
 
 def _stages_html(stages: pd.DataFrame) -> str:

@@ -69,8 +69,27 @@ _LEVEL_CLASS = {
 _OVERHEAD_CLASS = {"negligible": "level-good", "measurable": "level-mid", "significant": "level-bad"}
 
 
-def _e(value: Any) -> str:
+def escape_html(value: Any) -> str:
+    """``value`` as text safe inside HTML (attributes included)."""
     return escape(str(value), quote=True)
+
+
+_e = escape_html
+
+
+def html_table(header: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
+    """A scrollable table: ``header`` texts are escaped here; ``rows`` hold finished ``<td>`` cells."""
+    head = "".join(f"<th>{escape_html(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(row) + "</tr>" for row in rows)
+    return f'<div class="scroll"><table><tr>{head}</tr>{body}</table></div>'
+
+
+def embedded_png(png: Path, alt: str, missing: str) -> str:
+    """``png`` inline as base64 (the report stays one file), or the ``missing`` note when it was not rendered."""
+    if not png.is_file():
+        return f'<p class="note">{escape_html(missing)}</p>'
+    data = base64.b64encode(png.read_bytes()).decode("ascii")
+    return f'<img class="plot" alt="{escape_html(alt)}" src="data:image/png;base64,{data}">'
 
 
 def _level(text: str, css: str | None = None) -> str:
@@ -335,11 +354,7 @@ _INTERPRETERS = {
 
 
 def _plot_img(out_dir: Path, track: str) -> str:
-    png = out_dir / "plots" / f"{track}.png"
-    if not png.is_file():
-        return '<p class="note">No plot was rendered for this track.</p>'
-    data = base64.b64encode(png.read_bytes()).decode("ascii")
-    return f'<img class="plot" alt="{_e(track)} plot" src="data:image/png;base64,{data}">'
+    return embedded_png(out_dir / "plots" / f"{track}.png", f"{track} plot", "No plot was rendered for this track.")
 
 
 def _track_section(out_dir: Path, track: str, df: pd.DataFrame) -> str:

@@ -4,23 +4,19 @@ value from the data is escaped."""
 
 from __future__ import annotations
 
-import base64
 import os
-from html import escape
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from loaderbench.report.html import embedded_png, html_table
+from loaderbench.report.html import escape_html as _e
 from loaderbench.results import read_track
 from loaderbench.sparse import EPOCHS_TRACK, READ_CHUNKS_TRACK, RUN_TRACK
 from loaderbench.sparse.data_loader import per_config
 from loaderbench.sparse.plots import speed_vs_memory
-from loaderbench.sparse.read_chunks import READERS, SHUFFLES
-
-
-def _e(value: Any) -> str:
-    return escape(str(value), quote=True)
+from loaderbench.sparse.read_chunks import READERS, SHUFFLES, summary_table
 
 
 def _number(value: Any, digits: int = 0) -> str:
@@ -29,12 +25,6 @@ def _number(value: Any, digits: int = 0) -> str:
     except (TypeError, ValueError):
         return _e(value)
     return "–" if number != number else f"{number:,.{digits}f}"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(row) + "</tr>" for row in rows)
-    return f'<div class="scroll"><table><tr>{head}</tr>{body}</table></div>'
 
 
 def _td(text: str, numeric: bool = False) -> str:
@@ -52,8 +42,7 @@ def _speed_section(out_dir: Path, epochs: pd.DataFrame) -> str:
     parts = []
     png = speed_vs_memory(epochs, out_dir)
     if png is not None:
-        data = base64.b64encode(png.read_bytes()).decode("ascii")
-        parts.append(f'<img class="plot" alt="speed vs memory" src="data:image/png;base64,{data}">')
+        parts.append(embedded_png(png, "speed vs memory", ""))
     table = per_config(epochs)
     ok = table[table["status"] == "ok"].sort_values(["block_size", "chunks_per_block", "loader"])
     rows = []
@@ -66,9 +55,9 @@ def _speed_section(out_dir: Path, epochs: pd.DataFrame) -> str:
                      _td(_number(r["peak_uss_mb"]), True), _td(_number(r["first_batch_ms"]), True),
                      _td(_number(r["epochs"]), True)])
     if rows:
-        parts.append(_table(["loader", "parallelism", "block spec (chunks x rows)", "block rows", "batch", "shuffle",
-                             "samples/s (median, warm epochs)", "peak PSS MiB", "peak USS MiB", "first batch ms",
-                             "epochs"], rows))
+        header = ["loader", "parallelism", "block spec (chunks x rows)", "block rows", "batch", "shuffle",
+                  "samples/s (median, warm epochs)", "peak PSS MiB", "peak USS MiB", "first batch ms", "epochs"]
+        parts.append(html_table(header, rows))
     missing = table[table["status"] != "ok"].drop_duplicates(["loader", "status", "reason"])
     if not missing.empty:
         items = "".join(f"<li><b>{_e(r['loader'])}</b> ({_e(r['status'])}): {_e(r['reason'])}</li>"
@@ -92,7 +81,7 @@ def _read_chunks_section(df: pd.DataFrame) -> str:
         for (fmt, chunk, reader), values in table.loc[order].iterrows():
             rows.append([_td(_e(fmt)), _td(_number(chunk), True), _td(_e(reader)),
                          *(_td(_number(values[s], 2), True) for s in shuffles)])
-        parts.append(_table(["format", "chunk size", "reader", *(f"{s} (s)" for s in shuffles)], rows))
+        parts.append(html_table(["format", "chunk size", "reader", *(f"{s} (s)" for s in shuffles)], rows))
     missing = df[df["status"] != "ok"] if "status" in df else df.iloc[0:0]
     for _, r in missing.iterrows():
         parts.append(f'<p class="warn">{_e(r["format"])}: {_e(r["reason"])}</p>')
@@ -117,8 +106,6 @@ def sparse_sections(out_dir: str | os.PathLike[str]) -> list[tuple[str, str]]:
 
 def sparse_terminal(out_dir: str | os.PathLike[str]) -> list[str]:
     """The same results as plain-text blocks for the terminal summary."""
-    from loaderbench.sparse.read_chunks import summary_table  # noqa: PLC0415
-
     out = Path(out_dir)
     blocks = []
     epochs = epoch_rows(out)

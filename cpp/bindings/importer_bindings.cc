@@ -49,22 +49,23 @@ nb::dict summary_to_dict(const ImportSummary& s) {
 
 void bind_importer(nb::module_& m) {
   nb::exception<ImportError>(m, "ArrowImportError", PyExc_ValueError);
+  m.attr("DEFAULT_MAX_SAMPLE_BYTES") = kDefaultMaxSampleBytes;
 
   m.def(
       "inspect_arrow",
-      [](nb::handle source, const std::string& column) {
+      [](nb::handle source, const std::string& column, int64_t max_sample_bytes) {
         StreamOwner stream = take_arrow_stream(source);
         ImportSummary summary;
         {
           // Producers that need Python (a generator-backed reader) take the GIL themselves.
           nb::gil_scoped_release release;
-          summary = import_ome_stream(std::move(stream), column);
+          summary = import_ome_stream(std::move(stream), column, max_sample_bytes);
         }
         return summary_to_dict(summary);
       },
-      nb::arg("source"), nb::arg("column") = "ome_image",
-      "Validate every row of an OME-Arrow column read through the Arrow C Stream Interface and return a "
-      "summary dict (rows, shapes, dtypes, layout, bytes). Raises ArrowImportError naming the row and field.");
+      nb::arg("source"), nb::arg("column") = "ome_image", nb::arg("max_sample_bytes") = kDefaultMaxSampleBytes,
+      "Validate every row of an OME-Arrow column read through the Arrow C Stream Interface (the same "
+      "validation as the native loader) and return a summary dict (rows, shapes, dtypes, layout, bytes). Raises ArrowImportError naming the row and field.");
 }
 
 }  // namespace loaderbench::bindings

@@ -37,18 +37,20 @@ nb::object owned_tensor(std::vector<T>&& values) {
 }  // namespace
 
 void bind_sparse(nb::module_& m) {
+  m.attr("DEFAULT_MAX_CELLS") = kDefaultMaxCells;
   nb::class_<SparseMatrix>(m, "SparseMatrix")
       .def_static(
           "from_arrow",
           [](nb::handle source, const std::string& row, const std::string& col, const std::string& value,
-             int64_t n_rows, int64_t n_cols, int64_t nnz_hint) {
+             int64_t n_rows, int64_t n_cols, int64_t nnz_hint, int64_t max_cells) {
             StreamOwner stream = take_arrow_stream(source);
             CooColumns columns{row, col, value};
             nb::gil_scoped_release release;
-            return SparseMatrix::from_coo_stream(std::move(stream), columns, n_rows, n_cols, nnz_hint);
+            return SparseMatrix::from_coo_stream(std::move(stream), columns, n_rows, n_cols, nnz_hint, max_cells);
           },
           nb::arg("source"), nb::arg("row") = "soma_dim_0", nb::arg("col") = "soma_dim_1",
           nb::arg("value") = "soma_data", nb::arg("n_rows") = 0, nb::arg("n_cols") = 0, nb::arg("nnz_hint") = 0,
+          nb::arg("max_cells") = kDefaultMaxCells,
           "Build CSR from a SOMA-like COO Arrow stream (cells need not be sorted; duplicates are summed). "
           "nnz_hint (the number of entries, if known) is reserved up front to avoid growth copies.")
       .def_static(

@@ -57,6 +57,7 @@ const char* type_name(ArrowType type) {
     case ArrowType::kFixedSizeList: return "fixed_size_list";
     case ArrowType::kStruct: return "struct";
     case ArrowType::kTimestamp: return "timestamp";
+    case ArrowType::kDictionary: return "dictionary-encoded";
     case ArrowType::kOther: return "other";
   }
   return "other";
@@ -91,6 +92,11 @@ ArrayView ArrayView::make(const ArrowSchema* schema, const ArrowArray* array, st
   view.array_ = array;
   view.format_ = parse_format(schema->format);
   view.path_ = std::move(path);
+  if ((schema->dictionary != nullptr) != (array->dictionary != nullptr)) {
+    throw ImportError(view.path_ + ": schema and array disagree on dictionary encoding");
+  }
+  // The format string of a dictionary-encoded field is its index type: reading it as values would be wrong.
+  if (schema->dictionary != nullptr) view.format_ = {ArrowType::kDictionary, 0};
   view.validate();
   return view;
 }
@@ -99,8 +105,12 @@ void ArrayView::validate() {
   const ArrowArray& a = *array_;
   const std::string where = path_ + " (" + type_name(format_.type) + ")";
   if (a.length < 0 || a.offset < 0) throw ImportError(where + ": negative length or offset");
-  if (format_.type == ArrowType::kOther || format_.type == ArrowType::kNull) return;  // never read
-  const int64_t end = a.offset + a.length;
+  int64_t end = 0;
+  if (__builtin_add_overflow(a.offset, a.length, &end)) throw ImportError(where + ": offset + length overflows");
+  if (format_.type == ArrowType::kOther || format_.type == ArrowType::kNull || format_.type == ArrowType::kDictionary) {
+    return;  // never read
+  }
+  if (a.n_buffers < 0 || a.n_children < 0) throw ImportError(where + ": negative buffer or child count");
 
   int64_t expected_buffers = 2;
   switch (format_.type) {
@@ -163,10 +173,14 @@ void ArrayView::validate() {
       }
       break;
     }
-    case ArrowType::kFixedSizeList:
+    case ArrowType::kFixedSizeList: {
       if (children_.size() != 1) throw ImportError(where + ": a list must have exactly one child");
-      if (children_[0].length() < end * format_.fixed_size) throw ImportError(where + ": fixed-size list child too short");
+      int64_t needed = 0;
+      if (__builtin_mul_overflow(end, format_.fixed_size, &needed) || children_[0].length() < needed) {
+        throw ImportError(where + ": fixed-size list child too short");
+      }
       break;
+    }
     case ArrowType::kString: case ArrowType::kLargeString: case ArrowType::kBinary: case ArrowType::kLargeBinary: {
       if (a.length == 0) break;
       int64_t previous = offset_at(a.offset);
@@ -197,6 +211,15 @@ bool ArrayView::is_null(int64_t i) const {
   const int64_t bit = array_->offset + i;
   const auto* validity = static_cast<const uint8_t*>(array_->buffers[0]);
   return ((validity[bit >> 3] >> (bit & 7)) & 1) == 0;
+}
+
+bool ArrayView::any_null(int64_t begin, int64_t end) const {
+  if (format_.type == ArrowType::kNull) return end > begin;
+  if (array_->null_count == 0 || array_->buffers[0] == nullptr) return false;
+  for (int64_t i = begin; i < end; ++i) {
+    if (is_null(i)) return true;
+  }
+  return false;
 }
 
 const ArrayView* ArrayView::child(std::string_view name) const {

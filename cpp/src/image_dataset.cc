@@ -4,9 +4,10 @@
 
 namespace loaderbench {
 
-std::shared_ptr<ImageDataset> ImageDataset::from_stream(StreamOwner stream, const std::string& column) {
+std::shared_ptr<ImageDataset> ImageDataset::from_stream(StreamOwner stream, const std::string& column,
+                                                       int64_t max_sample_bytes) {
   std::shared_ptr<ImageDataset> dataset(new ImageDataset());
-  OmeImporter importer(column, &dataset->index_);
+  OmeImporter importer(column, &dataset->index_, max_sample_bytes);
   consume_stream(stream, dataset->schema_, [&](ArrayOwner&& batch) {
     importer.add_batch(*dataset->schema_.get(), *batch.get());
     // Only the ArrowArray struct moves; the buffers the pixel index points into stay where they are.

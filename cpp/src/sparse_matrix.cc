@@ -35,8 +35,17 @@ const ArrayView& column(const ArrayView& batch, const std::string& name, bool nu
 }  // namespace
 
 std::shared_ptr<SparseMatrix> SparseMatrix::from_coo_stream(StreamOwner stream, const CooColumns& columns,
-                                                            int64_t n_rows, int64_t n_cols, int64_t nnz_hint) {
+                                                            int64_t n_rows, int64_t n_cols, int64_t nnz_hint,
+                                                            int64_t max_cells) {
   if (n_rows < 0 || n_cols < 0 || nnz_hint < 0) throw ImportError("n_rows, n_cols and nnz_hint must be >= 0");
+  if (max_cells <= 0) throw ImportError("max_cells must be > 0");
+  if (n_rows > max_cells) {
+    throw ImportError("n_cells=" + std::to_string(n_rows) + " exceeds max_cells=" + std::to_string(max_cells) +
+                      " (pass a larger max_cells to allow it)");
+  }
+  if (n_cols > std::numeric_limits<int32_t>::max()) {
+    throw ImportError("n_genes=" + std::to_string(n_cols) + " exceeds 2^31 - 1 (gene indices are stored as int32)");
+  }
   std::shared_ptr<SparseMatrix> m(new SparseMatrix());
   m->indices_.reserve(static_cast<size_t>(nnz_hint));
   m->data_.reserve(static_cast<size_t>(nnz_hint));
@@ -55,6 +64,11 @@ std::shared_ptr<SparseMatrix> SparseMatrix::from_coo_stream(StreamOwner stream, 
       const int64_t r = rows.integer(k), c = cols.integer(k);
       if (r < 0 || (n_rows > 0 && r >= n_rows)) {
         throw ImportError("cell index " + std::to_string(r) + " out of range (n_cells=" + std::to_string(n_rows) + ")");
+      }
+      if (r >= max_cells) {
+        throw ImportError("cell index " + std::to_string(r) + " would need a row index of " + std::to_string(r + 1) +
+                          " cells, above max_cells=" + std::to_string(max_cells) +
+                          " (a corrupt id? else pass n_cells or a larger max_cells)");
       }
       if (c < 0 || (n_cols > 0 && c >= n_cols) || c > std::numeric_limits<int32_t>::max()) {
         throw ImportError("gene index " + std::to_string(c) + " out of range (n_genes=" + std::to_string(n_cols) + ")");
@@ -113,6 +127,9 @@ std::shared_ptr<SparseMatrix> SparseMatrix::from_coo_stream(StreamOwner stream, 
 std::shared_ptr<SparseMatrix> SparseMatrix::from_csr(std::vector<int64_t> indptr, std::vector<int32_t> indices,
                                                      std::vector<float> data, int64_t n_cols) {
   if (indptr.empty() || indptr.front() != 0) throw ImportError("indptr must start with 0");
+  if (n_cols < 0 || n_cols > std::numeric_limits<int32_t>::max()) {
+    throw ImportError("n_genes=" + std::to_string(n_cols) + " must lie in [0, 2^31 - 1] (gene indices are int32)");
+  }
   if (indices.size() != data.size()) throw ImportError("indices and data differ in length");
   if (indptr.back() != static_cast<int64_t>(indices.size())) throw ImportError("indptr does not end at nnz");
   for (size_t r = 1; r < indptr.size(); ++r) {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -125,7 +126,90 @@ TEST(OmeImporter, RejectsAnImageWithNoPixels) {
 TEST(OmeImporter, RejectsNonPositiveSizes) {
   NodePtr batch = testing::ome_batch({{1, 1, 2, 2}});
   testing::find(image_field(batch, "pixels_meta"), "size_y")->buffers[1] = testing::to_bytes(std::vector<int32_t>{0});
-  EXPECT_NE(import_error(batch).find("non-positive size"), std::string::npos);
+  EXPECT_NE(import_error(batch).find("non-positive size_y"), std::string::npos) << import_error(batch);
+}
+
+TEST(OmeImporter, RejectsAChunkCoordinateThatWouldOverflow) {
+  NodePtr batch = testing::ome_batch({{1, 1, 4, 5, false, true}});
+  NodePtr chunk = image_field(batch, "chunks")->children[0];
+  *testing::find(chunk, "z") = *testing::primitive("l", "z", std::vector<int64_t>{INT64_MAX - 10});
+  *testing::find(chunk, "shape_z") = *testing::primitive("l", "shape_z", std::vector<int64_t>{20});
+  const std::string message = import_error(batch);
+  EXPECT_NE(message.find("lies outside the declared image"), std::string::npos) << message;
+}
+
+TEST(OmeImporter, RejectsDuplicatePlanes) {
+  NodePtr batch = testing::ome_batch({{1, 2, 2, 2, true, false}});
+  NodePtr plane = image_field(batch, "planes")->children[0];
+  testing::find(plane, "z")->buffers[1] = testing::to_bytes(std::vector<int32_t>{0, 0});
+  const std::string message = import_error(batch);
+  EXPECT_NE(message.find("appears twice"), std::string::npos) << message;
+}
+
+TEST(OmeImporter, RejectsOverlappingChunksWhoseCountsAddUp) {
+  NodePtr batch = testing::ome_batch({{1, 2, 4, 5, false, true}});
+  NodePtr chunk = image_field(batch, "chunks")->children[0];
+  testing::find(chunk, "z")->buffers[1] = testing::to_bytes(std::vector<int32_t>{0, 0});
+  const std::string message = import_error(batch);
+  EXPECT_NE(message.find("overlap"), std::string::npos) << message;
+}
+
+TEST(OmeImporter, RejectsNullsInFieldsItReads) {
+  NodePtr batch = testing::ome_batch({{1, 1, 2, 2}});
+  testing::set_nulls(*testing::find(image_field(batch, "pixels_meta"), "size_x"), {0});
+  EXPECT_NE(import_error(batch).find("pixels_meta: size_x is null"), std::string::npos) << import_error(batch);
+
+  batch = testing::ome_batch({{1, 1, 2, 2, true, false}});
+  NodePtr values = testing::find(image_field(batch, "planes")->children[0], "pixels")->children[0];
+  testing::set_nulls(*values, {3});
+  EXPECT_NE(import_error(batch).find("plane 0 has null pixel values"), std::string::npos) << import_error(batch);
+}
+
+TEST(OmeImporter, RejectsSizesBeyondInt32) {
+  NodePtr batch = testing::ome_batch({{1, 1, 2, 2}});
+  *testing::find(image_field(batch, "pixels_meta"), "size_z") =
+      *testing::primitive("l", "size_z", std::vector<int64_t>{(int64_t{1} << 32) + 1});
+  EXPECT_NE(import_error(batch).find("size_z = 4294967297 exceeds 2^31 - 1"), std::string::npos) << import_error(batch);
+}
+
+TEST(OmeImporter, RejectsImagesAboveMaxSampleBytes) {
+  NodePtr batch = testing::ome_batch({{1, 1, 4, 5}});
+  SchemaOwner schema;
+  ArrayOwner array;
+  testing::export_schema(batch, schema.get());
+  testing::export_array(batch, array.get());
+  OmeImporter importer("ome_image", nullptr, 39);  // the image needs 4 * 5 * 2 = 40 bytes
+  try {
+    importer.add_batch(*schema.get(), *array.get());
+    FAIL() << "expected ImportError";
+  } catch (const ImportError& err) {
+    EXPECT_NE(std::string(err.what()).find("exceeds max_sample_bytes=39"), std::string::npos) << err.what();
+  }
+}
+
+TEST(OmeImporter, RejectsDictionaryEncodedFields) {
+  NodePtr batch = testing::ome_batch({{1, 1, 2, 2}});
+  SchemaOwner schema;
+  ArrayOwner array;
+  testing::export_schema(batch, schema.get());
+  testing::export_array(batch, array.get());
+  // pixels_meta.type as if dictionary-encoded: its format string is then the index type, not the values'.
+  ArrowSchema dictionary_schema{};
+  ArrowArray dictionary_array{};
+  ArrowSchema* type_schema = schema->children[1]->children[0]->children[5];
+  ArrowArray* type_array = array->children[1]->children[0]->children[5];
+  ASSERT_STREQ(type_schema->name, "type");
+  type_schema->dictionary = &dictionary_schema;
+  type_array->dictionary = &dictionary_array;
+  OmeImporter importer;
+  try {
+    importer.add_batch(*schema.get(), *array.get());
+    FAIL() << "expected ImportError";
+  } catch (const ImportError& err) {
+    EXPECT_NE(std::string(err.what()).find("dictionary-encoded"), std::string::npos) << err.what();
+  }
+  type_schema->dictionary = nullptr;
+  type_array->dictionary = nullptr;
 }
 
 using testing::FakeStream;

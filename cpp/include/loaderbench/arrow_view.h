@@ -21,7 +21,7 @@ class ImportError : public std::runtime_error {
 enum class ArrowType {
   kNull, kBool, kInt8, kUint8, kInt16, kUint16, kInt32, kUint32, kInt64, kUint64, kFloat16, kFloat32,
   kFloat64, kString, kLargeString, kBinary, kLargeBinary, kList, kLargeList, kFixedSizeList, kStruct,
-  kTimestamp, kOther
+  kTimestamp, kDictionary, kOther
 };
 
 struct ParsedFormat {
@@ -39,7 +39,9 @@ bool is_integer(ArrowType type);
 
 /// One array node with its schema, validated once at construction so that accessors need no checks:
 /// buffer counts, non-null buffers where data exists, child counts, and list/string offsets that are
-/// monotonic and inside the child's length. Types the core never reads (kOther) are not descended into.
+/// monotonic and inside the child's length, all with overflow-checked arithmetic. Types the core never reads
+/// (kOther) and dictionary-encoded arrays (kDictionary: their values are indices, so the core refuses to read them)
+/// are not descended into.
 class ArrayView {
  public:
   /// Validates `array` against `schema` (recursively) and returns the view; throws ImportError.
@@ -56,6 +58,8 @@ class ArrayView {
 
   /// Whether logical element i (0-based, this array's offset applied inside) is null.
   bool is_null(int64_t i) const;
+  /// Whether any logical element in [begin, end) is null.
+  bool any_null(int64_t begin, int64_t end) const;
   /// The child with this field name, or nullptr.
   const ArrayView* child(std::string_view name) const;
   const ArrayView& child(size_t k) const { return children_[k]; }

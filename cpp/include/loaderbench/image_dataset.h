@@ -15,7 +15,8 @@ namespace loaderbench {
 class ImageDataset {
  public:
   /// Consumes the stream, validating every batch; the Arrow buffers stay where the producer put them.
-  static std::shared_ptr<ImageDataset> from_stream(StreamOwner stream, const std::string& column = "ome_image");
+  static std::shared_ptr<ImageDataset> from_stream(StreamOwner stream, const std::string& column = "ome_image",
+                                                   int64_t max_sample_bytes = kDefaultMaxSampleBytes);
 
   int64_t size() const { return static_cast<int64_t>(index_.images.size()); }
   const PixelIndex& index() const { return index_; }

@@ -35,12 +35,21 @@ struct ImportSummary {
   int64_t voxels = 0;         // sum over rows of t*c*z*y*x
 };
 
+/// Largest image (decoded, in its stored dtype) accepted by default: declared sizes are checked against it before
+/// anything is allocated for them, so a corrupt header cannot make the loader zero-fill gigabytes.
+inline constexpr int64_t kDefaultMaxSampleBytes = int64_t{1} << 30;
+
 /// Validates record batches of a table with an OME-Arrow struct column and accumulates an ImportSummary.
+/// Every row gets the same full validation whether or not an index is kept (so `loaderbench inspect` refuses
+/// exactly what the loaders refuse): checked 64-bit arithmetic for every bound, no nulls in a field that is read,
+/// no dictionary-encoded fields, planes and chunks that tile the declared image exactly (no gap, overlap or
+/// duplicate), compressed frames whose headers match their shape, sizes within `max_sample_bytes`.
 class OmeImporter {
  public:
   /// With `index`, also records where each row's pixels are (planes when present, else chunks); the pointers
   /// stay valid as long as the record batches passed to add_batch are alive.
-  explicit OmeImporter(std::string column = "ome_image", PixelIndex* index = nullptr);
+  explicit OmeImporter(std::string column = "ome_image", PixelIndex* index = nullptr,
+                       int64_t max_sample_bytes = kDefaultMaxSampleBytes);
 
   /// Validates one record batch (a struct array with its schema); throws ImportError naming the row and field.
   void add_batch(const ArrowSchema& schema, const ArrowArray& batch);
@@ -50,6 +59,8 @@ class OmeImporter {
   void check_row(const ArrayView& image, int64_t row, int64_t global_row);
   ImportSummary summary_;
   PixelIndex* index_ = nullptr;
+  PixelIndex scratch_index_;  // used (and cleared per batch) when the caller keeps no index
+  int64_t max_sample_bytes_;
 };
 
 /// Reads the schema into `schema`, then hands every record batch to `on_batch` (end of stream: returns). Stream
@@ -58,6 +69,7 @@ void consume_stream(StreamOwner& stream, SchemaOwner& schema, const std::functio
 
 /// Consumes `stream` (taking ownership) batch by batch through an OmeImporter. Stream errors are reported
 /// with the producer's get_last_error text.
-ImportSummary import_ome_stream(StreamOwner stream, const std::string& column = "ome_image");
+ImportSummary import_ome_stream(StreamOwner stream, const std::string& column = "ome_image",
+                                int64_t max_sample_bytes = kDefaultMaxSampleBytes);
 
 }  // namespace loaderbench

@@ -18,14 +18,20 @@ struct CooColumns {
   std::string value = "soma_data";
 };
 
+/// Most cells a matrix may have unless the caller raises it: CSR keeps one int64 per cell, so a corrupt cell id
+/// must not make it allocate gigabytes before anything fails (2^28 cells = a 2 GiB row index).
+inline constexpr int64_t kDefaultMaxCells = int64_t{1} << 28;
+
 class SparseMatrix {
  public:
   /// Consumes a COO stream (any integer index columns, float32/float64 values, no nulls). Rows need not be
   /// sorted (sorted input is converted in one pass). `n_rows`/`n_cols` of 0 mean "max index + 1"; given, an
   /// index outside them is an error. Duplicate entries are summed, as scipy does. `nnz_hint` (e.g. the Parquet
   /// row count), if > 0, is reserved up front: without it the arrays grow by doubling and peak at ~3x their size.
+  /// A cell index (or `n_rows`) at or above `max_cells` is refused before the row index grows to it.
   static std::shared_ptr<SparseMatrix> from_coo_stream(StreamOwner stream, const CooColumns& columns, int64_t n_rows,
-                                                       int64_t n_cols, int64_t nnz_hint = 0);
+                                                       int64_t n_cols, int64_t nnz_hint = 0,
+                                                       int64_t max_cells = kDefaultMaxCells);
   /// Copies and validates CSR arrays (indptr monotonic from 0, indices in [0, n_cols)).
   static std::shared_ptr<SparseMatrix> from_csr(std::vector<int64_t> indptr, std::vector<int32_t> indices,
                                                 std::vector<float> data, int64_t n_cols);

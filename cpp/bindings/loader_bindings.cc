@@ -64,13 +64,16 @@ struct PyImageDataset {
   ~PyImageDataset() { release_without_gil(dataset); }
 };
 
-/// An epoch in progress; destroying it joins its threads with the GIL released.
+/// An epoch in progress. Each next() holds its own reference to the iterator, so close() (or garbage collection)
+/// from another thread cancels it without destroying it under that next(); the last reference joins the threads,
+/// always with the GIL released.
 struct PyEpoch {
   std::shared_ptr<const RowSource> rows;
-  std::unique_ptr<EpochIterator> iterator;
+  std::shared_ptr<EpochIterator> iterator;
   nb::dlpack::dtype dtype;
   ~PyEpoch() { close(); }
   void close() {
+    if (iterator) iterator->cancel();
     release_without_gil(iterator);
     release_without_gil(rows);
   }
@@ -116,13 +119,18 @@ nb::object view_tensor(const PyImageDataset& self, int64_t row) {
 }
 
 nb::object next_batch(PyEpoch& self, bool with_indices) {
-  if (!self.iterator) throw nb::stop_iteration();
+  std::shared_ptr<EpochIterator> iterator = self.iterator;  // taken with the GIL held: close() may run meanwhile
+  if (!iterator) throw nb::stop_iteration();
   auto batch = std::make_unique<Batch>();
   bool more;
-  {
+  try {
     nb::gil_scoped_release release;
-    more = self.iterator->next(batch.get());
+    more = iterator->next(batch.get());
+  } catch (...) {
+    release_without_gil(iterator);
+    throw;
   }
+  release_without_gil(iterator);
   if (!more) {
     self.close();
     throw nb::stop_iteration();
@@ -198,6 +206,8 @@ void bind_loader(nb::module_& m) {
       .def(nb::init<>())
       .def_rw("batch_size", &LoaderOptions::batch_size)
       .def_rw("drop_last", &LoaderOptions::drop_last)
+      .def_rw("batch_offset", &LoaderOptions::batch_offset)
+      .def_rw("batch_stride", &LoaderOptions::batch_stride)
       .def_rw("sampler", &LoaderOptions::sampler)
       .def_rw("num_threads", &LoaderOptions::num_threads)
       .def_rw("prefetch", &LoaderOptions::prefetch);
@@ -224,16 +234,16 @@ void bind_loader(nb::module_& m) {
   nb::class_<PyImageDataset>(m, "ImageDataset")
       .def(
           "__init__",
-          [](PyImageDataset* self, nb::handle source, const std::string& column) {
+          [](PyImageDataset* self, nb::handle source, const std::string& column, int64_t max_sample_bytes) {
             StreamOwner stream = take_arrow_stream(source);
             std::shared_ptr<ImageDataset> dataset;
             {
               nb::gil_scoped_release release;
-              dataset = ImageDataset::from_stream(std::move(stream), column);
+              dataset = ImageDataset::from_stream(std::move(stream), column, max_sample_bytes);
             }
             new (self) PyImageDataset{std::move(dataset)};
           },
-          nb::arg("source"), nb::arg("column") = "ome_image",
+          nb::arg("source"), nb::arg("column") = "ome_image", nb::arg("max_sample_bytes") = kDefaultMaxSampleBytes,
           "Import and validate an OME-Arrow column from any __arrow_c_stream__ source; pixels stay in the Arrow "
           "buffers.")
       .def("__len__", [](const PyImageDataset& self) { return self.dataset->size(); })
@@ -257,6 +267,12 @@ void bind_loader(nb::module_& m) {
              validate_options(options);
              return batches_per_epoch(self.size(), options);
            })
+      .def("max_batch_rows",
+           [](const RowSource& self, const LoaderOptions& options) {
+             validate_options(options);
+             return max_batch_rows(self.size(), options);
+           },
+           "Rows of the largest batch of an epoch: what one pool buffer must hold.")
       .def(
           "epoch",
           [](std::shared_ptr<const RowSource> self, std::shared_ptr<BufferPool> pool, const LoaderOptions& options,
@@ -266,7 +282,7 @@ void bind_loader(nb::module_& m) {
             py_epoch->dtype = dlpack_type(self->element_type());
             {
               nb::gil_scoped_release release;  // starts threads
-              py_epoch->iterator = std::make_unique<EpochIterator>(std::move(self), std::move(pool), options, epoch);
+              py_epoch->iterator = std::make_shared<EpochIterator>(std::move(self), std::move(pool), options, epoch);
             }
             return py_epoch.release();
           },

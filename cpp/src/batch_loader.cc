@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <stdexcept>
 #include <string>
-
+#include <system_error>
 
 namespace loaderbench {
 
@@ -48,12 +48,29 @@ void validate_options(const LoaderOptions& o) {
   if (o.batch_size < 1) throw std::invalid_argument("batch_size must be >= 1");
   if (o.num_threads < 1) throw std::invalid_argument("num_threads must be >= 1");
   if (o.prefetch < 0) throw std::invalid_argument("prefetch must be >= 0");
+  if (o.batch_stride < 1 || o.batch_offset < 0 || o.batch_offset >= o.batch_stride) {
+    throw std::invalid_argument("batch_offset must lie in [0, batch_stride) and batch_stride must be >= 1");
+  }
   epoch_indices(0, o.sampler, 0);  // validates the sampler options
 }
 
-int64_t batches_per_epoch(int64_t rows, const LoaderOptions& o) {
+namespace {
+
+/// Batches of the whole rank's epoch, before the batch_offset/batch_stride split.
+int64_t rank_batches(int64_t rows, const LoaderOptions& o) {
   const int64_t n = shard_size(rows, o.sampler);
-  return o.drop_last ? n / o.batch_size : (n + o.batch_size - 1) / o.batch_size;
+  return o.drop_last ? n / o.batch_size : n / o.batch_size + (n % o.batch_size != 0);
+}
+
+}  // namespace
+
+int64_t batches_per_epoch(int64_t rows, const LoaderOptions& o) {
+  const int64_t total = rank_batches(rows, o);
+  return total > o.batch_offset ? (total - o.batch_offset - 1) / o.batch_stride + 1 : 0;
+}
+
+int64_t max_batch_rows(int64_t rows, const LoaderOptions& o) {
+  return batches_per_epoch(rows, o) == 0 ? 0 : std::min(o.batch_size, shard_size(rows, o.sampler));
 }
 
 EpochIterator::EpochIterator(std::shared_ptr<const RowSource> rows, std::shared_ptr<BufferPool> pool,
@@ -62,9 +79,24 @@ EpochIterator::EpochIterator(std::shared_ptr<const RowSource> rows, std::shared_
   validate_options(options_);
   order_ = epoch_indices(rows_->size(), options_.sampler, epoch_);
   num_batches_ = batches_per_epoch(rows_->size(), options_);
+  if (options_.batch_stride > 1) {
+    // Keep this share's batches only, back to back: only the rank's last batch can be partial, and if it is
+    // kept it is also the last one here, so batch k of the share is rows [k * B, (k + 1) * B) of the new order.
+    const int64_t b = options_.batch_size, total = rank_batches(rows_->size(), options_);
+    const int64_t used = std::min<int64_t>(static_cast<int64_t>(order_.size()), total * b);
+    std::vector<int64_t> share;
+    share.reserve(static_cast<size_t>(std::min(used, num_batches_ * b)));
+    for (int64_t number = options_.batch_offset; number < total; number += options_.batch_stride) {
+      const int64_t begin = number * b, end = std::min(used, begin + b);
+      share.insert(share.end(), order_.begin() + begin, order_.begin() + end);
+    }
+    order_ = std::move(share);
+  }
   sample_shape_ = rows_->sample_shape();
   sample_bytes_ = rows_->sample_bytes();
-  if (static_cast<size_t>(sample_bytes_ * options_.batch_size) > pool_->buffer_bytes()) {
+  int64_t batch_bytes = 0;
+  if (__builtin_mul_overflow(sample_bytes_, max_batch_rows(rows_->size(), options_), &batch_bytes) ||
+      static_cast<uint64_t>(batch_bytes) > pool_->buffer_bytes()) {
     throw std::invalid_argument("buffer pool is smaller than one batch");
   }
   // Split each batch among the threads (at least one row per part); more threads than that would only wait.
@@ -72,16 +104,34 @@ EpochIterator::EpochIterator(std::shared_ptr<const RowSource> rows, std::shared_
   const int threads = static_cast<int>(
       std::min<int64_t>(options_.num_threads, std::max<int64_t>(num_batches_ * parts_, 1)));
   threads_.reserve(static_cast<size_t>(threads));
-  for (int t = 0; t < threads; ++t) threads_.emplace_back([this] { worker(); });
+  try {
+    for (int t = 0; t < threads; ++t) threads_.emplace_back([this] { worker(); });
+  } catch (const std::system_error& e) {
+    // The destructor does not run for a half-built object: stop and join the threads already started here, or
+    // their std::thread destructors would call std::terminate.
+    const size_t started = threads_.size();
+    stop_and_join();
+    throw std::runtime_error("could not start worker thread " + std::to_string(started + 1) + " of " +
+                             std::to_string(threads) + " (" + e.what() + "); use fewer num_threads");
+  }
 }
 
-EpochIterator::~EpochIterator() {
+EpochIterator::~EpochIterator() { stop_and_join(); }
+
+void EpochIterator::cancel() {
   {
     std::lock_guard lock(mutex_);
     stop_ = true;
   }
   work_cv_.notify_all();
-  for (std::thread& t : threads_) t.join();
+  ready_cv_.notify_all();
+}
+
+void EpochIterator::stop_and_join() {
+  cancel();
+  for (std::thread& t : threads_) {
+    if (t.joinable()) t.join();
+  }
 }
 
 void EpochIterator::start_batch(int64_t number, Pending* pending) const {
@@ -95,6 +145,10 @@ void EpochIterator::start_batch(int64_t number, Pending* pending) const {
   pending->parts_left = parts_;
   try {
     batch.buffer = pool_->acquire();
+  } catch (const std::bad_alloc&) {
+    pending->slot.error = std::make_exception_ptr(std::runtime_error(
+        "out of memory allocating a batch buffer of " + std::to_string(pool_->buffer_bytes()) +
+        " bytes; lower batch_size or prefetch"));
   } catch (...) {
     pending->slot.error = std::current_exception();
   }
@@ -121,7 +175,7 @@ void EpochIterator::worker() {
     {
       std::unique_lock lock(mutex_);
       work_cv_.wait(lock, [&] {
-        const int64_t ahead = std::max<int64_t>(options_.prefetch, waiting_ > 0 ? 1 : 0);
+        const int64_t ahead = std::max<int64_t>(options_.prefetch, waiting_);  // prefetch 0: what consumers wait for
         return stop_ || next_to_claim_ >= total_parts || next_to_claim_ / parts_ < next_to_hand_ + ahead;
       });
       if (stop_ || next_to_claim_ >= total_parts) return;
@@ -155,17 +209,21 @@ void EpochIterator::worker() {
 
 bool EpochIterator::next(Batch* out) {
   std::unique_lock lock(mutex_);
-  if (next_to_hand_ >= num_batches_) return false;
-  if (ready_.count(next_to_hand_) == 0) {
+  // Re-checked after every wake-up: with several consumers, another one may take the last batch or cancel.
+  auto finished = [&] { return stop_ || next_to_hand_ >= num_batches_; };
+  if (!finished() && ready_.count(next_to_hand_) == 0) {
     ++waiting_;
     if (options_.prefetch == 0) work_cv_.notify_all();  // the batch asked for may now be assembled
-    ready_cv_.wait(lock, [&] { return ready_.count(next_to_hand_) > 0; });
+    ready_cv_.wait(lock, [&] { return finished() || ready_.count(next_to_hand_) > 0; });
     --waiting_;
   }
+  if (finished()) return false;
   auto node = ready_.extract(next_to_hand_);
   ++next_to_hand_;
+  const bool last = next_to_hand_ >= num_batches_;
   lock.unlock();
   work_cv_.notify_all();
+  if (last) ready_cv_.notify_all();  // consumers waiting for a batch past the end return false
   if (node.mapped().error) std::rethrow_exception(node.mapped().error);
   *out = std::move(node.mapped().batch);
   return true;

@@ -114,6 +114,34 @@ TEST(EpochIterator, EveryIndexExactlyOncePerEpoch) {
   }
 }
 
+TEST(EpochIterator, BatchStrideSplitsAnEpochIntoInterleavingShares) {
+  // DataLoader workers: worker w of W takes batches w, w + W, ...; interleaved they are the unsplit epoch.
+  auto ds = dataset_of(23);
+  for (bool drop_last : {false, true}) {
+    LoaderOptions o;
+    o.batch_size = 4;
+    o.drop_last = drop_last;
+    o.sampler.kind = SamplerKind::kRandom;
+    o.sampler.seed = 7;
+    const std::vector<Batch> whole = run_epoch(ds, o, 3);
+    for (int64_t stride : {2, 3, 7}) {
+      std::vector<std::vector<Batch>> shares;
+      for (int64_t offset = 0; offset < stride; ++offset) {
+        LoaderOptions share = o;
+        share.batch_stride = stride;
+        share.batch_offset = offset;
+        EXPECT_EQ(batches_per_epoch(ds->size(), share),
+                  (batches_per_epoch(ds->size(), o) - offset + stride - 1) / stride);
+        shares.push_back(run_epoch(ds, share, 3));
+      }
+      for (size_t b = 0; b < whole.size(); ++b) {
+        const Batch& got = shares[b % static_cast<size_t>(stride)][b / static_cast<size_t>(stride)];
+        EXPECT_EQ(got.indices, whole[b].indices) << "stride " << stride << " batch " << b;
+      }
+    }
+  }
+}
+
 TEST(EpochIterator, DropLastDropsThePartialBatch) {
   auto ds = dataset_of(10);
   LoaderOptions o;
@@ -202,8 +230,17 @@ TEST(EpochIterator, RejectsBadOptions) {
   LoaderOptions o;
   o.batch_size = 0;
   EXPECT_THROW(EpochIterator(rows_of(ds), pool, o, 0), std::invalid_argument);
-  o.batch_size = 100;  // needs more than the pool's buffer
+  o.batch_size = 100;  // larger than the dataset: its one batch holds 4 rows, which fit
+  EXPECT_NO_THROW(EpochIterator(rows_of(ds), pool, o, 0));
+  EXPECT_THROW(EpochIterator(rows_of(ds), BufferPool::create(1, 2), o, 0), std::invalid_argument);
+  o.batch_size = 1;
+  o.batch_stride = 2;
+  o.batch_offset = 2;
   EXPECT_THROW(EpochIterator(rows_of(ds), pool, o, 0), std::invalid_argument);
+  o.batch_offset = 0;
+  o.batch_stride = 0;
+  EXPECT_THROW(EpochIterator(rows_of(ds), pool, o, 0), std::invalid_argument);
+  o.batch_stride = 1;
   o.batch_size = 1;
   o.num_threads = 0;
   EXPECT_THROW(EpochIterator(rows_of(ds), pool, o, 0), std::invalid_argument);

@@ -48,13 +48,20 @@ class BufferPool : public std::enable_shared_from_this<BufferPool> {
 
 struct LoaderOptions {
   int64_t batch_size = 1;
-  bool drop_last = false;
+  bool drop_last = false;  // drop this rank's partial last batch (sharding's tail is SamplerOptions::drop_last)
+  // Of this rank's batches keep only those with number % batch_stride == batch_offset: how DataLoader workers
+  // split one epoch among themselves (the DataLoader interleaves them back into the same order).
+  int64_t batch_offset = 0;
+  int64_t batch_stride = 1;
   SamplerOptions sampler;
   int num_threads = 1;
   // Batches assembled ahead of the consumer. 0: none — a batch is assembled (by all threads) only once next() asks
   // for it, so a consumer that drops each batch before asking for the next needs a single buffer.
   int prefetch = 2;
 };
+
+/// Rows in the largest batch of an epoch over `rows` rows (what a pool buffer must hold; 0 for an empty shard).
+int64_t max_batch_rows(int64_t rows, const LoaderOptions& options);
 
 /// One assembled batch in a pool buffer: shape (B, *sample_shape), e.g. (B, C, H, W) for images.
 struct Batch {
@@ -65,11 +72,15 @@ struct Batch {
 };
 
 void validate_options(const LoaderOptions& options);
-/// Batches per epoch for this rank over `rows` rows.
+/// Batches per epoch for this rank (and this batch_offset/batch_stride share of it) over `rows` rows.
 int64_t batches_per_epoch(int64_t rows, const LoaderOptions& options);
 
 /// One epoch of batches. Worker threads start in the constructor and are stopped and joined in the destructor
 /// (callers must not hold a lock the workers need — for Python, the GIL — while destroying it).
+///
+/// Consumers: next() and cancel() are safe to call from any number of threads at once; each batch goes to exactly
+/// one caller of next(), in order of the calls that receive them. Destruction must wait until no thread is inside
+/// next() (the Python binding keeps the iterator alive through a shared_ptr for the duration of each call).
 class EpochIterator {
  public:
   EpochIterator(std::shared_ptr<const RowSource> rows, std::shared_ptr<BufferPool> pool, LoaderOptions options,
@@ -81,6 +92,9 @@ class EpochIterator {
   /// The next batch in order; blocks until it is ready. Returns false at the end of the epoch. A worker's
   /// exception is rethrown here, for the batch it happened in.
   bool next(Batch* out);
+  /// Stops the workers; every next() — blocked now or called later — returns false. Idempotent; callable from
+  /// any thread, concurrently with next().
+  void cancel();
   int64_t num_batches() const { return num_batches_; }
 
  private:
@@ -95,6 +109,7 @@ class EpochIterator {
     int64_t parts_left = 0;
   };
   void worker();
+  void stop_and_join();
   void start_batch(int64_t number, Pending* pending) const;
   void assemble_part(int64_t part, const Pending& pending, std::vector<uint8_t>& scratch) const;
 

@@ -69,7 +69,14 @@ def test_compressed_byte_chunks_and_tiles() -> None:
 def test_corrupt_compressed_chunk_surfaces_in_the_consumer() -> None:
     image = np.arange(64, dtype=np.uint16).reshape(1, 1, 1, 8, 8)
     row = ome_arrow.from_numpy(image, chunk_encoding="bytes", chunk_compression="zstd").as_py()
+    good = row["chunks"][0]["pixel_bytes"]
+    # A bad frame header is refused when the table is imported ...
     row["chunks"][0]["pixel_bytes"] = b"not zstd at all"
+    table = pa.table({"ome_image": pa.array([row] * 3, type=ome_arrow.OME_ARROW_BYTE_STRUCT)})
+    with pytest.raises(ValueError, match="row 0: chunk 0 is not a zstd frame"):
+        NativeImageLoader(table, batch_size=1, num_threads=2)
+    # ... corrupt data behind a good header when the batch holding it is assembled.
+    row["chunks"][0]["pixel_bytes"] = good[:8] + bytes(b ^ 0xFF for b in good[8:])
     table = pa.table({"ome_image": pa.array([row] * 3, type=ome_arrow.OME_ARROW_BYTE_STRUCT)})
     loader = NativeImageLoader(table, batch_size=1, num_threads=2)
     with pytest.raises(ValueError, match="zstd chunk is corrupt"):
@@ -277,37 +284,51 @@ def test_directory_formats_are_refused_clearly(tiny_dataset) -> None:
 
 TORCHRUN_SCRIPT = textwrap.dedent(
     """
-    import os, sys
+    import math
+    import scipy.sparse as sp
     import torch.distributed as dist
     from loaderbench.datagen import build_ome_table, generate_images
     from loaderbench.loaders.native import NativeImageLoader
+    from loaderbench.loaders.native_sparse import NativeSparseLoader
 
     dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
     table = build_ome_table(generate_images(29, 6, 5, "uint8", 1, seed=2))
-    loader = NativeImageLoader(table, batch_size=4, shuffle=True, seed=3, rank=rank, world_size=world, num_threads=2)
-    loader.set_epoch(1)
-    mine = [i for _, idx in loader.iter_with_indices() for i in idx]
-    everyone = [None] * world
-    dist.all_gather_object(everyone, mine)
+    cells = sp.random(29, 7, density=0.3, format="csr", random_state=1, dtype="float32")
+    # Default rank/world_size: taken from the process group torchrun started.
+    for name, loader in (
+        ("images", NativeImageLoader(table, batch_size=4, shuffle=True, seed=3, num_threads=2)),
+        ("cells", NativeSparseLoader(cells, batch_size=4, shuffle="random", seed=3, num_threads=2)),
+        ("images-drop", NativeImageLoader(table, batch_size=4, shuffle=True, seed=3, drop_uneven=True)),
+    ):
+        loader.set_epoch(1)
+        mine = [i for _, idx in loader.iter_with_indices() for i in idx]
+        everyone = [None] * world
+        dist.all_gather_object(everyone, mine)
+        if rank == 0:
+            counts = [len(part) for part in everyone]
+            union = set().union(*map(set, everyone))
+            if name.endswith("drop"):  # DistributedSampler(drop_last=True): equal shares, nothing repeated
+                assert counts == [29 // world] * world, (name, counts)
+                assert len(union) == sum(counts), (name, counts)
+            else:  # padded by wrapping around: every row at least once
+                assert counts == [math.ceil(29 / world)] * world, (name, counts)
+                assert union == set(range(29)), (name, sorted(union))
     if rank == 0:
-        counts = [len(part) for part in everyone]
-        union = set().union(*map(set, everyone))
-        assert counts == [15, 15], counts
-        assert union == set(range(29)), sorted(union)
         print("UNION-OK")
     dist.destroy_process_group()
     """
 )
 
 
-def test_two_ranks_under_torchrun_cover_the_dataset(tmp_path: Path) -> None:
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_ranks_under_torchrun_cover_the_dataset_with_default_arguments(tmp_path: Path, ranks: int) -> None:
     script = tmp_path / "ranks.py"
     script.write_text(TORCHRUN_SCRIPT)
     result = subprocess.run(
         # --standalone: a rendezvous on a free local port, so concurrent runs of the suite cannot collide
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)],
-        capture_output=True, text=True, timeout=180,
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}", str(script)],
+        capture_output=True, text=True, timeout=240,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "UNION-OK" in result.stdout

@@ -15,6 +15,17 @@ import torch
 from torch.utils.data import IterableDataset
 
 from loaderbench import _core
+from loaderbench.loaders.arguments import (
+    INT32_MAX,
+    INT64_MAX,
+    MAX_PREFETCH,
+    MAX_THREADS,
+    UINT64_MAX,
+    check_batch_memory,
+    check_int,
+    resolve_rank,
+    worker_share,
+)
 
 # Threads share each batch, so two batches ahead keep them all busy.
 DEFAULT_PREFETCH = 2
@@ -44,17 +55,28 @@ def open_arrow_source(source: Any, format_name: str | None = None) -> Any:
 class NativeImageLoader(IterableDataset):
     """Batches ``[B, C, H, W]`` (``[B, C, Z, H, W]`` for volumes) of an OME-Arrow image column.
 
-    Args mirror torch's: ``batch_size``, ``shuffle`` (random permutation per epoch), ``drop_last``, ``seed``,
-    ``num_threads`` (C++ workers, sharing each batch), ``prefetch`` (batches assembled ahead; 0 = only when asked
-    for, the least memory), ``rank``/``world_size`` (``DistributedSampler`` semantics: equal counts per rank,
-    padded unless ``drop_last``). ``sampler`` overrides
-    ``shuffle`` with ``"sequential"``, ``"random"`` or ``"block"`` (contiguous blocks of ``block_size`` rows, the rows
-    of ``buffer_blocks`` blocks shuffled together). Conversion: ``dtype`` (float32, float16, uint8; ``None`` = no
-    conversion, samples are zero-copy views of the stored pixels), ``scale`` to [0, 1], ``mean``/``std`` per
-    channel, ``random_hflip``/``random_vflip``, ``crop_size`` (random crop, or centre crop with
-    ``random_crop=False``). The same seed gives the same order and augmentations whatever ``num_threads``; each
-    ``iter()`` runs the next epoch unless ``set_epoch`` fixes it. An ``IterableDataset``, so
-    ``DataLoader(loader, batch_size=None, num_workers=0)`` passes its batches through unchanged.
+    Args mirror torch's: ``batch_size``, ``shuffle`` (random permutation per epoch), ``drop_last`` (drop the
+    partial last batch), ``seed``, ``num_threads`` (C++ workers, sharing each batch), ``prefetch`` (batches
+    assembled ahead; 0 = only when asked for, the least memory). ``sampler`` overrides ``shuffle`` with
+    ``"sequential"``, ``"random"`` or ``"block"`` (contiguous blocks of ``block_size`` rows, the rows of
+    ``buffer_blocks`` blocks shuffled together). Conversion: ``dtype`` (float32, float16, uint8; ``None`` = no
+    conversion: ``loader[i]`` is a zero-copy view of the stored pixels, batches stay float32), ``scale`` to [0, 1],
+    ``mean``/``std`` per channel, ``random_hflip``/``random_vflip``, ``crop_size`` (random crop, or centre crop with
+    ``random_crop=False``). ``max_sample_bytes`` caps one image's decoded size (default 1 GiB), checked before
+    anything is allocated for it.
+
+    Distributed: ``rank``/``world_size`` split the epoch with ``DistributedSampler`` semantics (equal counts per
+    rank). Left as ``None`` they come from the initialised ``torch.distributed`` process group, else from the
+    ``RANK``/``WORLD_SIZE`` environment variables (set by torchrun), else 0 and 1. The uneven tail is padded by
+    wrapping around, as ``DistributedSampler(drop_last=False)`` does, unless ``drop_uneven=True`` (its
+    ``drop_last=True``); ``drop_last`` here only drops the partial last batch.
+
+    The same seed gives the same order and augmentations whatever ``num_threads``; each ``iter()`` runs the next
+    epoch unless ``set_epoch`` fixes it. An ``IterableDataset``: ``DataLoader(loader, batch_size=None)`` passes
+    its batches through; with ``num_workers=N`` each worker process assembles every N-th batch (the DataLoader
+    interleaves them back in order, so every sample arrives exactly once). Workers are forked copies, so call
+    ``set_epoch(e)`` before each epoch unless ``persistent_workers=True``. One iterator may be shared by several
+    consumer threads: each batch goes to exactly one of them, and ``close()`` from any thread ends it for all.
     """
 
     def __init__(
@@ -67,8 +89,9 @@ class NativeImageLoader(IterableDataset):
         seed: int = 0,
         num_threads: int = 1,
         prefetch: int | None = None,
-        rank: int = 0,
-        world_size: int = 1,
+        rank: int | None = None,
+        world_size: int | None = None,
+        drop_uneven: bool = False,
         sampler: str | None = None,
         block_size: int = 1,
         buffer_blocks: int = 1,
@@ -82,19 +105,33 @@ class NativeImageLoader(IterableDataset):
         random_crop: bool = True,
         column: str = "ome_image",
         format: str | None = None,  # noqa: A002 - the dataset's format name, as on the CLI
+        max_sample_bytes: int = _core.DEFAULT_MAX_SAMPLE_BYTES,
     ) -> None:
-        self.dataset = _core.ImageDataset(open_arrow_source(source, format), column)
+        # Every argument is checked before the (possibly long) import of the data.
+        batch_size = check_int("batch_size", batch_size, 1, INT32_MAX)
+        seed = check_int("seed", seed, 0, UINT64_MAX)
+        num_threads = check_int("num_threads", num_threads, 1, MAX_THREADS)
+        prefetch = DEFAULT_PREFETCH if prefetch is None else check_int("prefetch", prefetch, 0, MAX_PREFETCH)
+        block_size = check_int("block_size", block_size, 1, INT64_MAX)
+        buffer_blocks = check_int("buffer_blocks", buffer_blocks, 1, INT64_MAX)
+        max_sample_bytes = check_int("max_sample_bytes", max_sample_bytes, 1, INT64_MAX)
+        rank, world_size = resolve_rank(rank, world_size)
         if dtype is not None and dtype not in _OUTPUT_TYPES:
             raise ValueError(f"dtype must be one of {list(_OUTPUT_TYPES)} or None, got {dtype}")
         kind = sampler or ("random" if shuffle else "sequential")
         if kind not in _SAMPLERS:
             raise ValueError(f"sampler must be one of {list(_SAMPLERS)}, got {kind!r}")
+        crop_h = crop_w = 0
+        if crop_size:
+            crop_h, crop_w = (crop_size, crop_size) if isinstance(crop_size, int) else crop_size
+            crop_h, crop_w = check_int("crop_size", crop_h, 1, INT32_MAX), check_int("crop_size", crop_w, 1, INT32_MAX)
+        self.dataset = _core.ImageDataset(open_arrow_source(source, format), column, max_sample_bytes)
         self.dtype = dtype
         options = _core.LoaderOptions()
         options.batch_size = batch_size
         options.drop_last = drop_last
         options.num_threads = num_threads
-        options.prefetch = DEFAULT_PREFETCH if prefetch is None else prefetch
+        options.prefetch = prefetch
         sampling = _core.SamplerOptions()
         sampling.kind = _SAMPLERS[kind]
         sampling.seed = seed
@@ -102,7 +139,7 @@ class NativeImageLoader(IterableDataset):
         sampling.buffer_blocks = buffer_blocks
         sampling.rank = rank
         sampling.world_size = world_size
-        sampling.drop_last = drop_last
+        sampling.drop_last = drop_uneven
         options.sampler = sampling
         transform = _core.TransformOptions()
         transform.output = _OUTPUT_TYPES[dtype or torch.float32]
@@ -111,17 +148,14 @@ class NativeImageLoader(IterableDataset):
         transform.std = list(std or [])
         transform.random_hflip = random_hflip
         transform.random_vflip = random_vflip
-        if crop_size:
-            crop_h, crop_w = (crop_size, crop_size) if isinstance(crop_size, int) else crop_size
-            transform.crop_height, transform.crop_width = crop_h, crop_w
+        transform.crop_height, transform.crop_width = crop_h, crop_w
         transform.random_crop = random_crop
         transform.seed = seed
         self.options = options
         self.transform = transform
         self._rows = self.dataset.rows(transform)  # validates the transform against the images
         self._batches = self._rows.batches_per_epoch(options)
-        self._pool = _core.BufferPool.create(options.batch_size * self._rows.sample_bytes,
-                                             options.prefetch + 2)  # in flight + handed over + held
+        self._pool = make_pool(self._rows, options, "images")
         self._epoch = 0
         self._epoch_fixed = False
 
@@ -146,7 +180,7 @@ class NativeImageLoader(IterableDataset):
         if not self._epoch_fixed:
             self._epoch += 1
         # Threads start here, never in __init__: they would not survive a fork.
-        return self._rows.epoch(self._pool, self.options, epoch)
+        return self._rows.epoch(self._pool, worker_options(self.options), epoch)
 
     def __getitem__(self, row: int) -> torch.Tensor:
         """One sample: a zero-copy view of the stored pixels when ``dtype=None``, else converted (epoch 0 draws)."""
@@ -159,8 +193,29 @@ class NativeImageLoader(IterableDataset):
         return len(self.dataset)
 
 
+def make_pool(rows: Any, options: Any, what: str) -> Any:
+    """The recycled batch buffers of a loader: sized for its largest batch, as many as can be in flight."""
+    batch_bytes = rows.max_batch_rows(options) * rows.sample_bytes
+    buffers = options.prefetch + 2  # in flight + handed over + held by the consumer
+    check_batch_memory(batch_bytes, buffers, f"{options.batch_size} {what} of {rows.sample_bytes:,} bytes")
+    return _core.BufferPool.create(max(batch_bytes, 1), buffers)
+
+
+def worker_options(options: Any) -> Any:
+    """``options`` for this process: inside a DataLoader worker, only its share of the batches."""
+    worker, workers = worker_share()
+    if workers == 1:
+        return options
+    share = _core.LoaderOptions()
+    for name in ("batch_size", "drop_last", "sampler", "num_threads", "prefetch"):
+        setattr(share, name, getattr(options, name))
+    share.batch_offset, share.batch_stride = worker, workers
+    return share
+
+
 class _BatchIterator:
-    """One epoch; stops the C++ threads when exhausted, closed, or garbage collected."""
+    """One epoch; stops the C++ threads when exhausted, closed, or garbage collected. Safe to share between
+    threads: the core hands each batch to one caller, and close() from any thread ends the epoch for all."""
 
     def __init__(self, epoch: Any, with_indices: bool) -> None:
         self._epoch = epoch
@@ -170,18 +225,20 @@ class _BatchIterator:
         return self
 
     def __next__(self) -> Any:
-        if self._epoch is None:
+        epoch = self._epoch  # one read: another thread may close() meanwhile
+        if epoch is None:
             raise StopIteration
         try:
-            return self._epoch.next(self._with_indices)
+            return epoch.next(self._with_indices)
         except StopIteration:
             self.close()
             raise
 
     def __len__(self) -> int:
-        return len(self._epoch) if self._epoch is not None else 0
+        epoch = self._epoch
+        return len(epoch) if epoch is not None else 0
 
     def close(self) -> None:
-        if self._epoch is not None:
-            self._epoch.close()
-            self._epoch = None
+        epoch, self._epoch = self._epoch, None
+        if epoch is not None:
+            epoch.close()

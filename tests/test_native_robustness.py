@@ -42,7 +42,7 @@ def test_two_threads_share_one_iterator_and_both_stop_at_the_end(table: pa.Table
         iterator = loader.iter_with_indices()
         got: list[list[int]] = [[], []]
 
-        def consume(k: int, it=iterator) -> None:
+        def consume(k: int, it=iterator, got=got) -> None:
             for _, idx in it:
                 got[k].extend(idx)
 
@@ -61,7 +61,7 @@ def test_close_from_another_thread_during_next_neither_crashes_nor_hangs(table: 
         iterator = iter(loader)
         errors: list[BaseException] = []
 
-        def consume(it=iterator) -> None:
+        def consume(it=iterator, errors=errors) -> None:
             try:
                 for _ in it:
                     pass

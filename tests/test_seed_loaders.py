@@ -22,7 +22,14 @@ from loaderbench.loaders.seed import (
     scale_max,
     to_float_tensor,
 )
-from loaderbench.loaders.transforms import Augment, Identity, Normalize, make_transform
+from loaderbench.loaders.transforms import (
+    Compose,
+    Identity,
+    Normalize,
+    RandomCrop,
+    RandomHorizontalFlip,
+    make_transform,
+)
 from loaderbench.model import SimpleEmbeddingModel
 
 SCALES = {"uint8": 255.0, "uint16": 65535.0, "float32": 1.0}
@@ -160,7 +167,7 @@ def test_datasets_pickle(images_and_table, npy_dir):
         clone = pickle.loads(pickle.dumps(ds))
         assert torch.equal(clone[3], ds[3])
     _, path = npy_dir
-    directory = make_dataset(NPY_FORMAT, path, "decode", transform=make_transform("augment", seed=1))
+    directory = make_dataset(NPY_FORMAT, path, "decode", transform=make_transform("augment"))
     clone = pickle.loads(pickle.dumps(directory))
     assert clone[0].shape == directory[0].shape
 
@@ -216,52 +223,78 @@ def test_every_format_and_loader_returns_the_reference(tiny_dataset_any_dtype):
                 np.testing.assert_array_equal(stored, reference[i])
 
 
+def test_getitem_is_the_seeds_steps(images_and_table):
+    """float(), then the division only when some value exceeds 1 (the seed's ``if t.max() > 1.0``)."""
+    images, table = images_and_table
+    ds = OMEArrowDataset(table, preload=True)
+    torch.testing.assert_close(ds[0], expected_float(images[0]), rtol=0, atol=0)
+    if images.dtype != np.uint8:
+        return
+    torch.testing.assert_close(ds[0], torch.from_numpy(images[0]).float() / 255.0, rtol=0, atol=0)
+    dark = np.zeros_like(images[:1])
+    dark[0, 0, 0, 0] = 1  # max() == 1: the seed leaves such an image undivided
+    from loaderbench.datagen import build_ome_table  # noqa: PLC0415
+
+    assert float(OMEArrowDataset(build_ome_table(dark), preload=True)[0].max()) == 1.0
+
+
 # --- transforms ---
 
 
 def test_make_transform_names():
     assert isinstance(make_transform("none"), Identity)
     assert isinstance(make_transform("normalize"), Normalize)
-    assert isinstance(make_transform("augment", crop_size=4, seed=2), Augment)
+    augment = make_transform("augment")
+    assert isinstance(augment, Compose)
+    assert [type(t) for t in augment.transforms] == [RandomHorizontalFlip, Normalize]  # the seed's Compose
+    assert [type(t) for t in make_transform("augment", crop_size=4).transforms][0] is RandomCrop
     with pytest.raises(ValueError, match="unknown transform"):
         make_transform("rotate")
 
 
-def test_normalize_values():
+def test_normalize_values_computed_by_hand():
     image = torch.tensor([[[0.0, 0.5, 1.0]], [[0.25, 0.75, 1.0]]])
     out = make_transform("normalize")(image)
-    torch.testing.assert_close(out, torch.tensor([[[-1.0, 0.0, 1.0]], [[-0.5, 0.5, 1.0]]]))
-    assert image[0, 0, 0] == 0.0  # input untouched
+    # (x - 0.5) / 0.5 for every channel: 0 -> -1, 0.25 -> -0.5, 0.5 -> 0, 0.75 -> 0.5, 1 -> 1
+    torch.testing.assert_close(out, torch.tensor([[[-1.0, 0.0, 1.0]], [[-0.5, 0.5, 1.0]]]), rtol=0, atol=0)
+    assert image[0, 0, 0] == 0.0  # input untouched: torchvision clones unless inplace
+    per_channel = Normalize([0.0, 1.0], [2.0, 4.0])(torch.tensor([[[2.0]], [[9.0]]]))
+    torch.testing.assert_close(per_channel, torch.tensor([[[1.0]], [[2.0]]]), rtol=0, atol=0)
 
 
-def _flips(image: torch.Tensor) -> list[torch.Tensor]:
-    return [image, image.flip(-1), image.flip(-2), image.flip(-1).flip(-2)]
+def test_normalize_refuses_what_torchvision_refuses():
+    with pytest.raises(TypeError, match="float tensor"):
+        Normalize()(torch.zeros(1, 2, 2, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="tensor image of size"):
+        Normalize()(torch.zeros(2, 2))
+    with pytest.raises(ValueError, match="division by zero"):
+        Normalize([0.5], [0.0])(torch.zeros(1, 2, 2))
 
 
-def test_augment_is_deterministic_and_flips():
-    image = torch.arange(2 * 5 * 6, dtype=torch.float32).reshape(2, 5, 6)
-    first = [make_transform("augment", seed=11) for _ in range(2)]
-    outs_a = [first[0](image) for _ in range(30)]
-    outs_b = [first[1](image) for _ in range(30)]
-    assert all(torch.equal(a, b) for a, b in zip(outs_a, outs_b, strict=True))
-    kinds = set()
-    for out in outs_a:
-        matches = [k for k, candidate in enumerate(_flips(image)) if torch.equal(out, candidate)]
-        assert len(matches) == 1
-        kinds.add(matches[0])
-    assert kinds == {0, 1, 2, 3}  # every flip combination occurs in 30 draws with this seed
-    other = make_transform("augment", seed=12)
-    assert not all(torch.equal(a, other(image)) for a in outs_a)
+def test_augment_flips_with_torchs_generator_and_normalises():
+    image = torch.arange(2 * 5 * 6, dtype=torch.float32).reshape(2, 5, 6) / 60
+    augment = make_transform("augment")
+    torch.manual_seed(11)
+    outs_a = [augment(image) for _ in range(40)]
+    torch.manual_seed(11)
+    outs_b = [augment(image) for _ in range(40)]
+    assert all(torch.equal(a, b) for a, b in zip(outs_a, outs_b, strict=True))  # same torch seed, same draws
+    plain, flipped = (image - 0.5) / 0.5, (image.flip(-1) - 0.5) / 0.5
+    kinds = [0 if torch.equal(out, plain) else 1 if torch.equal(out, flipped) else -1 for out in outs_a]
+    assert -1 not in kinds and set(kinds) == {0, 1}
+    torch.manual_seed(11)
+    draws = [bool(torch.rand(1) < 0.5) for _ in range(40)]  # RandomHorizontalFlip's own draw, one per call
+    assert kinds == [int(d) for d in draws]
 
 
 def test_augment_crop_shape_and_content():
     image = torch.arange(3 * 7 * 9, dtype=torch.float32).reshape(3, 7, 9)
-    augment = make_transform("augment", crop_size=4, seed=5)
+    augment = make_transform("augment", crop_size=4)
     for _ in range(20):
-        out = augment(image)
-        assert out.shape == (3, 4, 4) and out.is_contiguous()
+        out = augment(image) * 0.5 + 0.5  # undo the normalisation
+        assert out.shape == (3, 4, 4)
         windows = [image[:, top : top + 4, left : left + 4] for top in range(7 - 4 + 1) for left in range(9 - 4 + 1)]
-        assert any(torch.equal(out, flip) for window in windows for flip in _flips(window))
+        assert any(torch.allclose(out, w) or torch.allclose(out, w.flip(-1)) for w in windows)
 
 
 def test_augment_crop_larger_than_image():
@@ -279,9 +312,9 @@ def test_simple_embedding_model(channels):
     out = model(torch.rand(4, channels, 16, 20))
     assert out.shape == (4, 128)
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
-    assert [(c.in_channels, c.out_channels, c.kernel_size) for c in convs] == [
-        (channels, 32, (3, 3)),
-        (32, 64, (3, 3)),
+    assert [(c.in_channels, c.out_channels, c.kernel_size, c.padding) for c in convs] == [
+        (channels, 32, (3, 3), (1, 1)),  # the seed's padding=1: feature maps keep the image size
+        (32, 64, (3, 3), (1, 1)),
     ]
     linear = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
     assert [(m.in_features, m.out_features) for m in linear] == [(64, 128)]

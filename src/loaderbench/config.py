@@ -70,13 +70,15 @@ class DataLoaderConfig:
 
 @dataclass
 class EndToEndConfig:
-    """Track 3: data loading + ``SimpleEmbeddingModel`` step."""
+    """Track 3: data loading + ``SimpleEmbeddingModel`` step (defaults: the seed's Normalize, shuffle, 2 workers)."""
 
     repeats: int = 3
     steps: int = 50
     warmup_steps: int = 3
     batch_size: int = 16
-    num_workers: int = 0
+    num_workers: int = 2
+    shuffle: bool = True
+    transform: str = "normalize"
     train: bool = False  # False: inference; True: loss + backward + optimizer step
 
 
@@ -219,6 +221,7 @@ def validate(cfg: Config) -> Config:
         _check_positive(getattr(e, key), f"end_to_end.{key}")
     _check_positive(e.warmup_steps, "end_to_end.warmup_steps", 0)
     _check_positive(e.num_workers, "end_to_end.num_workers", 0)
+    _check_choices([e.transform], TRANSFORMS, "end_to_end.transform")
     c = cfg.conversion
     for key in ("repeats", "samples", "batch_size"):
         _check_positive(getattr(c, key), f"conversion.{key}")

@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from loaderbench import interrupts
 from loaderbench.config import DataConfig, data_key
 from loaderbench.formats import FORMATS, atomic_output, detect_format, get_format, one_line, remove_path
 from loaderbench.formats.base import FormatError
@@ -27,7 +28,7 @@ from loaderbench.ome_image import OME_COLUMN, OMEImageError, decode_struct, to_c
 
 MANIFEST = "manifest.json"
 REFERENCE = "images.npy"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: Parquet (DuckDB) written with zstd, as the seed
 
 
 def generate_images(
@@ -203,6 +204,7 @@ def ensure_dataset(
                 raise FormatError(f"{target}: the writer finished but the result is not a {info.label} dataset")
         except Exception as exc:  # noqa: BLE001 - one format failing must not stop the others
             remove_path(target)
+            interrupts.raise_if_interrupted()  # DuckDB, say, reports Ctrl-C as its own error: not a failed format
             skipped[name] = f"{info.label}: write failed: {one_line(exc)}"
             continue
         paths[name] = target

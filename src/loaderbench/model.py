@@ -8,7 +8,8 @@ from torch import nn
 
 
 class SimpleEmbeddingModel(nn.Module):
-    """Conv2d(C->32, k3), ReLU, Conv2d(32->64, k3), ReLU, global average pool, Linear(64->128).
+    """The seed's model: Conv2d(C->32, k3, padding 1), ReLU, Conv2d(32->64, k3, padding 1), ReLU, global average
+    pool, Linear(64->128) (same-size feature maps: 100x100 for the seed's images).
 
     Small on purpose: Track 3 asks whether data loading can keep even a cheap model busy.
     """
@@ -16,9 +17,9 @@ class SimpleEmbeddingModel(nn.Module):
     def __init__(self, in_channels: int = 1, embedding_dim: int = 128) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 32, kernel_size=3),
+            nn.Conv2d(in_channels, 32, kernel_size=3, padding=1),
             nn.ReLU(),
-            nn.Conv2d(32, 64, kernel_size=3),
+            nn.Conv2d(32, 64, kernel_size=3, padding=1),
             nn.ReLU(),
             nn.AdaptiveAvgPool2d(1),
             nn.Flatten(),

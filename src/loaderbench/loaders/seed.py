@@ -8,7 +8,9 @@
   the conversion to float32 can be timed on its own (the seed converted an array that was already float32).
 - ``DirectoryDataset``: TIFF / OME-Zarr, one ``read_item`` decode per ``__getitem__``.
 
-Torch datasets return float32 ``(C, H, W)`` scaled to [0, 1] by the stored dtype, then the transform.
+Torch datasets do what the seed's ``__getitem__`` does, step for step: ``torch.from_numpy(image).float()``, then
+``if t.max() > 1.0: t = t / 255.0`` (the stored dtype's maximum for uint16 data, which the seed never had), then the
+transform (see ``transforms``): float32 ``(C, H, W)``.
 Datasets hold the Arrow table or the list of item paths (no open file handles), so they survive fork and pickle.
 """
 
@@ -58,8 +60,18 @@ def to_float_tensor(arr: np.ndarray) -> torch.Tensor:
     return tensor
 
 
+def seed_to_tensor(arr: np.ndarray) -> torch.Tensor:
+    """The seed's conversion: ``float()`` then, only if some value exceeds 1, a division (a new tensor)."""
+    if not arr.flags.writeable:  # torch.from_numpy warns on read-only arrays (e.g. memory-mapped reads)
+        arr = arr.copy()
+    tensor = torch.from_numpy(arr).float()
+    if tensor.max() > 1.0:
+        tensor = tensor / scale_max(arr.dtype)
+    return tensor
+
+
 class _StoredImageDataset(Dataset):
-    """Shared ``__getitem__``: load the stored-dtype image, convert to float32 [0, 1], apply the transform."""
+    """Shared ``__getitem__``: load the stored-dtype image, convert as the seed did, apply the transform."""
 
     transform: Transform | None
 
@@ -79,8 +91,10 @@ class _StoredImageDataset(Dataset):
         return int(idx)
 
     def __getitem__(self, idx: int) -> torch.Tensor:
-        tensor = to_float_tensor(self.load_stored(self._check_index(idx)))
-        return self.transform(tensor) if self.transform is not None else tensor
+        tensor = seed_to_tensor(self.load_stored(self._check_index(idx)))
+        if self.transform is not None:
+            tensor = self.transform(tensor)
+        return tensor
 
     def numpy_view(self) -> _StoredImageDataset:
         """The numpy variant of this dataset, sharing its table / cache / paths (no second pre-load)."""

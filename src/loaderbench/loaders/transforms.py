@@ -1,24 +1,82 @@
-"""Per-sample transforms for the seed datasets, in plain torch (no torchvision).
+"""Per-sample transforms of the seed datasets: torchvision's, reproduced step for step.
 
-``none``, ``normalize`` (mean 0.5, std 0.5 per channel, as the seed declared) and ``augment`` — the seed's declared
-but unused augmentation made real (DESIGN.md §6): seeded random horizontal and vertical flips and, when
-``crop_size > 0``, a random ``crop_size`` x ``crop_size`` crop. Transforms are picklable classes so DataLoader
-workers can use them; each worker draws from its own stream (seed + worker id), so runs are reproducible.
+The seed's Track 1 used ``none``, ``normalize`` = ``transforms.Normalize(mean=[0.5], std=[0.5])`` and ``augment`` =
+``transforms.Compose([transforms.RandomHorizontalFlip(p=0.5), transforms.Normalize(mean=[0.5], std=[0.5])])``.
+torchvision cannot be installed beside the CPU torch wheel used here (PyPI's torchvision needs its own torch
+build), so these classes follow torchvision 0.21's source as written (``transforms/transforms.py``,
+``transforms/functional.py``, ``transforms/_functional_tensor.py``): the transforms are ``nn.Module``s called
+through ``Module.__call__``, ``normalize`` clones its input and builds new mean/std tensors on every call, the flip
+is drawn with ``torch.rand(1)`` from torch's global generator (seed it with ``torch.manual_seed``; DataLoader
+workers get their own torch seeds), and API usage is logged once per call as torchvision does.
+
+``crop_size > 0`` puts a ``RandomCrop`` (drawn with ``torch.randint``, as torchvision's) before the flip: a
+loaderbench extension, off by default, so the default ``augment`` is the seed's.
 """
 
 from __future__ import annotations
 
-import os
-import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from types import FunctionType
+from typing import Any
 
 import torch
+from torch import nn
 
 TRANSFORM_NAMES = ("none", "normalize", "augment")
+SEED_MEAN = (0.5,)
+SEED_STD = (0.5,)
+
+
+def _log_api_usage_once(obj: Any) -> None:
+    """What torchvision's ``utils._log_api_usage_once`` does on every transform call outside TorchScript."""
+    module = obj.__module__
+    if not module.startswith("torchvision"):
+        module = f"torchvision.internal.{module}"
+    name = obj.__name__ if isinstance(obj, FunctionType) else obj.__class__.__name__
+    torch._C._log_api_usage_once(f"{module}.{name}")
+
+
+def _assert_image_tensor(image: torch.Tensor) -> None:
+    if not image.ndimension() >= 2:
+        raise TypeError("Tensor is not a torch image.")
+
+
+def normalize(tensor: torch.Tensor, mean: Sequence[float], std: Sequence[float], inplace: bool = False) -> torch.Tensor:
+    """torchvision's ``F.normalize`` on a tensor: ``(tensor - mean) / std`` per channel; a new tensor unless
+    ``inplace``."""
+    _log_api_usage_once(normalize)
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(f"img should be Tensor Image. Got {type(tensor)}")
+    _assert_image_tensor(tensor)
+    if not tensor.is_floating_point():
+        raise TypeError(f"Input tensor should be a float tensor. Got {tensor.dtype}.")
+    if tensor.ndim < 3:
+        raise ValueError(
+            f"Expected tensor to be a tensor image of size (..., C, H, W). Got tensor.size() = {tensor.size()}"
+        )
+    if not inplace:
+        tensor = tensor.clone()
+    dtype = tensor.dtype
+    mean_t = torch.as_tensor(mean, dtype=dtype, device=tensor.device)
+    std_t = torch.as_tensor(std, dtype=dtype, device=tensor.device)
+    if (std_t == 0).any():
+        raise ValueError(f"std evaluated to zero after conversion to {dtype}, leading to division by zero.")
+    if mean_t.ndim == 1:
+        mean_t = mean_t.view(-1, 1, 1)
+    if std_t.ndim == 1:
+        std_t = std_t.view(-1, 1, 1)
+    return tensor.sub_(mean_t).div_(std_t)
+
+
+def hflip(image: torch.Tensor) -> torch.Tensor:
+    """torchvision's ``F.hflip`` on a tensor."""
+    _log_api_usage_once(hflip)
+    _assert_image_tensor(image)
+    return image.flip(-1)
 
 
 class Identity:
-    """The ``none`` transform: returns the tensor unchanged."""
+    """The ``none`` transform: returns the tensor unchanged (the seed passed ``transform=None``)."""
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
         return image
@@ -27,74 +85,88 @@ class Identity:
         return "Identity()"
 
 
-class Normalize:
-    """``(x - mean) / std`` with the same mean and std for every channel; returns a new tensor."""
+class Normalize(nn.Module):
+    """torchvision's ``transforms.Normalize``."""
 
-    def __init__(self, mean: float = 0.5, std: float = 0.5) -> None:
-        if std == 0:
-            raise ValueError("normalize: std must not be 0")
-        self.mean = float(mean)
-        self.std = float(std)
+    def __init__(
+        self, mean: Sequence[float] | float = SEED_MEAN, std: Sequence[float] | float = SEED_STD, inplace: bool = False
+    ) -> None:
+        super().__init__()
+        _log_api_usage_once(self)
+        self.mean = mean
+        self.std = std
+        self.inplace = inplace
 
-    def __call__(self, image: torch.Tensor) -> torch.Tensor:
-        return image.sub(self.mean).div_(self.std)
-
-    def __repr__(self) -> str:
-        return f"Normalize(mean={self.mean}, std={self.std})"
-
-
-class Augment:
-    """Random crop (when ``crop_size > 0``), then random horizontal and vertical flips, each with p = 0.5.
-
-    Draws come from ``random.Random(seed)``; in a DataLoader worker the stream is re-seeded with
-    ``seed + 1000003 * (worker id + 1)`` on first use, so workers do not repeat each other's draws.
-    """
-
-    def __init__(self, crop_size: int = 0, seed: int = 0, p_flip: float = 0.5) -> None:
-        if crop_size < 0:
-            raise ValueError(f"augment: crop_size must be >= 0, got {crop_size}")
-        self.crop_size = int(crop_size)
-        self.seed = int(seed)
-        self.p_flip = float(p_flip)
-        self._rng = random.Random(self.seed)
-        self._pid = os.getpid()
-
-    def _generator(self) -> random.Random:
-        pid = os.getpid()
-        if pid != self._pid:  # first call in a forked / spawned worker
-            info = torch.utils.data.get_worker_info()
-            worker = info.id if info is not None else 0
-            self._rng = random.Random(self.seed + 1000003 * (worker + 1))
-            self._pid = pid
-        return self._rng
-
-    def __call__(self, image: torch.Tensor) -> torch.Tensor:
-        rng = self._generator()
-        if self.crop_size:
-            height, width = image.shape[-2], image.shape[-1]
-            if self.crop_size > height or self.crop_size > width:
-                raise ValueError(f"augment: crop_size {self.crop_size} is larger than the image ({height}x{width})")
-            top = rng.randint(0, height - self.crop_size)
-            left = rng.randint(0, width - self.crop_size)
-            image = image[..., top : top + self.crop_size, left : left + self.crop_size]
-        dims = []
-        if rng.random() < self.p_flip:
-            dims.append(-1)  # horizontal
-        if rng.random() < self.p_flip:
-            dims.append(-2)  # vertical
-        # flip copies; a crop without flips is made contiguous so batches collate without strided views
-        return torch.flip(image, dims) if dims else image.contiguous()
+    def forward(self, tensor: torch.Tensor) -> torch.Tensor:
+        return normalize(tensor, self.mean, self.std, self.inplace)
 
     def __repr__(self) -> str:
-        return f"Augment(crop_size={self.crop_size}, seed={self.seed})"
+        return f"{self.__class__.__name__}(mean={self.mean}, std={self.std})"
 
 
-def make_transform(name: str, crop_size: int = 0, seed: int = 0) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The transform called ``name`` (``none``, ``normalize`` or ``augment``)."""
+class RandomHorizontalFlip(nn.Module):
+    """torchvision's ``transforms.RandomHorizontalFlip``: flips with probability ``p``, drawn by ``torch.rand(1)``."""
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        _log_api_usage_once(self)
+        self.p = p
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        if torch.rand(1) < self.p:
+            return hflip(image)
+        return image
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}(p={self.p})"
+
+
+class RandomCrop(nn.Module):
+    """A ``size`` x ``size`` window at a position drawn as torchvision's ``RandomCrop.get_params`` draws it."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        if size <= 0:
+            raise ValueError(f"augment: crop_size must be > 0, got {size}")
+        self.size = int(size)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        height, width = image.shape[-2], image.shape[-1]
+        if self.size > height or self.size > width:
+            raise ValueError(f"augment: crop_size {self.size} is larger than the image ({height}x{width})")
+        top = torch.randint(0, height - self.size + 1, size=(1,)).item()
+        left = torch.randint(0, width - self.size + 1, size=(1,)).item()
+        return image[..., top : top + self.size, left : left + self.size]
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}(size={self.size})"
+
+
+class Compose:
+    """torchvision's ``transforms.Compose``."""
+
+    def __init__(self, transforms: list[Callable[[torch.Tensor], torch.Tensor]]) -> None:
+        _log_api_usage_once(self)
+        self.transforms = transforms
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        for transform in self.transforms:
+            image = transform(image)
+        return image
+
+    def __repr__(self) -> str:
+        return f"Compose({', '.join(map(repr, self.transforms))})"
+
+
+def make_transform(name: str, crop_size: int = 0) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The transform called ``name`` (``none``, ``normalize`` or ``augment``), as the seed built it."""
+    if crop_size < 0:
+        raise ValueError(f"augment: crop_size must be >= 0, got {crop_size}")
     if name == "none":
         return Identity()
     if name == "normalize":
-        return Normalize(0.5, 0.5)
+        return Normalize(SEED_MEAN, SEED_STD)
     if name == "augment":
-        return Augment(crop_size=crop_size, seed=seed)
+        steps: list[Callable[[torch.Tensor], torch.Tensor]] = [RandomCrop(crop_size)] if crop_size else []
+        return Compose([*steps, RandomHorizontalFlip(p=0.5), Normalize(SEED_MEAN, SEED_STD)])
     raise ValueError(f"unknown transform {name!r} (choose from {', '.join(TRANSFORM_NAMES)})")

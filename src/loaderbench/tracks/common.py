@@ -159,4 +159,7 @@ def make_native_loader(target: Target, source: Any | None = None, **options: Any
     if loader_class is None:
         raise RuntimeError("the native loader's C++ core (loaderbench._core) is not built")
     table = target.module.read_table(target.path) if source is None else source
+    # The benchmark measures the whole dataset in one process, whatever RANK/WORLD_SIZE the shell exports.
+    options.setdefault("rank", 0)
+    options.setdefault("world_size", 1)
     return loader_class(table, **options)

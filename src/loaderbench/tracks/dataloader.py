@@ -59,13 +59,15 @@ def make_loader(
     pin_memory: bool = False,
     persistent_workers: bool = False,
     prefetch_factor: int = 2,
+    shuffle: bool = False,
 ) -> DataLoader:
-    """A DataLoader as the seed built it (no shuffle); worker-only options only when there are workers."""
+    """A DataLoader as the seed built it (Track 2: no shuffle; Track 3: shuffled); worker-only options only when
+    there are workers."""
     kwargs = {}
     if num_workers > 0:
         kwargs = {"persistent_workers": persistent_workers, "prefetch_factor": prefetch_factor}
     return DataLoader(
-        dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, pin_memory=pin_memory, **kwargs
+        dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, pin_memory=pin_memory, **kwargs
     )
 
 

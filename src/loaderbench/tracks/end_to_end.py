@@ -1,12 +1,14 @@
 """Track 3: data loading feeding ``SimpleEmbeddingModel``, and how much of each step is spent waiting for data.
 
-Each step is ``next(it)`` (the data wait) then the model's forward pass under ``torch.inference_mode()``, or with
-``train = true`` a forward + MSE loss + backward + SGD step (the compute). Both are timed with ``perf_counter_ns``;
+Each step is ``next(it)`` (the data wait) then the model's forward pass under ``torch.no_grad()`` (as the seed), or
+with ``train = true`` a forward + MSE loss + backward + SGD step (the compute). The seed's defaults: its dataset with
+torchvision's ``Normalize`` (``transform``), ``shuffle = true``, ``num_workers = 2``. Both are timed with ``perf_counter_ns``;
 the first ``warmup_steps`` are dropped. The DataLoader is iterated again when the steps outrun one epoch (that
 restart counts as data wait, as it would in training).
 
 Arrow-backed formats also get a ``native`` row: the native loader (``num_threads`` = the largest of
-``dataloader.native_threads``, ``num_workers`` 0) feeds the same model; its data wait is its own ``next()``.
+``dataloader.native_threads``, ``num_workers`` 0, the same shuffle and normalisation) feeds the same model; its data
+wait is its own ``next()``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 from torch import nn
 
 from loaderbench.loaders.seed import make_dataset
+from loaderbench.loaders.transforms import make_transform
 from loaderbench.model import SimpleEmbeddingModel
 from loaderbench.stats import ns_to_ms, per_second
 from loaderbench.tracks.common import (
@@ -35,6 +38,7 @@ from loaderbench.tracks.common import (
     timed_construct,
 )
 from loaderbench.tracks.dataloader import dataset_loader_name, make_loader
+from loaderbench.tracks.getitem import native_transform_options
 
 NAME = "end_to_end"
 
@@ -42,7 +46,7 @@ NAME = "end_to_end"
 def _compute_step(model: nn.Module, batch: torch.Tensor, optimizer: torch.optim.Optimizer | None) -> None:
     """Inference (``optimizer is None``) or one training step on ``batch``."""
     if optimizer is None:
-        with torch.inference_mode():
+        with torch.no_grad():
             model(batch)
         return
     embeddings = model(batch)
@@ -112,6 +116,8 @@ def _row(
         "batch_size": cfg.batch_size,
         "num_workers": num_workers,
         "num_threads": num_threads,
+        "shuffle": cfg.shuffle,
+        "transform": cfg.transform,
         "warmup_steps": cfg.warmup_steps,
         "steps": int(step.size),
         "images": timed_images,
@@ -135,8 +141,8 @@ def _run_native(ctx: TrackContext, target: Target, rows: list[dict[str, Any]]) -
         f"num_threads={threads} ({cfg.repeats} x {cfg.steps} steps)"
     )
     loader, setup_s = timed_construct(
-        make_native_loader, target, batch_size=cfg.batch_size, shuffle=False, num_threads=threads,
-        seed=ctx.config.data.seed,
+        make_native_loader, target, batch_size=cfg.batch_size, shuffle=cfg.shuffle, num_threads=threads,
+        seed=ctx.config.data.seed, **native_transform_options(cfg.transform),
     )  # fmt: skip
     for repeat in range(cfg.repeats):
         model, optimizer = _model_and_optimizer(target.dataset.channels, cfg.train)
@@ -154,12 +160,15 @@ def run(ctx: TrackContext) -> pd.DataFrame:
         loader_name = dataset_loader_name(target.kind)
         ctx.progress(
             f"[{NAME}] {target.dataset.name} {target.label} loader={loader_name} mode={mode} "
-            f"batch_size={cfg.batch_size} num_workers={cfg.num_workers} ({cfg.repeats} x {cfg.steps} steps)"
+            f"batch_size={cfg.batch_size} num_workers={cfg.num_workers} shuffle={cfg.shuffle} "
+            f"transform={cfg.transform} ({cfg.repeats} x {cfg.steps} steps)"
         )
-        dataset, setup_s = timed_construct(make_dataset, target.module, target.path, loader_name)
+        dataset, setup_s = timed_construct(
+            make_dataset, target.module, target.path, loader_name, transform=make_transform(cfg.transform)
+        )
         for repeat in range(cfg.repeats):
-            model, optimizer = _model_and_optimizer(target.dataset.channels, cfg.train)
-            loader = make_loader(dataset, cfg.batch_size, cfg.num_workers)
+            model, optimizer = _model_and_optimizer(target.dataset.channels, cfg.train)  # also seeds torch
+            loader = make_loader(dataset, cfg.batch_size, cfg.num_workers, shuffle=cfg.shuffle)
             loop = run_loop(loader, model, optimizer, cfg.warmup_steps + cfg.steps)
             del loader
             rows.append(_row(ctx, target, loader_name, repeat, loop, cfg.num_workers, None, setup_s))

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
+import torch
 
 from loaderbench.loaders.seed import loaders_for, make_dataset
 from loaderbench.loaders.transforms import make_transform
@@ -37,13 +38,14 @@ NAME = "getitem"
 
 def native_transform_options(name: str, crop_size: int = 0) -> dict[str, Any]:
     """The native loader's options for a Track 1 transform: ``none`` = float32 in [0, 1], ``normalize`` = mean and
-    std 0.5, ``augment`` = random flips both ways (and a random ``crop_size`` crop when > 0), as the baselines'."""
+    std 0.5, ``augment`` = a random horizontal flip then mean/std 0.5 (and a random ``crop_size`` crop when > 0),
+    as the baselines'."""
     if name == "none":
         return {}
     if name == "normalize":
         return {"mean": [0.5], "std": [0.5]}
-    if name == "augment":
-        return {"random_hflip": True, "random_vflip": True, "crop_size": crop_size or None}
+    if name == "augment":  # the seed's RandomHorizontalFlip + Normalize (+ the optional random crop)
+        return {"random_hflip": True, "mean": [0.5], "std": [0.5], "crop_size": crop_size or None}
     raise ValueError(f"unknown transform {name!r} (choose from none, normalize, augment)")
 
 
@@ -113,8 +115,10 @@ def run(ctx: TrackContext) -> pd.DataFrame:
                         f"transform={transform_name} ({cfg.repeats} x {cfg.samples} samples)"
                     )
                     for repeat in range(cfg.repeats):
-                        # a fresh transform per repeat: every repeat draws the same augmentations
-                        dataset.transform = make_transform(transform_name, crop_size=cfg.crop_size, seed=seed)
+                        # torchvision's transforms draw from torch's generator: seeded per repeat, every repeat
+                        # draws the same augmentations
+                        torch.manual_seed(seed)
+                        dataset.transform = make_transform(transform_name, crop_size=cfg.crop_size)
                         times = time_calls(dataset.__getitem__, indices, warm)
                         rows.append(_row(target, loader, repeat, access, transform_name, times, warm, setup_s))
             dataset.transform = None

@@ -155,8 +155,22 @@ def _run_native(ctx: TrackContext, target: Target, rows: list[dict[str, Any]]) -
         return table, make_native_loader(target, source=table, seed=seed)
 
     (table, loader), setup_s = timed_construct(build)
-    view_loader = make_native_loader(target, source=table, seed=seed, dtype=None)
-    convert = view_converter(scale_max(loader.dataset.summary()["declared_dtype"]))
+    summary = loader.dataset.summary()
+    scale = scale_max(summary["declared_dtype"])
+    if summary["contiguous_rows"] == summary["rows"]:
+        # The numpy side is a zero-copy view of the stored pixels.
+        load_kind = "view"
+        view_loader = make_native_loader(target, source=table, seed=seed, dtype=None)
+        convert = view_converter(scale)
+    else:
+        # Chunked or compressed images have no zero-copy view: the "numpy load" is their decode in C++ to unscaled
+        # float32, the conversion the division by the declared dtype's maximum.
+        load_kind = "decode"
+        view_loader = make_native_loader(target, source=table, seed=seed, scale=False)
+
+        def convert(decoded: torch.Tensor) -> torch.Tensor:
+            return decoded.div(scale)
+
     indices = access_indices("random", loader.num_samples, cfg.samples, seed).tolist()
     warm = [indices[i % len(indices)] for i in range(cfg.warmup)]
     for repeat in range(cfg.repeats):
@@ -173,11 +187,12 @@ def _run_native(ctx: TrackContext, target: Target, rows: list[dict[str, Any]]) -
         rows.append(
             {
                 **common_columns(target, NATIVE, repeat),
-                "stored_dtype": str(sample.dtype).removeprefix("torch."),
+                "stored_dtype": summary["stored_dtype"],
+                "numpy_load": load_kind,
                 "samples": len(indices),
                 "warmup": len(warm),
                 **figures,
-                "from_numpy_shares_memory": view_shares_memory(view_loader, indices[0], table),
+                "from_numpy_shares_memory": load_kind == "view" and view_shares_memory(view_loader, indices[0], table),
                 "converted_shares_memory": convert(sample).data_ptr() == sample.data_ptr(),
                 **_batch_columns(cfg.batch_size, batch_ns),
                 "numpy_samples_per_s": per_second(len(numpy_ns), sum(numpy_ns)),
@@ -232,6 +247,7 @@ def run(ctx: TrackContext) -> pd.DataFrame:
                 {
                     **common_columns(target, loader_name, repeat),
                     "stored_dtype": str(sample.dtype),
+                    "numpy_load": "decode" if target.kind == "directory" else "cache copy",
                     "samples": len(indices),
                     "warmup": len(warm),
                     **figures,

@@ -21,7 +21,7 @@ OPTIONAL_TRACKS = ("sparse",)
 DTYPES = ("uint8", "uint16", "float32")
 ACCESS_PATTERNS = ("sequential", "random")
 TRANSFORMS = ("none", "normalize", "augment")
-PRESETS = ("quick", "full")
+PRESETS = ("quick", "seed", "full")
 
 
 class ConfigError(ValueError):
@@ -113,6 +113,11 @@ class Config:
 
 
 def _preset(name: str) -> dict[str, Any]:
+    if name == "seed":
+        # The seed's configuration exactly: its defaults are this config's (1,000 100x100 uint8 images; Track 1
+        # 3 x 100 samples after 10 warm-up; Track 2 batch 1/4/16 x workers 0/2/4 x 50 batches; Track 3 50 steps,
+        # batch 16, 2 workers, shuffled, Normalize; Track 4 as Track 1).
+        return {}
     if name == "full":
         # The seeds' settings, plus the image sizes the seed's Track 4 discusses.
         return {"data": {"n_images": 1000, "sizes": [[50, 50], [100, 100], [1000, 1000]], "max_pixels": 250_000_000}}
@@ -167,6 +172,8 @@ def _coerce(value: Any, current: Any, path: str) -> Any:
 
 
 def _check_choices(values: list[Any], allowed: tuple[str, ...], key: str) -> None:
+    if not values:
+        raise ConfigError(f"{key} must name at least one of {', '.join(allowed)}, got an empty list")
     bad = [v for v in values if v not in allowed]
     if bad:
         raise ConfigError(f"{key}: unknown value(s) {', '.join(map(repr, bad))} (choose from {', '.join(allowed)})")
@@ -177,6 +184,11 @@ def _check_positive(value: int, key: str, minimum: int = 1) -> None:
         raise ConfigError(f"{key} must be an integer, got {value!r}")
     if value < minimum:
         raise ConfigError(f"{key} must be >= {minimum}, got {value}")
+
+
+def _check_not_empty(values: list[Any], key: str) -> None:
+    if not values:
+        raise ConfigError(f"{key} must have at least one value, got an empty list")
 
 
 def validate(cfg: Config) -> Config:
@@ -210,6 +222,8 @@ def validate(cfg: Config) -> Config:
     _check_positive(dl.batches, "dataloader.batches")
     _check_positive(dl.warmup_batches, "dataloader.warmup_batches", 0)
     _check_positive(dl.prefetch_factor, "dataloader.prefetch_factor")
+    _check_not_empty(dl.batch_sizes, "dataloader.batch_sizes")
+    _check_not_empty(dl.num_workers, "dataloader.num_workers")
     for b in dl.batch_sizes:
         _check_positive(b, "dataloader.batch_sizes")
     for w in dl.num_workers:
@@ -238,9 +252,11 @@ def load_config(
     if config_file is not None:
         path = Path(config_file)
         try:
-            text = path.read_text()
+            text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+        except UnicodeDecodeError as exc:  # TOML is UTF-8 by definition
+            raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start}): not a TOML file") from exc
         try:
             values = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:

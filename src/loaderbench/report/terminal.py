@@ -21,6 +21,7 @@ from loaderbench.results import (
     read_track,
     track_names,
 )
+from loaderbench.seed_figures import is_seed_run, seed_comparison_lines
 
 
 def text_table(headers: Sequence[str], rows: Sequence[Sequence[str]], numeric: Sequence[bool] = ()) -> str:
@@ -69,6 +70,10 @@ def summary_table(out_dir: str | os.PathLike[str]) -> str:
     from loaderbench.sparse.report import sparse_terminal  # noqa: PLC0415 - pandas-only, but keep import order lazy
 
     parts += sparse_terminal(out_dir)
+    if is_seed_run(summary.get("config") or {}):
+        seed_lines = seed_comparison_lines(read_track(out_dir, "getitem"), read_track(out_dir, "end_to_end"))
+        if seed_lines:
+            parts.append("\n".join(seed_lines))
     if not parts:
         parts.append(f"no results in {out_dir}")
     skipped: dict[str, Any] = summary.get("skipped_formats") or {}

@@ -75,11 +75,17 @@ def test_corrupt_compressed_chunk_surfaces_in_the_consumer() -> None:
     table = pa.table({"ome_image": pa.array([row] * 3, type=ome_arrow.OME_ARROW_BYTE_STRUCT)})
     with pytest.raises(ValueError, match="row 0: chunk 0 is not a zstd frame"):
         NativeImageLoader(table, batch_size=1, num_threads=2)
-    # ... corrupt data behind a good header when the batch holding it is assembled.
-    row["chunks"][0]["pixel_bytes"] = good[:8] + bytes(b ^ 0xFF for b in good[8:])
+    # ... a cut-off frame too (its block headers are walked at import) ...
+    row["chunks"][0]["pixel_bytes"] = good[:-3]
+    table = pa.table({"ome_image": pa.array([row] * 3, type=ome_arrow.OME_ARROW_BYTE_STRUCT)})
+    with pytest.raises(ValueError, match="row 0: chunk 0 holds a truncated or corrupt zstd frame"):
+        NativeImageLoader(table, batch_size=1, num_threads=2)
+    # ... and corrupt entropy-coded data behind good headers when the batch holding it is assembled. (A frame without
+    # a checksum, as pyarrow writes them, can also decode corrupt literals without any error: zstd cannot tell.)
+    row["chunks"][0]["pixel_bytes"] = good[:10] + bytes([good[10] ^ 0xFF]) + good[11:]
     table = pa.table({"ome_image": pa.array([row] * 3, type=ome_arrow.OME_ARROW_BYTE_STRUCT)})
     loader = NativeImageLoader(table, batch_size=1, num_threads=2)
-    with pytest.raises(ValueError, match="zstd chunk is corrupt"):
+    with pytest.raises(ValueError, match="row 0: chunk 0: zstd chunk is corrupt"):
         list(loader)
 
 

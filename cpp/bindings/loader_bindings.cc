@@ -8,6 +8,7 @@
 
 #include <memory>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "arrow_capsule.h"
@@ -79,10 +80,19 @@ struct PyEpoch {
   }
 };
 
+/// Resolves a negative index as Python does; an index outside the dataset is an IndexError naming both.
+void check_row(const ImageDataset& ds, int64_t& row) {
+  const int64_t given = row;
+  if (row < 0) row += ds.size();
+  if (row < 0 || row >= ds.size()) {
+    throw nb::index_error(("index " + std::to_string(given) + " is out of range for a dataset of " +
+                           std::to_string(ds.size()) + " images").c_str());
+  }
+}
+
 nb::object sample_tensor(const PyImageDataset& self, int64_t row, const TransformOptions& transform, int64_t epoch) {
   const ImageDataset& ds = *self.dataset;
-  if (row < 0) row += ds.size();
-  if (row < 0 || row >= ds.size()) throw nb::index_error("index out of range");
+  check_row(ds, row);
   validate_transform(ds.image(row), transform);
   const std::vector<int64_t> shape = sample_shape(ds.image(row), transform);
   int64_t bytes = output_size(transform.output);
@@ -99,8 +109,7 @@ nb::object sample_tensor(const PyImageDataset& self, int64_t row, const Transfor
 
 nb::object view_tensor(const PyImageDataset& self, int64_t row) {
   const ImageDataset& ds = *self.dataset;
-  if (row < 0) row += ds.size();
-  if (row < 0 || row >= ds.size()) throw nb::index_error("index out of range");
+  check_row(ds, row);
   const ImageLocation& image = ds.image(row);
   if (image.contiguous == nullptr) {
     throw nb::value_error("this image is not stored as one contiguous block (chunked or compressed); "

@@ -104,6 +104,15 @@ void check_frame_header(Codec codec, const uint8_t* src, int64_t src_size, int64
     case Codec::kZstd: {
       const unsigned long long size = ZSTD_getFrameContentSize(src, static_cast<size_t>(src_size));
       if (size == ZSTD_CONTENTSIZE_ERROR) throw ImportError(where + " is not a zstd frame (corrupt or truncated)");
+      // Walks the frame's block headers (no decompression): a cut-off frame fails here, at import.
+      const size_t frame = ZSTD_findFrameCompressedSize(src, static_cast<size_t>(src_size));
+      if (ZSTD_isError(frame)) {
+        throw ImportError(where + " holds a truncated or corrupt zstd frame (" + ZSTD_getErrorName(frame) + ")");
+      }
+      if (frame != static_cast<size_t>(src_size)) {
+        throw ImportError(where + " has " + std::to_string(static_cast<size_t>(src_size) - frame) +
+                          " bytes after its zstd frame");
+      }
       if (size != ZSTD_CONTENTSIZE_UNKNOWN && size != static_cast<unsigned long long>(expected)) {
         throw ImportError(where + " declares " + std::to_string(size) + " decompressed bytes, but its shape needs " +
                           std::to_string(expected));

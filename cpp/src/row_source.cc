@@ -1,6 +1,7 @@
 #include "loaderbench/row_source.h"
 
 #include <stdexcept>
+#include <string>
 
 #include "loaderbench/decompress.h"
 
@@ -15,7 +16,20 @@ int64_t RowSource::sample_bytes() const {
 ImageRows::ImageRows(std::shared_ptr<const ImageDataset> dataset, TransformOptions transform)
     : dataset_(std::move(dataset)), transform_(std::move(transform)) {
   if (!dataset_->uniform_shape()) {
-    throw std::invalid_argument("images have different shapes; batching needs images of one shape");
+    const ImageLocation& first = dataset_->image(0);
+    for (int64_t row = 1; row < dataset_->size(); ++row) {
+      const ImageLocation& im = dataset_->image(row);
+      if (im.channels != first.channels || im.depth != first.depth || im.height != first.height ||
+          im.width != first.width) {
+        auto shape = [](const ImageLocation& i) {
+          return std::to_string(i.channels) + "x" + std::to_string(i.depth) + "x" + std::to_string(i.height) + "x" +
+                 std::to_string(i.width);
+        };
+        throw std::invalid_argument("images have different shapes (row 0 is " + shape(first) + " (CxZxHxW), row " +
+                                    std::to_string(row) + " is " + shape(im) +
+                                    "); batching needs images of one shape: crop them to one size first");
+      }
+    }
   }
   validate_transform(dataset_->image(0), transform_);
   for (const PixelPiece& piece : dataset_->index().pieces) {

@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "loaderbench/arrow_view.h"
 #include "loaderbench/decompress.h"
 #include "loaderbench/sampler.h"
 
@@ -159,7 +160,11 @@ void write_sample(const PixelIndex& index, int64_t row, const TransformOptions& 
     if (p.codec != Codec::kNone) {
       const int64_t raw = int64_t{p.depth} * p.height * p.width * pixel_size(p.type);
       scratch.resize(static_cast<size_t>(raw));
-      decompress(p.codec, p.data, p.nbytes, scratch.data(), raw);
+      try {
+        decompress(p.codec, p.data, p.nbytes, scratch.data(), raw);
+      } catch (const ImportError& error) {
+        throw ImportError("row " + std::to_string(row) + ": chunk " + std::to_string(k) + ": " + error.what());
+      }
       data = scratch.data();
     }
     switch (o.output) {

@@ -48,8 +48,12 @@ def to_sparse_matrix(source: Any, n_cols: int = 0, max_cells: int = _core.DEFAUL
                              f"as int32 (at most {INT32_MAX:,})")
         if csr.shape[0] > max_cells:
             raise ValueError(f"the matrix has {csr.shape[0]:,} cells, above max_cells={max_cells:,}")
-        if csr.nnz and (int(csr.indices.max()) > INT32_MAX or int(csr.indices.min()) < 0):
-            raise ValueError(f"gene index {int(csr.indices.max()):,} out of range for int32 gene indices")
+        if csr.nnz:
+            low, high = int(csr.indices.min()), int(csr.indices.max())
+            if low < 0 or high >= csr.shape[1] or high > INT32_MAX:
+                bad = low if low < 0 else high
+                raise ValueError(f"gene index {bad:,} out of range (n_genes={csr.shape[1]:,}; the native sparse "
+                                 "loader stores gene indices as int32)")
         return _core.SparseMatrix.from_csr(
             np.ascontiguousarray(csr.indptr, dtype=np.int64),
             np.ascontiguousarray(csr.indices, dtype=np.int32),

@@ -133,6 +133,8 @@ class CooParquet:
             table = self._file.read_row_group(group, columns=columns)
             if table.column(DIM0).null_count or (check_genes and table.column(DIM1).null_count):
                 raise SparseInputError(f"{self.path}: row group {group} has null indices")
+            if self._null_values(group):
+                raise SparseInputError(f"{self.path}: row group {group} has null {DATA} values")
             cells = table.column(DIM0).to_numpy()
             if cells.size == 0:
                 continue
@@ -156,6 +158,18 @@ class CooParquet:
                 counts = np.concatenate((counts, np.zeros(len(group_counts) - len(counts), dtype=np.int64)))
             counts[: len(group_counts)] += group_counts
         return counts, max_obs, max_var
+
+    def _null_values(self, group: int) -> int:
+        """Nulls in the value column of one row group: from the footer's statistics, else by reading the column."""
+        row_group = self._file.metadata.row_group(group)
+        for i in range(row_group.num_columns):
+            column = row_group.column(i)
+            if column.path_in_schema == DATA:
+                stats = column.statistics
+                if stats is not None and stats.has_null_count:
+                    return int(stats.null_count)
+                break
+        return int(self._file.read_row_group(group, columns=[DATA]).column(0).null_count)
 
     def read_row_group(self, group: int) -> pa.Table:
         return self._file.read_row_group(group, columns=list(COLUMNS))

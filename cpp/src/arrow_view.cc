@@ -111,6 +111,23 @@ void ArrayView::validate() {
     return;  // never read
   }
   if (a.n_buffers < 0 || a.n_children < 0) throw ImportError(where + ": negative buffer or child count");
+  // The C Data Interface carries no buffer sizes: they follow from offset + length. Those sizes (and the pointer
+  // arithmetic that reads them) must fit in int64, or no buffer could be that large and the array is a lie.
+  {
+    int64_t width = primitive_size(format_.type), entries = end, bytes = 0;
+    const bool has_offsets = format_.type == ArrowType::kList || format_.type == ArrowType::kLargeList ||
+                             format_.type == ArrowType::kString || format_.type == ArrowType::kLargeString ||
+                             format_.type == ArrowType::kBinary || format_.type == ArrowType::kLargeBinary;
+    if (has_offsets) {
+      const bool large = format_.type == ArrowType::kLargeList || format_.type == ArrowType::kLargeString ||
+                         format_.type == ArrowType::kLargeBinary;
+      width = large ? 8 : 4;
+      if (__builtin_add_overflow(end, int64_t{1}, &entries)) throw ImportError(where + ": offset + length overflows");
+    }
+    if (__builtin_mul_overflow(entries, width, &bytes)) {
+      throw ImportError(where + ": offset + length (" + std::to_string(end) + ") is larger than any buffer can be");
+    }
+  }
 
   int64_t expected_buffers = 2;
   switch (format_.type) {

@@ -1,5 +1,6 @@
 #include "loaderbench/decompress.h"
 
+#include <memory>
 #include <string>
 
 #include "loaderbench/arrow_view.h"
@@ -26,19 +27,25 @@ ZSTD_DCtx* zstd_context() {
 }
 #endif
 #ifdef LOADERBENCH_WITH_LZ4
-LZ4F_dctx* lz4_context() {
-  struct Owner {
-    LZ4F_dctx* ctx = nullptr;
-    Owner() {
-      if (LZ4F_isError(LZ4F_createDecompressionContext(&ctx, LZ4F_VERSION))) ctx = nullptr;
-    }
-    ~Owner() {
-      if (ctx != nullptr) LZ4F_freeDecompressionContext(ctx);
-    }
-  };
-  thread_local Owner owner;
-  if (owner.ctx == nullptr) throw ImportError("lz4: could not create a decompression context");
-  return owner.ctx;
+/// An LZ4 frame decompression context, freed with its owner.
+struct Lz4Context {
+  LZ4F_dctx* ctx = nullptr;
+  Lz4Context() {
+    if (LZ4F_isError(LZ4F_createDecompressionContext(&ctx, LZ4F_VERSION))) ctx = nullptr;
+    if (ctx == nullptr) throw ImportError("lz4: could not create a decompression context");
+  }
+  ~Lz4Context() { LZ4F_freeDecompressionContext(ctx); }
+  Lz4Context(const Lz4Context&) = delete;
+  Lz4Context& operator=(const Lz4Context&) = delete;
+};
+
+/// This thread's context for decoding whole frames. LZ4F_resetDecompressionContext does not clear everything a
+/// failed or header-only use leaves behind (lz4 1.9.4 keeps the last frame's content size), so a context that saw
+/// an error is replaced, and headers are read with a context of their own (check_frame_header).
+std::unique_ptr<Lz4Context>& lz4_thread_context() {
+  thread_local std::unique_ptr<Lz4Context> context;
+  if (!context) context = std::make_unique<Lz4Context>();
+  return context;
 }
 #endif
 
@@ -75,10 +82,10 @@ void decompress(Codec codec, const uint8_t* src, int64_t src_size, uint8_t* dst,
 #endif
 #ifdef LOADERBENCH_WITH_LZ4
     case Codec::kLz4: {
-      LZ4F_dctx* ctx = lz4_context();
+      std::unique_ptr<Lz4Context>& context = lz4_thread_context();
       size_t in = static_cast<size_t>(src_size), out = static_cast<size_t>(dst_size);
-      const size_t rc = LZ4F_decompress(ctx, dst, &out, src, &in, nullptr);
-      LZ4F_resetDecompressionContext(ctx);  // ready for the next frame, whatever state this one left
+      const size_t rc = LZ4F_decompress(context->ctx, dst, &out, src, &in, nullptr);
+      if (rc != 0) context.reset();  // an error or an unfinished frame: the next frame gets a fresh context
       if (LZ4F_isError(rc)) throw ImportError(std::string("lz4 chunk is corrupt: ") + LZ4F_getErrorName(rc));
       if (static_cast<int64_t>(out) != dst_size || rc != 0) {
         throw ImportError("lz4 chunk decompressed to " + std::to_string(out) + " bytes, expected " +
@@ -122,11 +129,10 @@ void check_frame_header(Codec codec, const uint8_t* src, int64_t src_size, int64
 #endif
 #ifdef LOADERBENCH_WITH_LZ4
     case Codec::kLz4: {
-      LZ4F_dctx* ctx = lz4_context();
+      const Lz4Context header;  // never the decoding context: getFrameInfo leaves state behind in it
       LZ4F_frameInfo_t info{};
       size_t consumed = static_cast<size_t>(src_size);
-      const size_t rc = LZ4F_getFrameInfo(ctx, &info, src, &consumed);
-      LZ4F_resetDecompressionContext(ctx);
+      const size_t rc = LZ4F_getFrameInfo(header.ctx, &info, src, &consumed);
       if (LZ4F_isError(rc)) throw ImportError(where + " is not an lz4 frame (" + LZ4F_getErrorName(rc) + ")");
       if (info.contentSize != 0 && info.contentSize != static_cast<unsigned long long>(expected)) {
         throw ImportError(where + " declares " + std::to_string(info.contentSize) +

@@ -100,6 +100,8 @@ Codec parse_codec(const std::string& name, const std::string& where) {
 /// Whether the pieces form one C-contiguous (C, Z, H, W) block: full planes in (c, z) order, back to back.
 const uint8_t* contiguous_run(const PixelPiece* pieces, int32_t n, const ImageLocation& image) {
   if (n != image.channels * image.depth) return nullptr;
+  // A zero-copy view is a typed tensor: its first element must be aligned for its dtype.
+  if (reinterpret_cast<uintptr_t>(pieces[0].data) % pixel_size(image.stored) != 0) return nullptr;
   const uint8_t* expected = pieces[0].data;
   for (int32_t k = 0; k < n; ++k) {
     const PixelPiece& p = pieces[k];

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -165,6 +166,10 @@ void write_sample(const PixelIndex& index, int64_t row, const TransformOptions& 
       } catch (const ImportError& error) {
         throw ImportError("row " + std::to_string(row) + ": chunk " + std::to_string(k) + ": " + error.what());
       }
+      data = scratch.data();
+    } else if (reinterpret_cast<uintptr_t>(data) % pixel_size(p.type) != 0) {
+      // Binary payloads carry no alignment guarantee; typed loads need one, so such a piece is copied first.
+      scratch.assign(data, data + p.nbytes);
       data = scratch.data();
     }
     switch (o.output) {

@@ -26,8 +26,11 @@ const ArrayView& column(const ArrayView& batch, const std::string& name, bool nu
                                 : is_integer(c->type());
   if (!ok) throw ImportError("column '" + name + "' has type " + type_name(c->type()) + ", expected " +
                              (numeric_value ? "a number" : "an integer"));
-  for (int64_t i = 0; i < c->length(); ++i) {
-    if (c->is_null(i)) throw ImportError("column '" + name + "' has a null at row " + std::to_string(i));
+  // Only the batch's own rows: a struct's child may be longer than the struct (and null beyond it).
+  for (int64_t i = 0; i < batch.length(); ++i) {
+    if (c->is_null(batch.child_row(i))) {
+      throw ImportError("column '" + name + "' has a null at row " + std::to_string(i));
+    }
   }
   return *c;
 }

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
+
 #include "arrow_test_builder.h"
 #include "loaderbench/arrow_owners.h"
 
@@ -33,6 +35,22 @@ TEST(ParseFormat, KnowsTheTypesTheImporterReads) {
   EXPECT_EQ(parse_format("d:19,10").type, ArrowType::kOther);
   EXPECT_THROW(parse_format("+w:x"), ImportError);
   EXPECT_THROW(parse_format(nullptr), ImportError);
+}
+
+// Found by the fuzzer: the interface carries no buffer sizes, so a length or offset whose buffer could not exist
+// (its byte size overflows int64) must be refused before anything indexes into it.
+TEST(ArrayView, RefusesLengthsAndOffsetsNoBufferCouldHold) {
+  auto list = testing::list("l", testing::primitive<int32_t>("i", "v", {1}), {0, 1});
+  list->length = INT64_MAX;
+  EXPECT_THROW(Exported(list).view(), ImportError);
+  auto values = testing::primitive<int64_t>("l", "v", {1});
+  values->offset = (int64_t{1} << 62) - 1;
+  values->length = 0;
+  EXPECT_THROW(Exported(values).view(), ImportError);
+  auto text = testing::strings("s", {"a"});
+  text->offset = INT64_MAX;
+  text->length = 0;
+  EXPECT_THROW(Exported(text).view(), ImportError);
 }
 
 TEST(ArrowOwner, ReleasesExactlyOnceAndMoves) {

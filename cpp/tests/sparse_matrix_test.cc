@@ -67,6 +67,18 @@ TEST(SparseMatrix, RejectsIndicesOutOfRangeAndBadColumns) {
   EXPECT_THROW(SparseMatrix::from_csr({0, 1}, {7}, {1}, 3), ImportError);
 }
 
+// Found by the fuzzer: nulls were scanned over a column's whole child array, not the batch's rows.
+TEST(SparseMatrix, ChecksNullsInTheBatchsRowsOnly) {
+  auto batch = coo({0, 1, 1}, {0, 1, 2}, {1, 2, 3});
+  batch->length = 2;  // the children hold a third entry beyond the batch ...
+  testing::set_nulls(*testing::find(batch, "soma_data"), {2});  // ... which is null: not part of the table
+  auto m = SparseMatrix::from_coo_stream(FakeStream::make({batch}), {}, 0, 3);
+  EXPECT_EQ(m->nnz(), 2);
+  batch = coo({0, 1}, {0, 1}, {1, 2});
+  testing::set_nulls(*testing::find(batch, "soma_data"), {1});
+  EXPECT_THROW(SparseMatrix::from_coo_stream(FakeStream::make({batch}), {}, 0, 3), ImportError);
+}
+
 TEST(SparseMatrix, GathersCsrBatches) {
   auto m = SparseMatrix::from_csr({0, 2, 2, 3}, {0, 2, 1}, {1, 2, 3}, 3);
   std::vector<int64_t> crow, col;

@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 VENV=${LOADERBENCH_VENV:-.venv}
 PYTHON=${PYTHON:-python3}
-DEBIAN_PACKAGES=(g++ cmake make libgtest-dev libzstd-dev liblz4-dev)
+# clang + libclang-rt-14-dev: `make fuzz` / `make fuzz-ci` (libFuzzer and the sanitizer runtimes clang links).
+DEBIAN_PACKAGES=(g++ cmake make libgtest-dev libzstd-dev liblz4-dev clang libclang-rt-14-dev)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do

@@ -190,10 +190,16 @@ def write_track(out_dir: str | os.PathLike[str], track: str, df: pd.DataFrame) -
 
 def read_track(out_dir: str | os.PathLike[str], track: str) -> pd.DataFrame | None:
     """A track's rows, or ``None`` when the track was not run (no file)."""
+    import pyarrow.fs  # noqa: PLC0415 - pandas imports it anyway on its parquet path
+
     path = track_path(out_dir, track)
     if not path.is_file():
         return None
-    return pd.read_parquet(path)
+    # Read by path through Arrow's own file system, not the Python file object pandas opens by default: Arrow frees
+    # that object's buffers on its I/O threads after read_table returns, and when that runs while the interpreter
+    # exits, taking the GIL ends the thread inside a noexcept destructor and the process aborts ("terminate called
+    # without an active exception", apache/arrow#34314, #33975): about 1 exit in 10 right after the read.
+    return pd.read_parquet(path, filesystem=pyarrow.fs.LocalFileSystem())
 
 
 # Results that the profiler and the sparse benchmark lay out in their own report sections.
@@ -531,7 +537,13 @@ def read_summary(out_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
     path = Path(out_dir) / SUMMARY_NAME
     if not path.is_file():
         return None
-    return json.loads(path.read_text())
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a loaderbench summary (invalid JSON: {exc}); re-run, or delete it") from None
+    if not isinstance(summary, dict):
+        raise ValueError(f"{path}: not a loaderbench summary (expected a JSON object)")
+    return summary
 
 
 # ----------------------------------------------------------------------------------------------- text helpers

@@ -26,6 +26,7 @@ from typing import Any
 import pandas as pd
 from torch.utils.data import DataLoader, Dataset
 
+from loaderbench import interrupts
 from loaderbench.loaders.seed import make_dataset
 from loaderbench.memory import PeakMemorySampler
 from loaderbench.stats import latency_stats, per_second
@@ -79,7 +80,8 @@ def time_epoch(loader: Iterable[Any], warmup_batches: int, max_batches: int) -> 
     it = None
     try:
         start = time.perf_counter_ns()
-        it = iter(loader)
+        with interrupts.deferred():  # a DataLoader stopped while starting its workers cannot shut them down
+            it = iter(loader)
         try:
             next(it)
             first_ns = time.perf_counter_ns() - start
@@ -114,7 +116,8 @@ def run(ctx: TrackContext) -> pd.DataFrame:
     for target in iter_targets(ctx):
         loader_name = dataset_loader_name(target.kind)
         ctx.progress(f"[{NAME}] {target.dataset.name} {target.label} loader={loader_name}: building dataset")
-        dataset, setup_s = timed_construct(make_dataset, target.module, target.path, loader_name)
+        dataset, setup_s = timed_construct(make_dataset, target.module, target.path, loader_name,
+                                           column=target.column)
         for batch_size in cfg.batch_sizes:
             for num_workers in cfg.num_workers:
                 persistent = cfg.persistent_workers and num_workers > 0

@@ -2,9 +2,9 @@
 
 Each step is ``next(it)`` (the data wait) then the model's forward pass under ``torch.no_grad()`` (as the seed), or
 with ``train = true`` a forward + MSE loss + backward + SGD step (the compute). The seed's defaults: its dataset with
-torchvision's ``Normalize`` (``transform``), ``shuffle = true``, ``num_workers = 2``. Both are timed with ``perf_counter_ns``;
-the first ``warmup_steps`` are dropped. The DataLoader is iterated again when the steps outrun one epoch (that
-restart counts as data wait, as it would in training).
+torchvision's ``Normalize`` (``transform``), ``shuffle = true``, ``num_workers = 2``. Both are timed with
+``perf_counter_ns``; the first ``warmup_steps`` are dropped. The DataLoader is iterated again when the steps outrun
+one epoch (that restart counts as data wait, as it would in training).
 
 Arrow-backed formats also get a ``native`` row: the native loader (``num_threads`` = the largest of
 ``dataloader.native_threads``, ``num_workers`` 0, the same shuffle and normalisation) feeds the same model; its data
@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from loaderbench import interrupts
 from loaderbench.loaders.seed import make_dataset
 from loaderbench.loaders.transforms import make_transform
 from loaderbench.model import SimpleEmbeddingModel
@@ -62,14 +63,16 @@ def run_loop(loader, model: nn.Module, optimizer, total_steps: int) -> tuple[lis
     wait_ns: list[int] = []
     compute_ns: list[int] = []
     images: list[int] = []
-    it = iter(loader)
+    with interrupts.deferred():  # a DataLoader stopped while starting its workers cannot shut them down
+        it = iter(loader)
     try:
         for _ in range(total_steps):
             start = time.perf_counter_ns()
             try:
                 batch = next(it)
             except StopIteration:
-                it = iter(loader)
+                with interrupts.deferred():
+                    it = iter(loader)
                 batch = next(it)
             got = time.perf_counter_ns()
             _compute_step(model, batch, optimizer)
@@ -164,7 +167,8 @@ def run(ctx: TrackContext) -> pd.DataFrame:
             f"transform={cfg.transform} ({cfg.repeats} x {cfg.steps} steps)"
         )
         dataset, setup_s = timed_construct(
-            make_dataset, target.module, target.path, loader_name, transform=make_transform(cfg.transform)
+            make_dataset, target.module, target.path, loader_name, transform=make_transform(cfg.transform),
+            column=target.column,
         )
         for repeat in range(cfg.repeats):
             model, optimizer = _model_and_optimizer(target.dataset.channels, cfg.train)  # also seeds torch

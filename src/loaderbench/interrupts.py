@@ -1,0 +1,87 @@
+"""Ctrl-C: one outcome whatever was running (exit 130, finished tracks kept, no traceback).
+
+A terminal sends SIGINT to the whole process group, the DataLoader workers included. A worker that dies of it makes
+torch raise "DataLoader worker exited unexpectedly" (a ``RuntimeError``) in the main process, and some libraries turn
+the ``KeyboardInterrupt`` into an error of their own (DuckDB's ``InterruptException``) that a broad
+``except Exception`` then takes for an ordinary failure. So the handler remembers that SIGINT came: the CLI reports
+any error after it as the interrupt, and code that carries on after a failure calls ``raise_if_interrupted``.
+Set-up that must not stop half-way runs under ``deferred()``; what finalizers report after the interrupt (objects
+it left half-built) is dropped, since the cause is already reported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from types import FrameType
+from typing import Any
+
+_owner_pid: int | None = None
+_received = False
+_deferring = 0
+
+
+def _on_sigint(signum: int, frame: FrameType | None) -> None:
+    global _received
+    if os.getpid() != _owner_pid:
+        # A forked child (a DataLoader worker) inherits this handler: it ignores the signal and is shut down by the
+        # main process, which got the same SIGINT. Dying here would print its traceback and fail the main's next().
+        return
+    _received = True
+    if not _deferring:  # else raised when the deferred block ends
+        raise KeyboardInterrupt
+
+
+def received() -> bool:
+    """Whether SIGINT reached this process since ``handled()`` was entered."""
+    return _received
+
+
+def raise_if_interrupted() -> None:
+    """Raise ``KeyboardInterrupt`` if SIGINT came: for code that would otherwise carry on after a failure."""
+    if _received and os.getpid() == _owner_pid:
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """Ctrl-C within the block takes effect when the block ends: for set-up that must not stop half-way (a
+    DataLoader iterator interrupted while it starts its workers cannot shut them down: its ``__del__`` fails)."""
+    global _deferring
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+    if not _deferring:
+        raise_if_interrupted()
+
+
+@contextlib.contextmanager
+def handled() -> Iterator[None]:
+    """Within the block, SIGINT raises ``KeyboardInterrupt`` (as by default) and is remembered; forked children
+    ignore it. The previous handler comes back on exit. A no-op off the main thread (signals need it)."""
+    global _owner_pid, _received, _deferring
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    previous_hook = sys.unraisablehook
+    _owner_pid, _received, _deferring = os.getpid(), False, 0
+
+    def quiet_after_interrupt(report: Any) -> None:
+        if not (_received or isinstance(report.exc_value, KeyboardInterrupt)):
+            previous_hook(report)
+
+    signal.signal(signal.SIGINT, _on_sigint)
+    sys.unraisablehook = quiet_after_interrupt
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+        if not _received:  # else the interrupted work is freed after this: its finalizers' reports stay quiet
+            sys.unraisablehook = previous_hook

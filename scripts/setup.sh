@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 VENV=${LOADERBENCH_VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 # clang + libclang-rt-14-dev: `make fuzz` / `make fuzz-ci` (libFuzzer and the sanitizer runtimes clang links).
-DEBIAN_PACKAGES=(g++ cmake make libgtest-dev libzstd-dev liblz4-dev clang libclang-rt-14-dev)
+# libtiff-dev: native TIFF reads; nlohmann-json3-dev, libblosc-dev, zlib1g-dev: native OME-Zarr reads.
+DEBIAN_PACKAGES=(g++ cmake make libgtest-dev libzstd-dev liblz4-dev clang libclang-rt-14-dev
+                 libtiff-dev nlohmann-json3-dev libblosc-dev zlib1g-dev)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do

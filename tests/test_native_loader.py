@@ -224,9 +224,19 @@ def _with_image_column(table: pa.Table, column: pa.Array) -> pa.Table:
     return table.set_column(table.schema.get_field_index("ome_image"), "ome_image", column)
 
 
-def test_malformed_arrow_is_a_clear_error(small_table: pa.Table) -> None:
+def test_image_column_of_any_name(small_table: pa.Table) -> None:
+    renamed = small_table.rename_columns(["row_id", "image"])
+    expected = NativeImageLoader(small_table, dtype=None)[3]
+    assert torch.equal(NativeImageLoader(renamed, dtype=None)[3], expected)  # the one OME-Arrow struct column
+    assert torch.equal(NativeImageLoader(renamed, column="image", dtype=None)[3], expected)
+    two = renamed.append_column("mask", renamed.column("image"))
+    with pytest.raises(ValueError, match=r"2 OME-Arrow image columns \(image, mask\)"):
+        NativeImageLoader(two)
     with pytest.raises(_core.ArrowImportError, match="no column 'ome_image'"):
-        NativeImageLoader(small_table.rename_columns(["row_id", "image"]))
+        NativeImageLoader(renamed, column="ome_image")
+
+
+def test_malformed_arrow_is_a_clear_error(small_table: pa.Table) -> None:
     with pytest.raises(_core.ArrowImportError, match="must be an OME-Arrow struct"):
         NativeImageLoader(pa.table({"ome_image": ["x"]}))
     images = small_table.column("ome_image").combine_chunks()
@@ -283,9 +293,11 @@ def test_bad_arguments(small_table: pa.Table, tmp_path: Path) -> None:
         NativeImageLoader(tmp_path / "missing.parquet")
 
 
-def test_directory_formats_are_refused_clearly(tiny_dataset) -> None:
-    with pytest.raises(ValueError, match="not Arrow-backed"):
-        NativeImageLoader(tiny_dataset.paths["tiff"])
+def test_directory_formats_are_read_by_the_core(tiny_dataset) -> None:
+    """TIFF directories are no longer refused: the core reads them (tests/test_native_files.py checks the pixels)."""
+    loader = NativeImageLoader(tiny_dataset.paths["tiff"], batch_size=4, rank=0, world_size=1)
+    assert loader.num_samples == tiny_dataset.n_images
+    assert sum(batch.shape[0] for batch in loader) == tiny_dataset.n_images
 
 
 TORCHRUN_SCRIPT = textwrap.dedent(

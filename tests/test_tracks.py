@@ -75,11 +75,16 @@ def table_formats(dataset) -> set[str]:
     return {name for name, kind in kinds(dataset).items() if kind == "table"}
 
 
+def native_formats(dataset) -> set[str]:
+    """The formats the native loader runs on: the Arrow-backed ones and the directories its core reads (TIFF,
+    OME-Zarr)."""
+    return table_formats(dataset) | ({"tiff", "ome_zarr"} & set(dataset.paths))
+
+
 def check_native_rows(df: pd.DataFrame, dataset, per_format: int) -> pd.DataFrame:
-    """``per_format`` native rows for every Arrow-backed format, none for the directory formats."""
+    """``per_format`` native rows for every Arrow-backed format and for the directories the core reads."""
     native = df[df["loader"] == "native"]
-    assert set(native["format"]) == table_formats(dataset)
-    assert (native["format_kind"] == "table").all()
+    assert set(native["format"]) == native_formats(dataset)
     assert (native.groupby("format").size() == per_format).all()
     return native
 
@@ -138,11 +143,12 @@ def test_getitem_rows_and_columns(getitem_run, tiny_dataset):
     n_table = sum(k == "table" for k in kinds(tiny_dataset).values())
     n_dir = len(tiny_dataset.paths) - n_table
     per_loader = len(cfg.access) * len(cfg.transforms) * cfg.repeats
-    assert len(df) == (n_table * (len(cfg.loaders) + 1) + n_dir) * per_loader  # + native
+    n_native_dir = len(native_formats(tiny_dataset)) - n_table
+    assert len(df) == (n_table * (len(cfg.loaders) + 1) + n_dir + n_native_dir) * per_loader  # + native
     check_one_row_per_config_repeat(df, ["format", "loader", "access", "transform"], cfg.repeats)
     assert set(df.loc[df["format_kind"] == "table", "loader"]) == {"naive", "preloaded", "native"}
     check_native_rows(df, tiny_dataset, per_loader)
-    assert set(df.loc[df["format_kind"] == "directory", "loader"]) == {"decode"}
+    assert set(df.loc[df["format_kind"] == "directory", "loader"]) == {"decode", "native"}
     assert (df["samples"] == cfg.samples).all() and (df["warmup"] == cfg.warmup).all()
     assert ctx.messages, "no progress reported"
 
@@ -211,11 +217,11 @@ def test_dataloader_rows_and_columns(dataloader_run, tiny_dataset):
                    "first_batch_ms", "p50_batch_ms", "p95_batch_ms", "mean_batch_ms", "samples_per_s",
                    "peak_uss_mb", "setup_s"):  # fmt: skip
         assert column in df.columns, column
-    n_native = len(table_formats(tiny_dataset)) * len(cfg.batch_sizes) * len(cfg.native_threads) * cfg.repeats
+    n_native = len(native_formats(tiny_dataset)) * len(cfg.batch_sizes) * len(cfg.native_threads) * cfg.repeats
     assert len(df) == len(tiny_dataset.paths) * len(cfg.batch_sizes) * len(cfg.num_workers) * cfg.repeats + n_native
     check_one_row_per_config_repeat(df, ["format", "loader", "batch_size", "num_workers", "num_threads"], cfg.repeats)
     assert set(df.loc[df["format_kind"] == "table", "loader"]) == {"preloaded", "native"}
-    assert set(df.loc[df["format_kind"] == "directory", "loader"]) == {"decode"}
+    assert set(df.loc[df["format_kind"] == "directory", "loader"]) == {"decode", "native"}
     assert df.loc[df["num_workers"] == 0, "prefetch_factor"].isna().all()
     assert (df.loc[df["num_workers"] > 0, "prefetch_factor"] == cfg.prefetch_factor).all()
     assert not df["persistent_workers"].any() and not df["pin_memory"].any()
@@ -283,7 +289,7 @@ def test_end_to_end_rows_and_figures(end_to_end_run, tiny_dataset):
     for column in ("mode", "batch_size", "num_workers", "steps", "step_p50_ms", "step_p95_ms", "data_wait_p50_ms",
                    "compute_p50_ms", "data_wait_fraction", "images_per_s"):  # fmt: skip
         assert column in df.columns, column
-    assert len(df) == (len(tiny_dataset.paths) + len(table_formats(tiny_dataset))) * cfg.repeats
+    assert len(df) == (len(tiny_dataset.paths) + len(native_formats(tiny_dataset))) * cfg.repeats
     check_one_row_per_config_repeat(df, ["format", "loader"], cfg.repeats)
     native = check_native_rows(df, tiny_dataset, cfg.repeats)
     assert (native["num_threads"] == max(ctx.config.dataloader.native_threads)).all()
@@ -334,12 +340,12 @@ def test_conversion_rows_and_columns(conversion_run, tiny_dataset):
                    "batch_conversion_ms", "batch_conversion_per_sample_ms", "numpy_samples_per_s",
                    "torch_samples_per_s"):  # fmt: skip
         assert column in df.columns, column
-    n_native = len(table_formats(tiny_dataset))
+    n_native = len(native_formats(tiny_dataset))
     assert len(df) == (len(tiny_dataset.paths) + n_native) * cfg.repeats  # directory formats included
     check_one_row_per_config_repeat(df, ["format", "loader"], cfg.repeats)
     check_native_rows(df, tiny_dataset, cfg.repeats)
     assert set(df.loc[df["format_kind"] == "table", "loader"]) == {"preloaded", "native"}
-    assert set(df.loc[df["format_kind"] == "directory", "loader"]) == {"decode"}
+    assert set(df.loc[df["format_kind"] == "directory", "loader"]) == {"decode", "native"}
     assert (df["samples"] == cfg.samples).all() and (df["batch_size"] == cfg.batch_size).all()
 
 
@@ -356,11 +362,14 @@ def test_conversion_figures_are_consistent(conversion_run, tiny_dataset):
     np.testing.assert_allclose(df["batch_conversion_per_sample_ms"] * df["batch_size"], df["batch_conversion_ms"])
     assert (df["batch_conversion_ms"] > 0).all()
     # the stored images are uint8: from_numpy (native: the view of the Arrow buffer) shares memory, the conversion
-    # copies; ome-arrow stores uint8 widened to uint16, and the native view has that dtype
-    native = df["loader"] == "native"
+    # copies; ome-arrow stores uint8 widened to uint16, and the native view has that dtype (the directory formats,
+    # decoded from their files by the core, keep the file's dtype)
+    native = (df["loader"] == "native") & (df["format_kind"] == "table")
     assert (df.loc[~native, "stored_dtype"] == tiny_dataset.dtype).all()
     assert (df.loc[native, "stored_dtype"] == "uint16").all()
-    assert df["from_numpy_shares_memory"].all()
+    # the core decodes a directory's files: no view to share, the "numpy load" is the decode
+    decoded = (df["loader"] == "native") & (df["format_kind"] == "directory")
+    assert df.loc[~decoded, "from_numpy_shares_memory"].all() and not df.loc[decoded, "from_numpy_shares_memory"].any()
     assert not df["converted_shares_memory"].any()
 
 
@@ -369,13 +378,15 @@ def test_conversion_track_follows_the_stored_dtype(tiny_dataset_any_dtype):
     ctx = make_ctx(files, formats=["parquet", "tiff"], conversion={"repeats": 1})
     df = conversion.run(ctx)
     assert set(df["format"]) == {"parquet", "tiff"}
-    assert df.loc[df["format"] == "tiff", "loader"].tolist() == ["decode"]
-    native = df["loader"] == "native"
-    assert native.sum() == 1 and df.loc[native, "format"].item() == "parquet"
+    assert df.loc[df["format"] == "tiff", "loader"].tolist() == ["decode", "native"]
+    native = (df["loader"] == "native") & (df["format"] == "parquet")
+    assert native.sum() == 1
     assert (df.loc[~native, "stored_dtype"] == files.dtype).all()
     assert df.loc[native, "stored_dtype"].item() == ("float32" if files.dtype == "float32" else "uint16")
-    assert df["from_numpy_shares_memory"].all()
-    assert (df["converted_shares_memory"] == (files.dtype == "float32")).all()
+    decoded = (df["loader"] == "native") & (df["format"] == "tiff")
+    assert decoded.sum() == 1 and not df.loc[decoded, "from_numpy_shares_memory"].any()
+    assert df.loc[~decoded, "from_numpy_shares_memory"].all()
+    assert (df.loc[~decoded, "converted_shares_memory"] == (files.dtype == "float32")).all()
 
 
 def test_conversion_share_flags_per_dtype():

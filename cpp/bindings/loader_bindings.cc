@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "arrow_capsule.h"
+#include "tensor_helpers.h"
 #include "loaderbench/batch_loader.h"
 #include "loaderbench/copy_bandwidth.h"
 #include "loaderbench/image_dataset.h"
@@ -21,21 +22,6 @@ namespace nb = nanobind;
 namespace loaderbench::bindings {
 namespace {
 
-using Tensor = nb::ndarray<nb::pytorch, nb::c_contig>;
-
-/// Drops a reference without the GIL: releasing Arrow data may call back into a producer that takes the GIL
-/// itself. During interpreter shutdown the GIL cannot be released, so it is dropped in place.
-template <typename T>
-void release_without_gil(T& owner) {
-  if (!owner) return;
-  if (!nb::is_alive()) {
-    owner.reset();
-    return;
-  }
-  nb::gil_scoped_release release;
-  owner.reset();
-}
-
 nb::dlpack::dtype dlpack_type(PixelType type) {
   switch (type) {
     case PixelType::kUint8: return nb::dtype<uint8_t>();
@@ -44,20 +30,7 @@ nb::dlpack::dtype dlpack_type(PixelType type) {
   }
   return nb::dtype<float>();
 }
-
-nb::dlpack::dtype dlpack_type(OutputType type) {
-  switch (type) {
-    case OutputType::kFloat32: return nb::dtype<float>();
-    case OutputType::kFloat16: return {static_cast<uint8_t>(nb::dlpack::dtype_code::Float), 16, 1};
-    case OutputType::kUint8: return nb::dtype<uint8_t>();
-  }
-  return nb::dtype<float>();
-}
-
-Tensor make_tensor(void* data, const std::vector<int64_t>& shape, nb::dlpack::dtype dtype, nb::handle owner) {
-  std::vector<size_t> dims(shape.begin(), shape.end());
-  return Tensor(data, dims.size(), dims.data(), owner, nullptr, dtype);
-}
+using bindings::dlpack_type;
 
 /// The dataset as Python sees it; it owns the Arrow data through a shared_ptr that tensors views share.
 struct PyImageDataset {
@@ -80,15 +53,7 @@ struct PyEpoch {
   }
 };
 
-/// Resolves a negative index as Python does; an index outside the dataset is an IndexError naming both.
-void check_row(const ImageDataset& ds, int64_t& row) {
-  const int64_t given = row;
-  if (row < 0) row += ds.size();
-  if (row < 0 || row >= ds.size()) {
-    throw nb::index_error(("index " + std::to_string(given) + " is out of range for a dataset of " +
-                           std::to_string(ds.size()) + " images").c_str());
-  }
-}
+void check_row(const ImageDataset& ds, int64_t& row) { bindings::check_row(ds.size(), row); }
 
 nb::object sample_tensor(const PyImageDataset& self, int64_t row, const TransformOptions& transform, int64_t epoch) {
   const ImageDataset& ds = *self.dataset;

@@ -6,6 +6,7 @@ namespace nb = nanobind;
 namespace loaderbench::bindings {
 void bind_importer(nb::module_& m);
 void bind_loader(nb::module_& m);
+void bind_file_images(nb::module_& m);
 void bind_sparse(nb::module_& m);
 }  // namespace loaderbench::bindings
 
@@ -16,5 +17,6 @@ NB_MODULE(_core, m) {
 #endif
   loaderbench::bindings::bind_importer(m);
   loaderbench::bindings::bind_loader(m);
+  loaderbench::bindings::bind_file_images(m);  // after bind_loader: returns its RowSource
   loaderbench::bindings::bind_sparse(m);
 }

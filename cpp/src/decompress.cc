@@ -11,6 +11,12 @@
 #ifdef LOADERBENCH_WITH_LZ4
 #include <lz4frame.h>
 #endif
+#ifdef LOADERBENCH_WITH_ZLIB
+#include <zlib.h>
+#endif
+#ifdef LOADERBENCH_WITH_BLOSC
+#include <blosc.h>
+#endif
 
 namespace loaderbench {
 namespace {
@@ -60,6 +66,12 @@ bool codec_available(Codec codec) {
 #ifdef LOADERBENCH_WITH_LZ4
     case Codec::kLz4: return true;
 #endif
+#ifdef LOADERBENCH_WITH_ZLIB
+    case Codec::kGzip: return true;
+#endif
+#ifdef LOADERBENCH_WITH_BLOSC
+    case Codec::kBlosc: return true;
+#endif
     default: return false;
   }
 }
@@ -91,6 +103,48 @@ void decompress(Codec codec, const uint8_t* src, int64_t src_size, uint8_t* dst,
         throw ImportError("lz4 chunk decompressed to " + std::to_string(out) + " bytes, expected " +
                           std::to_string(dst_size));
       }
+      return;
+    }
+#endif
+#ifdef LOADERBENCH_WITH_ZLIB
+    case Codec::kGzip: {
+      z_stream z{};
+      if (inflateInit2(&z, 15 + 32) != Z_OK) throw ImportError("gzip: could not create an inflate stream");
+      z.next_in = const_cast<Bytef*>(src);
+      z.avail_in = static_cast<uInt>(src_size);
+      z.next_out = dst;
+      z.avail_out = static_cast<uInt>(dst_size);
+      const int rc = inflate(&z, Z_FINISH);
+      const int64_t got = dst_size - z.avail_out;
+      const std::string why = z.msg != nullptr ? z.msg : "code " + std::to_string(rc);
+      inflateEnd(&z);
+      if (rc != Z_STREAM_END) {
+        throw ImportError(rc == Z_BUF_ERROR && got == dst_size
+                              ? "gzip chunk decompresses to more than the expected " + std::to_string(dst_size) +
+                                    " bytes"
+                              : "gzip chunk is corrupt or truncated (zlib: " + why + ")");
+      }
+      if (got != dst_size) {
+        throw ImportError("gzip chunk decompressed to " + std::to_string(got) + " bytes, expected " +
+                          std::to_string(dst_size));
+      }
+      return;
+    }
+#endif
+#ifdef LOADERBENCH_WITH_BLOSC
+    case Codec::kBlosc: {
+      size_t nbytes = 0;
+      if (src_size < BLOSC_MIN_HEADER_LENGTH ||
+          blosc_cbuffer_validate(src, static_cast<size_t>(src_size), &nbytes) != 0) {
+        throw ImportError("blosc chunk is corrupt or truncated (bad header)");
+      }
+      if (static_cast<int64_t>(nbytes) != dst_size) {
+        throw ImportError("blosc chunk holds " + std::to_string(nbytes) + " bytes, expected " +
+                          std::to_string(dst_size));
+      }
+      // The _ctx variant keeps no global state, so worker threads decode at once.
+      const int got = blosc_decompress_ctx(src, dst, static_cast<size_t>(dst_size), 1);
+      if (got < 0 || got != dst_size) throw ImportError("blosc chunk is corrupt (error " + std::to_string(got) + ")");
       return;
     }
 #endif

@@ -180,6 +180,27 @@ void write_sample(const PixelIndex& index, int64_t row, const TransformOptions& 
   }
 }
 
+void write_decoded(const ImageLocation& image, const uint8_t* pixels, const TransformOptions& o,
+                   const SampleAugment& aug, void* out) {
+  // One piece per channel: a ZYX block placed at (c, 0, 0, 0), as the importer records contiguous planes.
+  const int64_t channel_bytes = int64_t{image.depth} * image.height * image.width * pixel_size(image.stored);
+  for (int32_t c = 0; c < image.channels; ++c) {
+    PixelPiece p;
+    p.data = pixels + c * channel_bytes;
+    p.nbytes = channel_bytes;
+    p.type = image.stored;
+    p.c = c;
+    p.depth = image.depth;
+    p.height = image.height;
+    p.width = image.width;
+    switch (o.output) {
+      case OutputType::kFloat32: write_piece_any(p.data, p, image, o, aug, static_cast<float*>(out)); break;
+      case OutputType::kFloat16: write_piece_any(p.data, p, image, o, aug, static_cast<uint16_t*>(out)); break;
+      case OutputType::kUint8: write_piece_any(p.data, p, image, o, aug, static_cast<uint8_t*>(out)); break;
+    }
+  }
+}
+
 uint16_t float_to_half(float value) {
   const uint32_t bits = std::bit_cast<uint32_t>(value);
   const uint32_t sign = (bits >> 16) & 0x8000u;

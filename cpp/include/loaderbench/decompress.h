@@ -1,5 +1,5 @@
-// Decompression of OME-Arrow byte chunks (pyarrow's "zstd" and "lz4" codecs: zstd and LZ4 frames), with
-// the Debian libraries. Each codec is a build option; a codec built without raises "not supported".
+// Decompression of OME-Arrow byte chunks (pyarrow's "zstd" and "lz4" codecs: zstd and LZ4 frames) and of Zarr
+// chunks (zstd, gzip/zlib, blosc), with the Debian libraries. Each codec is a build option; a codec built without raises "not supported".
 #pragma once
 
 #include <cstdint>

@@ -9,7 +9,8 @@
 namespace loaderbench {
 
 enum class PixelType : uint8_t { kUint8, kUint16, kFloat32 };
-enum class Codec : uint8_t { kNone, kZstd, kLz4 };
+// kGzip (a gzip or zlib stream) and kBlosc are Zarr chunk codecs only; OME-Arrow chunks are zstd or lz4.
+enum class Codec : uint8_t { kNone, kZstd, kLz4, kGzip, kBlosc };
 
 /// Size in bytes of one element.
 inline int pixel_size(PixelType type) { return type == PixelType::kUint8 ? 1 : type == PixelType::kUint16 ? 2 : 4; }

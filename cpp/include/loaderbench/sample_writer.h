@@ -46,6 +46,12 @@ SampleAugment draw_augment(const TransformOptions& options, const ImageLocation&
 void write_sample(const PixelIndex& index, int64_t row, const TransformOptions& options, const SampleAugment& augment,
                   void* out, std::vector<uint8_t>& scratch);
 
+/// Writes one decoded image — a C-contiguous (C, Z, H, W) block of `image.stored` elements at `pixels`, suitably
+/// aligned — into `out`, exactly as write_sample would write the same pixels from Arrow pieces (the file readers
+/// decode a TIFF or Zarr image into scratch memory, then share this conversion path).
+void write_decoded(const ImageLocation& image, const uint8_t* pixels, const TransformOptions& options,
+                   const SampleAugment& augment, void* out);
+
 /// IEEE binary16 bits of `value` (round to nearest even).
 uint16_t float_to_half(float value);
 

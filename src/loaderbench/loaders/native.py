@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import torch
 from torch.utils.data import IterableDataset
 
@@ -26,6 +27,7 @@ from loaderbench.loaders.arguments import (
     resolve_rank,
     worker_share,
 )
+from loaderbench.ome_image import OME_COLUMN
 
 # Threads share each batch, so two batches ahead keep them all busy.
 DEFAULT_PREFETCH = 2
@@ -35,21 +37,59 @@ _SAMPLERS = {"sequential": _core.SamplerKind.sequential, "random": _core.Sampler
              "block": _core.SamplerKind.block}
 
 
-def open_arrow_source(source: Any, format_name: str | None = None) -> Any:
-    """An ``__arrow_c_stream__`` object for ``source``: itself, or read from a path of an Arrow-backed format."""
+#: directory formats the C++ core reads itself, file by file on its own threads
+NATIVE_DIRECTORY_FORMATS = ("tiff", "ome_zarr")
+
+
+def open_arrow_source(source: Any, format_name: str | None = None, column: str | None = None) -> Any:
+    """An ``__arrow_c_stream__`` object for ``source``: itself, or read from a path of an Arrow-backed format (whose
+    image column, ``column`` or the one found, is then named ``ome_image``)."""
     if hasattr(source, "__arrow_c_stream__"):
         return source
     if isinstance(source, (str, Path)):
-        from loaderbench.formats import detect_format, get_format  # noqa: PLC0415
-
-        path = Path(source)
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no such file or directory")
-        module = get_format(format_name or detect_format(path))
+        path, module = _path_format(source, format_name)
         if module.INFO.kind != "table":
             raise ValueError(f"{path}: {module.INFO.label} is not Arrow-backed; the native loader reads Arrow formats")
-        return module.read_table(path)
+        return module.read_table(path, column=column)
     raise TypeError(f"expected a path or an object with __arrow_c_stream__, got {type(source).__name__}")
+
+
+def _path_format(source: str | Path, format_name: str | None) -> tuple[Path, Any]:
+    from loaderbench.formats import detect_format, get_format  # noqa: PLC0415
+
+    path = Path(source)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or directory")
+    return path, get_format(format_name or detect_format(path))
+
+
+def open_native_dataset(source: Any, format_name: str | None, column: str | None, max_sample_bytes: int) -> Any:
+    """The core's dataset over ``source``: a ``FileImageDataset`` for a TIFF or OME-Zarr directory (its files are
+    decoded by the core's threads), else an in-place ``ImageDataset`` over the Arrow data."""
+    if isinstance(source, (str, Path)) and not hasattr(source, "__arrow_c_stream__"):
+        path, module = _path_format(source, format_name)
+        if module.INFO.kind == "directory":
+            if module.INFO.name not in NATIVE_DIRECTORY_FORMATS or not _core.file_format_available(module.INFO.name):
+                raise ValueError(f"{path}: the native core does not read {module.INFO.label}")
+            items = [str(item) for item in module.item_paths(path)]
+            return _core.FileImageDataset(module.INFO.name, items, max_sample_bytes)
+    opened = open_arrow_source(source, format_name, column)
+    # A path's image column has been renamed ome_image by its reader; an Arrow object's is looked up.
+    return _core.ImageDataset(opened, OME_COLUMN if opened is not source else image_column(source, column),
+                              max_sample_bytes)
+
+
+def image_column(source: Any, column: str | None) -> str:
+    """The column the core reads from ``source``: ``column``; else ``ome_image``, or the one OME-Arrow struct column
+    when a pyarrow schema shows that there is no ``ome_image`` (other sources: ``ome_image``)."""
+    if column is not None:
+        return column
+    schema = getattr(source, "schema", None)
+    if isinstance(schema, pa.Schema) and OME_COLUMN not in schema.names:
+        from loaderbench.formats import ome_column  # noqa: PLC0415
+
+        return ome_column(schema, f"the {type(source).__name__}")
+    return OME_COLUMN
 
 
 class NativeImageLoader(IterableDataset):
@@ -64,6 +104,13 @@ class NativeImageLoader(IterableDataset):
     ``mean``/``std`` per channel, ``random_hflip``/``random_vflip``, ``crop_size`` (random crop, or centre crop with
     ``random_crop=False``). ``max_sample_bytes`` caps one image's decoded size (default 1 GiB), checked before
     anything is allocated for it.
+
+    ``source`` is a path of an Arrow-backed format (``format`` names it when the path does not say), a TIFF or
+    OME-Zarr directory (every file opened and decoded by the core's threads; ``dtype=None`` views are not possible
+    there), or any ``__arrow_c_stream__`` object. ``column`` names the image column; by default it is
+    ``ome_image``, or the one OME-Arrow struct column when there is no ``ome_image`` (``ome_arrow.to_ome_parquet``
+    writes ``image``), and a table with several is an error listing them. A ``row_id`` column is optional (without
+    it: file order).
 
     Distributed: ``rank``/``world_size`` split the epoch with ``DistributedSampler`` semantics (equal counts per
     rank). Left as ``None`` they come from the initialised ``torch.distributed`` process group, else from the
@@ -103,7 +150,7 @@ class NativeImageLoader(IterableDataset):
         random_vflip: bool = False,
         crop_size: int | tuple[int, int] | None = None,
         random_crop: bool = True,
-        column: str = "ome_image",
+        column: str | None = None,
         format: str | None = None,  # noqa: A002 - the dataset's format name, as on the CLI
         max_sample_bytes: int = _core.DEFAULT_MAX_SAMPLE_BYTES,
     ) -> None:
@@ -125,7 +172,7 @@ class NativeImageLoader(IterableDataset):
         if crop_size:
             crop_h, crop_w = (crop_size, crop_size) if isinstance(crop_size, int) else crop_size
             crop_h, crop_w = check_int("crop_size", crop_h, 1, INT32_MAX), check_int("crop_size", crop_w, 1, INT32_MAX)
-        self.dataset = _core.ImageDataset(open_arrow_source(source, format), column, max_sample_bytes)
+        self.dataset = open_native_dataset(source, format, column, max_sample_bytes)
         self.dtype = dtype
         options = _core.LoaderOptions()
         options.batch_size = batch_size

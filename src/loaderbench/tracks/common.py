@@ -48,6 +48,15 @@ class Target:
     def label(self) -> str:
         return self.module.INFO.label
 
+    @property
+    def column(self) -> str | None:
+        """The image column of a table input, as named in its file (``None``: ``ome_image`` or the one found)."""
+        return self.dataset.column
+
+    def read_table(self) -> Any:
+        """The whole table through the format's reader, its image column named ``ome_image``."""
+        return self.module.read_table(self.path, column=self.column)
+
 
 def iter_targets(ctx: TrackContext) -> Iterator[Target]:
     """Each dataset x each of its formats that the config selects (a user's input runs in whatever format it has)."""
@@ -142,9 +151,9 @@ def native_loader_class() -> type[NativeImageLoader] | None:
 
 
 def runs_native(ctx: TrackContext, target: Target, track: str) -> bool:
-    """Whether ``track`` measures the native loader on ``target``: Arrow-backed formats only, and only with the
-    core built (said once per target when it is not)."""
-    if target.kind != "table":
+    """Whether ``track`` measures the native loader on ``target``: Arrow-backed formats and the directory formats
+    the core reads itself (TIFF, OME-Zarr), and only with the core built (said once per target when it is not)."""
+    if target.kind != "table" and not native_reads_directory(target.format_name):
         return False
     if native_loader_class() is None:
         ctx.progress(f"[{track}] {target.dataset.name} {target.label} loader={NATIVE}: core not built, skipped")
@@ -152,13 +161,27 @@ def runs_native(ctx: TrackContext, target: Target, track: str) -> bool:
     return True
 
 
+def native_reads_directory(format_name: str) -> bool:
+    """Whether the built native core reads this directory format itself, file by file (built with its library)."""
+    try:
+        from loaderbench import _core  # noqa: PLC0415 - the core is optional here
+        from loaderbench.loaders.native import NATIVE_DIRECTORY_FORMATS  # noqa: PLC0415
+    except ImportError:
+        return False
+    return format_name in NATIVE_DIRECTORY_FORMATS and bool(_core.file_format_available(format_name))
+
+
 def make_native_loader(target: Target, source: Any | None = None, **options: Any) -> NativeImageLoader:
-    """The native loader over ``target``: reads its table (unless ``source`` is given) and validates it, no
-    pre-load, so timing this call gives the set-up cost as ``make_dataset`` does for the baselines."""
+    """The native loader over ``target``: reads its table (unless ``source`` is given; a directory format's files
+    are listed and the first probed, then read by the core per sample) and validates it, no pre-load, so timing
+    this call gives the set-up cost as ``make_dataset`` does for the baselines."""
     loader_class = native_loader_class()
     if loader_class is None:
         raise RuntimeError("the native loader's C++ core (loaderbench._core) is not built")
-    table = target.module.read_table(target.path) if source is None else source
+    if source is None and target.kind != "table":
+        options.setdefault("format", target.format_name)
+        source = target.path
+    table = target.read_table() if source is None else source
     # The benchmark measures the whole dataset in one process, whatever RANK/WORLD_SIZE the shell exports.
     options.setdefault("rank", 0)
     options.setdefault("world_size", 1)

@@ -150,8 +150,9 @@ def _run_native(ctx: TrackContext, target: Target, rows: list[dict[str, Any]]) -
         f"[{NAME}] {target.dataset.name} {target.label} loader={NATIVE} ({cfg.repeats} x {cfg.samples} samples)"
     )
 
-    def build() -> tuple[pa.Table, Any]:
-        table = target.module.read_table(target.path)
+    def build() -> tuple[pa.Table | None, Any]:
+        # A directory format is read by the core itself, file by file (no table; its images are never contiguous).
+        table = target.read_table() if target.kind == "table" else None
         return table, make_native_loader(target, source=table, seed=seed)
 
     (table, loader), setup_s = timed_construct(build)
@@ -224,7 +225,8 @@ def run(ctx: TrackContext) -> pd.DataFrame:
             f"[{NAME}] {target.dataset.name} {target.label} loader={loader_name} "
             f"({cfg.repeats} x {cfg.samples} samples)"
         )
-        ds_torch, setup_s = timed_construct(make_dataset, target.module, target.path, loader_name)
+        ds_torch, setup_s = timed_construct(make_dataset, target.module, target.path, loader_name,
+                                            column=target.column)
         ds_numpy = ds_torch.numpy_view()
         indices = access_indices("random", len(ds_torch), cfg.samples, seed).tolist()
         warm = [indices[i % len(indices)] for i in range(cfg.warmup)]

@@ -1,0 +1,106 @@
+// Python face of the directory formats: a FileImageDataset over a TIFF or OME-Zarr directory's item paths, whose
+// rows the same epoch iterators batch (every file decoded on the core's threads, no Python per sample).
+#include <nanobind/nanobind.h>
+#include <nanobind/stl/shared_ptr.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "loaderbench/file_images.h"
+#include "tensor_helpers.h"
+
+namespace nb = nanobind;
+
+namespace loaderbench::bindings {
+namespace {
+
+struct PyFileImageDataset {
+  std::shared_ptr<const FileImageDataset> dataset;
+};
+
+ImageFileFormat parse_format(const std::string& name) {
+  if (name == "tiff") return ImageFileFormat::kTiff;
+  if (name == "ome_zarr") return ImageFileFormat::kOmeZarr;
+  throw nb::value_error(("the native core reads the directory formats 'tiff' and 'ome_zarr', not '" + name + "'")
+                            .c_str());
+}
+
+nb::object file_sample(const PyFileImageDataset& self, int64_t row, const TransformOptions& transform, int64_t epoch) {
+  const FileImageDataset& ds = *self.dataset;
+  check_row(ds.size(), row);
+  validate_transform(ds.image(), transform);
+  const std::vector<int64_t> shape = sample_shape(ds.image(), transform);
+  int64_t bytes = output_size(transform.output);
+  for (int64_t d : shape) bytes *= d;
+  auto* buffer = new std::vector<uint8_t>(static_cast<size_t>(bytes));
+  nb::capsule owner(buffer, [](void* p) noexcept { delete static_cast<std::vector<uint8_t>*>(p); });
+  std::vector<uint8_t> scratch;
+  {
+    nb::gil_scoped_release release;
+    ds.write_sample(row, transform, draw_augment(transform, ds.image(), epoch, row), buffer->data(), scratch);
+  }
+  return nb::cast(make_tensor(buffer->data(), shape, dlpack_type(transform.output), owner));
+}
+
+nb::dict file_summary(const FileImageDataset& ds) {
+  nb::dict d;
+  d["rows"] = ds.size();
+  d["uniform_shape"] = true;  // checked per file as it is read
+  d["channels"] = ds.shape().channels;
+  d["depth"] = 1;
+  d["height"] = ds.shape().height;
+  d["width"] = ds.shape().width;
+  d["declared_dtype"] = pixel_type_name(ds.shape().type);
+  d["stored_dtype"] = pixel_type_name(ds.shape().type);
+  d["contiguous_rows"] = 0;  // decoded from files: no zero-copy view
+  d["pieces"] = ds.size() * ds.shape().channels;
+  d["format"] = ds.format() == ImageFileFormat::kTiff ? "tiff" : "ome_zarr";
+  return d;
+}
+
+}  // namespace
+
+void bind_file_images(nb::module_& m) {
+  nb::exception<FileImageError>(m, "FileImageError", PyExc_ValueError);
+  m.def("file_format_available", [](const std::string& name) { return file_format_available(parse_format(name)); },
+        nb::arg("format"), "Whether this build of the core reads the directory format natively.");
+
+  nb::class_<PyFileImageDataset>(m, "FileImageDataset")
+      .def(
+          "__init__",
+          [](PyFileImageDataset* self, const std::string& format, std::vector<std::string> paths,
+             int64_t max_sample_bytes) {
+            const ImageFileFormat kind = parse_format(format);
+            std::shared_ptr<FileImageDataset> dataset;
+            {
+              nb::gil_scoped_release release;  // probes the first file
+              dataset = std::make_shared<FileImageDataset>(kind, std::move(paths), max_sample_bytes);
+            }
+            new (self) PyFileImageDataset{std::move(dataset)};
+          },
+          nb::arg("format"), nb::arg("paths"), nb::arg("max_sample_bytes") = kDefaultMaxSampleBytes,
+          "Images of a TIFF or OME-Zarr directory, one path per image in dataset order; every image must have the "
+          "first one's (C, H, W) and dtype (checked as each is read).")
+      .def("__len__", [](const PyFileImageDataset& self) { return self.dataset->size(); })
+      .def("summary", [](const PyFileImageDataset& self) { return file_summary(*self.dataset); })
+      .def("sample", &file_sample, nb::arg("row"), nb::arg("transform"), nb::arg("epoch") = 0,
+           "One converted sample as a new tensor (the file decoded now).")
+      .def(
+          "view",
+          [](const PyFileImageDataset&, int64_t) -> nb::object {
+            throw nb::value_error("a zero-copy view (dtype=None) is not supported for directory formats: the pixels "
+                                  "live in files; ask for a converted sample (a dtype) instead");
+          },
+          nb::arg("row"))
+      .def(
+          "rows",
+          [](const PyFileImageDataset& self, const TransformOptions& transform) {
+            return std::shared_ptr<const RowSource>(std::make_shared<FileImageRows>(self.dataset, transform));
+          },
+          nb::arg("transform"), "The images as batchable rows under `transform` (validated now).");
+}
+
+}  // namespace loaderbench::bindings

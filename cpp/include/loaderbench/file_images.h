@@ -1,0 +1,93 @@
+// Image datasets stored one file (or one Zarr store) per image: a TIFF directory or an OME-Zarr directory. The
+// worker threads open, decode and close each image themselves, so the native loader reads these formats with no
+// Python per sample; the decoded pixels then go through the same conversion as Arrow images (write_decoded).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "loaderbench/pixel_index.h"
+#include "loaderbench/row_source.h"
+#include "loaderbench/sample_writer.h"
+
+namespace loaderbench {
+
+/// A file that cannot be read as the dataset's image: missing, truncated, corrupt, of another shape or dtype, or
+/// using a feature the reader does not support. The message names the file.
+class FileImageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+enum class ImageFileFormat : uint8_t { kTiff, kOmeZarr };
+
+/// Shape (C, H, W) and dtype of one image, as found in its file's header or metadata.
+struct ImageFileShape {
+  PixelType type = PixelType::kUint8;
+  int32_t channels = 0, height = 0, width = 0;
+  int64_t bytes() const { return int64_t{channels} * height * width * pixel_size(type); }
+  bool operator==(const ImageFileShape&) const = default;
+};
+std::string describe(const ImageFileShape& shape);  // "3x64x64 uint16"
+
+/// Whether this build can read `format` (the TIFF and Zarr readers are build options).
+bool file_format_available(ImageFileFormat format);
+
+/// The shape of the TIFF at `path` (pages or samples as channels), from its headers only.
+ImageFileShape probe_tiff(const std::string& path);
+/// Decodes the TIFF at `path` into `pixels` (resized to expected.bytes(), C-contiguous (C, H, W)); throws
+/// FileImageError before writing anything when its shape or dtype is not `expected`.
+void read_tiff(const std::string& path, const ImageFileShape& expected, std::vector<uint8_t>& pixels);
+
+/// The shape of the OME-Zarr image group at `path` (its first multiscales level), from its metadata only.
+ImageFileShape probe_ome_zarr(const std::string& path, int64_t max_chunk_bytes);
+/// Decodes level 0 of the OME-Zarr image group at `path` into `pixels`, as read_tiff.
+void read_ome_zarr(const std::string& path, const ImageFileShape& expected, std::vector<uint8_t>& pixels,
+                   int64_t max_chunk_bytes);
+
+/// The images of one directory: their paths in the dataset's order and the shape every one must have (the first
+/// file's, checked against each file as it is read).
+class FileImageDataset {
+ public:
+  FileImageDataset(ImageFileFormat format, std::vector<std::string> paths,
+                   int64_t max_sample_bytes = kDefaultMaxSampleBytes);
+
+  int64_t size() const { return static_cast<int64_t>(paths_.size()); }
+  ImageFileFormat format() const { return format_; }
+  const std::string& path(int64_t row) const { return paths_.at(static_cast<size_t>(row)); }
+  const ImageFileShape& shape() const { return shape_; }
+  /// The shared image description the sample writer works with (one plane per channel, stored = declared).
+  const ImageLocation& image() const { return image_; }
+
+  /// Decodes image `row` in its stored dtype into `pixels`; thread-safe.
+  void read(int64_t row, std::vector<uint8_t>& pixels) const;
+  /// Decodes image `row` and writes it converted by `transform` to `out`; thread-safe.
+  void write_sample(int64_t row, const TransformOptions& transform, const SampleAugment& augment, void* out,
+                    std::vector<uint8_t>& scratch) const;
+
+ private:
+  ImageFileFormat format_;
+  std::vector<std::string> paths_;
+  int64_t max_sample_bytes_;
+  ImageFileShape shape_;
+  ImageLocation image_;
+};
+
+/// A FileImageDataset's images converted and augmented by TransformOptions, for the batch loader.
+class FileImageRows final : public RowSource {
+ public:
+  FileImageRows(std::shared_ptr<const FileImageDataset> dataset, TransformOptions transform);
+  int64_t size() const override { return dataset_->size(); }
+  std::vector<int64_t> sample_shape() const override;
+  OutputType element_type() const override { return transform_.output; }
+  void write_row(int64_t row, int64_t epoch, uint8_t* out, std::vector<uint8_t>& scratch) const override;
+
+ private:
+  std::shared_ptr<const FileImageDataset> dataset_;
+  TransformOptions transform_;
+};
+
+}  // namespace loaderbench

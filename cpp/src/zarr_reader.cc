@@ -1,0 +1,382 @@
+// OME-Zarr image groups (one per image): the group's multiscales metadata names level 0, whose Zarr v3
+// (zarr.json) or v2 (.zarray) array is read chunk by chunk — regular chunk grid, C order, the bytes codec (either
+// endianness) and at most one of zstd, gzip/zlib, blosc. What is not supported (sharding, transpose/F order,
+// filters, other codecs or dtypes) is refused by name, never decoded wrongly. A missing chunk file is an error:
+// in this one-store-per-image layout every chunk is written, so a missing one means lost pixels.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "loaderbench/arrow_view.h"
+#include "loaderbench/decompress.h"
+#include "loaderbench/file_images.h"
+
+#ifdef LOADERBENCH_WITH_ZARR
+#include <nlohmann/json.hpp>
+#endif
+
+namespace loaderbench {
+
+#ifdef LOADERBENCH_WITH_ZARR
+namespace {
+
+using nlohmann::json;
+
+enum class ReadResult { kOk, kMissing };
+
+/// Reads the whole file at `path` into `out`; kMissing when it does not exist, FileImageError otherwise.
+ReadResult read_file(const std::string& path, std::vector<uint8_t>& out, int64_t max_bytes) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return ReadResult::kMissing;
+    throw FileImageError(path + ": cannot read: " + std::strerror(errno));
+  }
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) throw FileImageError(path + ": cannot read: " + std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) throw FileImageError(path + ": not a regular file");
+  if (st.st_size > max_bytes) {
+    throw FileImageError(path + ": " + std::to_string(st.st_size) + " bytes, more than one image may hold (" +
+                         std::to_string(max_bytes) + ")");
+  }
+  out.resize(static_cast<size_t>(st.st_size));
+  size_t done = 0;
+  while (done < out.size()) {
+    const ssize_t got = ::read(fd, out.data() + done, out.size() - done);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) throw FileImageError(path + ": cannot read: " + std::strerror(errno));
+    if (got == 0) throw FileImageError(path + ": the file shrank while being read");
+    done += static_cast<size_t>(got);
+  }
+  return ReadResult::kOk;
+}
+
+constexpr int64_t kMaxMetadataBytes = 16 << 20;
+
+/// The JSON document at `path`, or nullopt-like false when the file is absent.
+bool read_json(const std::string& path, json* out) {
+  std::vector<uint8_t> bytes;
+  if (read_file(path, bytes, kMaxMetadataBytes) == ReadResult::kMissing) return false;
+  try {
+    *out = json::parse(bytes.begin(), bytes.end());
+  } catch (const json::exception& error) {
+    throw FileImageError(path + ": not valid JSON (" + error.what() + ")");
+  }
+  return true;
+}
+
+/// Level 0 of one image: what its metadata says about the array and its chunks.
+struct ZarrArray {
+  std::string dir;         // item/<level 0 path>
+  std::string array_path;  // <level 0 path>, for messages
+  std::vector<int64_t> shape, chunks;
+  PixelType type = PixelType::kUint8;
+  bool big_endian = false;
+  Codec codec = Codec::kNone;
+  std::string key_prefix;  // "c/" for v3's default chunk keys
+  char separator = '/';
+  ImageFileShape image;    // (C, H, W) after dropping singleton t/z axes
+};
+
+[[noreturn]] void unsupported(const std::string& where, const std::string& what) {
+  throw FileImageError(where + ": " + what + " is not supported by the native Zarr reader");
+}
+
+bool parse_v3_type(const std::string& name, PixelType* type) {
+  if (name == "uint8") *type = PixelType::kUint8;
+  else if (name == "uint16") *type = PixelType::kUint16;
+  else if (name == "float32") *type = PixelType::kFloat32;
+  else return false;
+  return true;
+}
+
+Codec bytes_codec(const std::string& name, const std::string& where) {
+  if (name == "zstd") return Codec::kZstd;
+  if (name == "gzip" || name == "zlib") return Codec::kGzip;
+  if (name == "blosc") return Codec::kBlosc;
+  unsupported(where, "the codec '" + name + "'");
+}
+
+void parse_v3_array(const json& meta, const std::string& where, ZarrArray* array) {
+  if (meta.value("node_type", "") != "array") throw FileImageError(where + ": not a Zarr array");
+  const std::string type = meta.at("data_type").get<std::string>();
+  if (!parse_v3_type(type, &array->type)) unsupported(where, "the data type '" + type + "'");
+  array->shape = meta.at("shape").get<std::vector<int64_t>>();
+  const json& grid = meta.at("chunk_grid");
+  if (grid.at("name").get<std::string>() != "regular") {
+    unsupported(where, "the chunk grid '" + grid.at("name").get<std::string>() + "'");
+  }
+  array->chunks = grid.at("configuration").at("chunk_shape").get<std::vector<int64_t>>();
+  const json encoding = meta.value("chunk_key_encoding", json{{"name", "default"}});
+  const std::string encoding_name = encoding.at("name").get<std::string>();
+  const json config = encoding.value("configuration", json::object());
+  if (encoding_name == "default") {
+    array->separator = config.value("separator", std::string("/")).at(0);
+    array->key_prefix = std::string("c") + array->separator;
+  } else if (encoding_name == "v2") {
+    array->separator = config.value("separator", std::string(".")).at(0);
+  } else {
+    unsupported(where, "the chunk key encoding '" + encoding_name + "'");
+  }
+  if (!meta.value("storage_transformers", json::array()).empty()) unsupported(where, "a storage transformer");
+  bool seen_bytes = false;
+  for (const json& codec : meta.at("codecs")) {
+    const std::string name = codec.at("name").get<std::string>();
+    const json conf = codec.value("configuration", json::object());
+    if (name == "bytes") {
+      array->big_endian = conf.value("endian", std::string("little")) == "big";
+      seen_bytes = true;
+    } else if (name == "sharding_indexed") {
+      unsupported(where, "sharding (the codec 'sharding_indexed')");
+    } else if (name == "transpose") {
+      unsupported(where, "the codec 'transpose' (non-C order)");
+    } else if (!seen_bytes) {
+      unsupported(where, "the array-to-array codec '" + name + "'");
+    } else {
+      if (array->codec != Codec::kNone) unsupported(where, "a chain of several compression codecs");
+      array->codec = bytes_codec(name, where);
+    }
+  }
+  if (!seen_bytes) throw FileImageError(where + ": no 'bytes' codec in the codec chain");
+}
+
+void parse_v2_array(const json& meta, const std::string& where, ZarrArray* array) {
+  if (meta.value("zarr_format", 0) != 2) throw FileImageError(where + ": not a Zarr v2 array");
+  const std::string order = meta.value("order", std::string("C"));
+  if (order != "C") unsupported(where, "order '" + order + "'");
+  const std::string dtype = meta.at("dtype").get<std::string>();
+  if (dtype.size() != 3 || (dtype[0] != '<' && dtype[0] != '>' && dtype[0] != '|')) {
+    unsupported(where, "the dtype '" + dtype + "'");
+  }
+  const std::string kind = dtype.substr(1);
+  if (kind == "u1") array->type = PixelType::kUint8;
+  else if (kind == "u2") array->type = PixelType::kUint16;
+  else if (kind == "f4") array->type = PixelType::kFloat32;
+  else unsupported(where, "the dtype '" + dtype + "'");
+  array->big_endian = dtype[0] == '>';
+  array->shape = meta.at("shape").get<std::vector<int64_t>>();
+  array->chunks = meta.at("chunks").get<std::vector<int64_t>>();
+  const json filters = meta.value("filters", json());
+  if (!filters.is_null() && !filters.empty()) unsupported(where, "filters");
+  const json compressor = meta.value("compressor", json());
+  if (!compressor.is_null()) array->codec = bytes_codec(compressor.at("id").get<std::string>(), where);
+  array->separator = meta.value("dimension_separator", std::string(".")).at(0);
+}
+
+/// Finds level 0 of the image group at `item` and parses its array metadata.
+ZarrArray open_level0(const std::string& item, int64_t max_chunk_bytes) {
+  ZarrArray array;
+  try {
+    json group, attrs;
+    bool v3 = read_json(item + "/zarr.json", &group);
+    if (v3) {
+      if (group.value("node_type", "") != "group") throw FileImageError(item + ": not a Zarr group");
+      attrs = group.value("attributes", json::object());
+    } else if (!read_json(item + "/.zattrs", &attrs)) {
+      throw FileImageError(item + ": not a Zarr group (no zarr.json or .zattrs)");
+    }
+    const json* scales = nullptr;
+    if (attrs.contains("ome") && attrs["ome"].contains("multiscales")) scales = &attrs["ome"]["multiscales"];
+    else if (attrs.contains("multiscales")) scales = &attrs["multiscales"];
+    if (scales == nullptr || !scales->is_array() || scales->empty() || !(*scales)[0].contains("datasets") ||
+        (*scales)[0]["datasets"].empty()) {
+      throw FileImageError(item + ": not an OME-Zarr image (no multiscales datasets in its attributes)");
+    }
+    const json& scale = (*scales)[0];
+    array.array_path = scale["datasets"][0].at("path").get<std::string>();
+    array.dir = item + "/" + array.array_path;
+    json meta;
+    if (read_json(array.dir + "/zarr.json", &meta)) {
+      parse_v3_array(meta, array.dir, &array);
+    } else if (read_json(array.dir + "/.zarray", &meta)) {
+      parse_v2_array(meta, array.dir, &array);
+    } else {
+      throw FileImageError(item + ": level 0 array '" + array.array_path + "' is missing (no zarr.json or .zarray)");
+    }
+    std::vector<std::string> axes;
+    if (scale.contains("axes")) {
+      for (const json& axis : scale["axes"]) {
+        std::string name = axis.is_object() ? axis.at("name").get<std::string>() : axis.get<std::string>();
+        std::transform(name.begin(), name.end(), name.begin(), [](unsigned char ch) { return std::tolower(ch); });
+        axes.push_back(name);
+      }
+    } else {
+      axes = {"c", "y", "x"};
+    }
+    const size_t ndim = array.shape.size();
+    if (axes.size() != ndim || array.chunks.size() != ndim) {
+      throw FileImageError(item + ": " + std::to_string(axes.size()) + " axes in metadata but the array has " +
+                           std::to_string(ndim) + " dimensions (and " + std::to_string(array.chunks.size()) +
+                           " chunk dimensions)");
+    }
+    int64_t chunk_elems = 1;
+    for (size_t d = 0; d < ndim; ++d) {
+      if (array.shape[d] <= 0 || array.chunks[d] <= 0 || array.shape[d] > INT32_MAX) {
+        throw FileImageError(item + ": invalid array or chunk shape");
+      }
+      chunk_elems *= array.chunks[d];
+      if (chunk_elems * pixel_size(array.type) > max_chunk_bytes) {
+        throw FileImageError(item + ": one chunk would be larger than max_sample_bytes (" +
+                             std::to_string(max_chunk_bytes) + ")");
+      }
+    }
+    // Singleton t/z axes are dropped, a missing c axis means one channel; what remains must be (c,) y, x.
+    std::vector<std::string> kept;
+    std::vector<int64_t> kept_shape;
+    for (size_t d = 0; d < ndim; ++d) {
+      if (axes[d] == "t" || axes[d] == "z") {
+        if (array.shape[d] != 1) {
+          throw FileImageError(item + ": axis '" + axes[d] + "' has size " + std::to_string(array.shape[d]) +
+                               "; only 2-D images are supported");
+        }
+        continue;
+      }
+      kept.push_back(axes[d]);
+      kept_shape.push_back(array.shape[d]);
+    }
+    if (kept.size() == 2) {
+      kept.insert(kept.begin(), "c");
+      kept_shape.insert(kept_shape.begin(), 1);
+    }
+    if (kept != std::vector<std::string>{"c", "y", "x"}) {
+      std::string names;
+      for (const std::string& a : axes) names += (names.empty() ? "" : ", ") + a;
+      throw FileImageError(item + ": unsupported axes [" + names + "] (expected c, y, x)");
+    }
+    array.image = {array.type, static_cast<int32_t>(kept_shape[0]), static_cast<int32_t>(kept_shape[1]),
+                   static_cast<int32_t>(kept_shape[2])};
+  } catch (const json::exception& error) {
+    throw FileImageError(item + ": invalid Zarr metadata (" + error.what() + ")");
+  }
+  return array;
+}
+
+std::string chunk_key(const ZarrArray& array, const std::vector<int64_t>& index) {
+  std::string key = array.key_prefix;
+  for (size_t d = 0; d < index.size(); ++d) {
+    if (d > 0) key += array.separator;
+    key += std::to_string(index[d]);
+  }
+  if (index.empty()) key += "0";
+  return key;
+}
+
+/// Decodes one chunk file into `dst` (exactly `bytes` bytes).
+void decode_chunk(const ZarrArray& array, const std::string& key, std::vector<uint8_t>& file, uint8_t* dst,
+                  int64_t bytes) {
+  const std::string path = array.dir + "/" + key;
+  if (read_file(path, file, std::max<int64_t>(bytes * 2 + 4096, 1 << 20)) == ReadResult::kMissing) {
+    throw FileImageError(path + ": chunk file " + array.array_path + "/" + key +
+                         " is missing: the image's pixels are lost");
+  }
+  if (array.codec == Codec::kNone) {
+    if (static_cast<int64_t>(file.size()) != bytes) {
+      throw FileImageError(path + ": uncompressed chunk of " + std::to_string(file.size()) + " bytes, expected " +
+                           std::to_string(bytes) + " (truncated?)");
+    }
+    std::memcpy(dst, file.data(), static_cast<size_t>(bytes));
+    return;
+  }
+  if (!codec_available(array.codec)) unsupported(path, "this chunk codec (not in this build)");
+  try {
+    decompress(array.codec, file.data(), static_cast<int64_t>(file.size()), dst, bytes);
+  } catch (const ImportError& error) {
+    throw FileImageError(path + ": " + error.what());
+  }
+}
+
+void swap_bytes(uint8_t* data, int64_t bytes, int elem) {
+  for (int64_t i = 0; i + elem <= bytes; i += elem) std::reverse(data + i, data + i + elem);
+}
+
+}  // namespace
+
+ImageFileShape probe_ome_zarr(const std::string& path, int64_t max_chunk_bytes) {
+  return open_level0(path, max_chunk_bytes).image;
+}
+
+void read_ome_zarr(const std::string& path, const ImageFileShape& expected, std::vector<uint8_t>& pixels,
+                   int64_t max_chunk_bytes) {
+  const ZarrArray array = open_level0(path, max_chunk_bytes);
+  if (!(array.image == expected)) {
+    throw FileImageError(path + ": the image is " + describe(array.image) + " (CxHxW), but the dataset's images are " +
+                         describe(expected));
+  }
+  pixels.resize(static_cast<size_t>(expected.bytes()));
+  const int elem = pixel_size(array.type);
+  const size_t ndim = array.shape.size();
+  thread_local std::vector<uint8_t> file;
+  if (array.chunks == array.shape) {  // one chunk per image (what our writer stores): decoded in place
+    decode_chunk(array, chunk_key(array, std::vector<int64_t>(ndim, 0)), file, pixels.data(), expected.bytes());
+  } else {
+    thread_local std::vector<uint8_t> chunk;
+    int64_t chunk_elems = 1;
+    std::vector<int64_t> grid(ndim), array_stride(ndim, 1), chunk_stride(ndim, 1);
+    for (size_t d = 0; d < ndim; ++d) {
+      chunk_elems *= array.chunks[d];
+      grid[d] = (array.shape[d] + array.chunks[d] - 1) / array.chunks[d];
+    }
+    for (size_t d = ndim; d-- > 1;) {
+      array_stride[d - 1] = array_stride[d] * array.shape[d];
+      chunk_stride[d - 1] = chunk_stride[d] * array.chunks[d];
+    }
+    chunk.resize(static_cast<size_t>(chunk_elems * elem));
+    std::vector<int64_t> index(ndim, 0);
+    for (bool more = true; more;) {
+      decode_chunk(array, chunk_key(array, index), file, chunk.data(), chunk_elems * elem);
+      // Copy the part of the chunk inside the array, one run along the last axis at a time.
+      std::vector<int64_t> extent(ndim), at(ndim, 0);
+      for (size_t d = 0; d < ndim; ++d) {
+        extent[d] = std::min(array.chunks[d], array.shape[d] - index[d] * array.chunks[d]);
+      }
+      const size_t last = ndim - 1;
+      for (bool rows = true; rows;) {
+        int64_t src = 0, dst = 0;
+        for (size_t d = 0; d < ndim; ++d) {
+          src += at[d] * chunk_stride[d];
+          dst += (index[d] * array.chunks[d] + at[d]) * array_stride[d];
+        }
+        std::memcpy(pixels.data() + dst * elem, chunk.data() + src * elem, static_cast<size_t>(extent[last] * elem));
+        rows = false;
+        for (size_t d = last; d-- > 0;) {
+          if (++at[d] < extent[d]) {
+            rows = true;
+            break;
+          }
+          at[d] = 0;
+        }
+      }
+      more = false;
+      for (size_t d = ndim; d-- > 0;) {
+        if (++index[d] < grid[d]) {
+          more = true;
+          break;
+        }
+        index[d] = 0;
+      }
+    }
+  }
+  if (array.big_endian && elem > 1) swap_bytes(pixels.data(), expected.bytes(), elem);
+}
+
+#else
+
+ImageFileShape probe_ome_zarr(const std::string& path, int64_t) {
+  throw FileImageError(path + ": OME-Zarr is not supported by this build of the core (LOADERBENCH_WITH_ZARR=OFF)");
+}
+void read_ome_zarr(const std::string& path, const ImageFileShape&, std::vector<uint8_t>&, int64_t max_chunk_bytes) {
+  probe_ome_zarr(path, max_chunk_bytes);
+}
+
+#endif
+
+}  // namespace loaderbench

@@ -1,0 +1,203 @@
+"""The native loader over TIFF and OME-Zarr directories: the C++ core's own readers, pixel-exact against tifffile and
+zarr, with the loader's sampling guarantees and clear errors for damaged or unsupported files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+_core = pytest.importorskip("loaderbench._core")
+tifffile = pytest.importorskip("tifffile")
+zarr = pytest.importorskip("zarr")
+
+from loaderbench.loaders.native import NativeImageLoader  # noqa: E402
+
+if not (_core.file_format_available("tiff") and _core.file_format_available("ome_zarr")):
+    pytest.skip("core built without TIFF/Zarr readers", allow_module_level=True)
+
+SHAPES = [(1, 12, 10), (3, 9, 14)]
+DTYPES = [np.uint8, np.uint16, np.float32]
+
+
+def _images(n: int, shape: tuple[int, ...], dtype: type, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if np.dtype(dtype).kind == "f":
+        return rng.standard_normal((n, *shape)).astype(dtype)
+    return rng.integers(0, np.iinfo(dtype).max, (n, *shape), dtype=dtype, endpoint=True)
+
+
+def _write_tiffs(path: Path, images: np.ndarray, **kwargs: object) -> Path:
+    path.mkdir()
+    for i, image in enumerate(images):
+        tifffile.imwrite(path / f"img_{i:06d}.tiff", image, photometric="minisblack", **kwargs)
+    return path
+
+
+def _write_zarrs(path: Path, images: np.ndarray, codec: object | None, chunks: tuple[int, ...] | None = None,
+                 zarr_format: int = 3) -> Path:
+    """OME-Zarr image groups as ome_zarr.py lays them out (level 0 named ``s0``), with a chosen codec."""
+    path.mkdir()
+    for i, image in enumerate(images):
+        group = zarr.open_group(str(path / f"img_{i:06d}.zarr"), mode="w", zarr_format=zarr_format)
+        kwargs: dict[str, object] = {"chunks": chunks or image.shape}
+        if zarr_format == 3:
+            kwargs["compressors"] = [] if codec is None else [codec]
+        else:
+            kwargs["compressors"] = None if codec is None else codec
+        with zarr.config.set({"array.write_empty_chunks": True}):
+            array = group.create_array("s0", shape=image.shape, dtype=image.dtype, **kwargs)
+            array[...] = image
+        multiscales = [{"axes": [{"name": "c", "type": "channel"}, {"name": "y", "type": "space"},
+                                 {"name": "x", "type": "space"}], "datasets": [{"path": "s0"}]}]
+        if zarr_format == 3:
+            group.attrs["ome"] = {"version": "0.5", "multiscales": multiscales}
+        else:
+            group.attrs["multiscales"] = multiscales
+    return path
+
+
+def _native_stored(path: Path, fmt: str) -> np.ndarray:
+    """Every image through the native loader, unscaled float32 (exact for uint8/uint16/float32 values)."""
+    loader = NativeImageLoader(path, format=fmt, batch_size=4, scale=False, num_threads=2, rank=0, world_size=1)
+    return torch.cat(list(loader)).numpy()
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_tiff_pixel_exact(tmp_path: Path, shape: tuple[int, ...], dtype: type) -> None:
+    images = _images(5, shape, dtype)
+    path = _write_tiffs(tmp_path / "tiff", images)
+    expected = np.stack([tifffile.imread(p) for p in sorted(path.iterdir())]).reshape(images.shape)
+    np.testing.assert_array_equal(_native_stored(path, "tiff"), expected.astype(np.float32))
+
+
+@pytest.mark.parametrize("compression", ["deflate", "lzw", "zstd"])
+@pytest.mark.parametrize("tile", [None, (16, 16)])
+def test_tiff_compressed_and_tiled(tmp_path: Path, compression: str, tile: tuple[int, int] | None) -> None:
+    images = _images(3, (3, 20, 35), np.uint16, seed=1)
+    kwargs: dict[str, object] = {"compression": compression, "predictor": compression != "zstd"}
+    if tile:
+        kwargs["tile"] = tile
+    path = _write_tiffs(tmp_path / "tiff", images, **kwargs)
+    expected = np.stack([tifffile.imread(p) for p in sorted(path.iterdir())])
+    np.testing.assert_array_equal(_native_stored(path, "tiff"), expected.astype(np.float32))
+
+
+def test_tiff_transform_matches_arrow_path(tmp_path: Path) -> None:
+    """The same conversion code as Arrow images: uint8 output, mean/std, crop and flips agree with numpy/torch."""
+    images = _images(4, (3, 16, 16), np.uint8, seed=2)
+    path = _write_tiffs(tmp_path / "tiff", images)
+    loader = NativeImageLoader(path, batch_size=4, mean=[0.5, 0.4, 0.3], std=[0.2, 0.3, 0.4], rank=0, world_size=1)
+    batch = next(iter(loader))
+    mean = torch.tensor([0.5, 0.4, 0.3]).view(1, 3, 1, 1)
+    std = torch.tensor([0.2, 0.3, 0.4]).view(1, 3, 1, 1)
+    torch.testing.assert_close(batch, (torch.from_numpy(images).float() / 255 - mean) / std, rtol=0, atol=1e-6)
+    crop = NativeImageLoader(path, crop_size=8, random_crop=False, dtype=torch.uint8, rank=0, world_size=1)
+    np.testing.assert_array_equal(crop[1].numpy(), images[1][:, 4:12, 4:12])
+
+
+@pytest.mark.parametrize("codec", ["none", "blosc", "zstd", "gzip"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_ome_zarr_pixel_exact(tmp_path: Path, codec: str, dtype: type) -> None:
+    from zarr.codecs import BloscCodec, GzipCodec, ZstdCodec
+
+    codecs = {"none": None, "blosc": BloscCodec(cname="zstd", shuffle="shuffle"), "zstd": ZstdCodec(),
+              "gzip": GzipCodec()}
+    images = _images(4, (3, 9, 14), dtype, seed=3)
+    path = _write_zarrs(tmp_path / "oz", images, codecs[codec])
+    expected = np.stack([zarr.open_group(str(p), mode="r")["s0"][...] for p in sorted(path.iterdir())])
+    np.testing.assert_array_equal(_native_stored(path, "ome_zarr"), expected.astype(np.float32))
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_ome_zarr_edge_chunks_and_v2(tmp_path: Path, zarr_format: int) -> None:
+    import numcodecs
+
+    codec = numcodecs.Blosc(cname="lz4") if zarr_format == 2 else None
+    images = _images(3, (1, 13, 11), np.uint16, seed=4)
+    path = _write_zarrs(tmp_path / "oz", images, codec, chunks=(1, 5, 4), zarr_format=zarr_format)
+    expected = np.stack([zarr.open_group(str(p), mode="r")["s0"][...] for p in sorted(path.iterdir())])
+    np.testing.assert_array_equal(_native_stored(path, "ome_zarr"), expected.astype(np.float32))
+
+
+def test_written_by_the_formats_module(tmp_path: Path) -> None:
+    """What loaderbench's own writers produce (tifffile, ome-zarr) reads back exactly."""
+    from loaderbench.formats import ome_zarr, tiff
+
+    images = _images(3, (2, 8, 8), np.uint16, seed=5)
+    tiff.write(None, images, tmp_path / "tiff")
+    ome_zarr.write(None, images, tmp_path / "oz")
+    np.testing.assert_array_equal(_native_stored(tmp_path / "tiff", "tiff"), images.astype(np.float32))
+    np.testing.assert_array_equal(_native_stored(tmp_path / "oz", "ome_zarr"), images.astype(np.float32))
+
+
+@pytest.mark.parametrize("fmt", ["tiff", "ome_zarr"])
+def test_shuffled_epoch_exactly_once(tmp_path: Path, fmt: str) -> None:
+    images = _images(23, (1, 6, 6), np.uint8, seed=6)
+    path = (_write_tiffs(tmp_path / "d", images) if fmt == "tiff"
+            else _write_zarrs(tmp_path / "d", images, None))
+    loader = NativeImageLoader(path, batch_size=5, shuffle=True, num_threads=2, seed=7, dtype=torch.uint8,
+                               rank=0, world_size=1)
+    assert len(loader) == 5
+    seen: list[int] = []
+    for batch, indices in loader.iter_with_indices():
+        seen += indices
+        np.testing.assert_array_equal(batch.numpy(), images[indices])
+    assert sorted(seen) == list(range(23))
+    assert seen != list(range(23))
+
+
+def test_dtype_none_is_refused(tmp_path: Path) -> None:
+    path = _write_tiffs(tmp_path / "tiff", _images(2, (1, 4, 4), np.uint8))
+    loader = NativeImageLoader(path, dtype=None, rank=0, world_size=1)
+    with pytest.raises(ValueError, match="not supported for directory formats"):
+        loader[0]
+
+
+def _first_error(path: Path, fmt: str) -> str:
+    loader = NativeImageLoader(path, format=fmt, batch_size=2, rank=0, world_size=1)
+    with pytest.raises(ValueError) as info:
+        list(loader)
+    return str(info.value)
+
+
+def test_truncated_tiff(tmp_path: Path) -> None:
+    path = _write_tiffs(tmp_path / "tiff", _images(3, (1, 64, 64), np.uint16), compression="deflate")
+    victim = path / "img_000001.tiff"
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+    assert "img_000001.tiff" in _first_error(path, "tiff")
+
+
+def test_tiff_of_another_shape(tmp_path: Path) -> None:
+    path = _write_tiffs(tmp_path / "tiff", _images(3, (1, 8, 8), np.uint8))
+    tifffile.imwrite(path / "img_000002.tiff", np.zeros((1, 8, 9), np.uint8), photometric="minisblack")
+    message = _first_error(path, "tiff")
+    assert "img_000002.tiff" in message and "1x8x9 uint8" in message
+
+
+def test_missing_zarr_chunk(tmp_path: Path) -> None:
+    path = _write_zarrs(tmp_path / "oz", _images(3, (1, 8, 8), np.uint8), None)
+    (path / "img_000001.zarr" / "s0" / "c" / "0" / "0" / "0").unlink()
+    message = _first_error(path, "ome_zarr")
+    assert "img_000001.zarr" in message and "s0/c/0/0/0 is missing" in message
+
+
+def test_unsupported_zarr_codec(tmp_path: Path) -> None:
+    path = _write_zarrs(tmp_path / "oz", _images(2, (1, 8, 8), np.uint8), None)
+    meta = path / "img_000000.zarr" / "s0" / "zarr.json"
+    doc = json.loads(meta.read_text())
+    doc["codecs"].append({"name": "crc32c"})
+    meta.write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match="'crc32c' is not supported"):
+        NativeImageLoader(path, format="ome_zarr", rank=0, world_size=1)
+    sharded = _write_zarrs(tmp_path / "oz2", _images(2, (1, 8, 8), np.uint8), None)
+    meta = sharded / "img_000000.zarr" / "s0" / "zarr.json"
+    doc = json.loads(meta.read_text())
+    doc["codecs"] = [{"name": "sharding_indexed", "configuration": {}}]
+    meta.write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match="sharding"):
+        NativeImageLoader(sharded, format="ome_zarr", rank=0, world_size=1)

@@ -204,7 +204,7 @@ def test_open_input_errors_are_one_line_naming_the_path(tiny_dataset: DatasetFil
         row["pixels_meta"]["type"] = "complex64"
     broken = pa.table({"row_id": [0, 1], OME_COLUMN: pa.array(rows, type=table.schema.field(OME_COLUMN).type)})
     pq.write_table(broken, tmp_path / "broken.parquet")
-    fails(str(tmp_path / "broken.parquet"), "first image cannot be decoded")
+    fails(str(tmp_path / "broken.parquet"), r"rows 0, 1: pixel type 'complex64' is not supported")
 
     # images of different sizes cannot be batched
     mixed = pa.concat_tables(
@@ -215,7 +215,7 @@ def test_open_input_errors_are_one_line_naming_the_path(tiny_dataset: DatasetFil
     )
     mixed = mixed.set_column(0, "row_id", pa.array([0, 1], pa.int64()))
     pq.write_table(mixed, tmp_path / "mixed.parquet")
-    fails(str(tmp_path / "mixed.parquet"), "differ in pixels_meta.size_x")
+    fails(str(tmp_path / "mixed.parquet"), r"images differ in size: row 0 is 1x4x4 \(CxHxW\), row 1 is 1x4x6")
 
 
 def test_open_input_on_a_copied_directory_dataset(tiny_dataset: DatasetFiles, tmp_path: Path) -> None:
@@ -225,3 +225,54 @@ def test_open_input_on_a_copied_directory_dataset(tiny_dataset: DatasetFiles, tm
     assert ds.paths == {"tiff": copy}
     assert ds.n_images == 12
     assert ds.root == tmp_path
+
+
+def test_open_input_names_the_null_rows(tmp_path: Path) -> None:
+    table = build_ome_table(generate_images(6, 4, 4, "uint8", 1))
+    images = table.column(OME_COLUMN).combine_chunks()
+    mask = pa.array([False, False, True, False, True, False])
+    nulled = pa.StructArray.from_arrays(images.flatten(), fields=list(images.type), mask=mask)
+    pq.write_table(table.set_column(1, OME_COLUMN, nulled), tmp_path / "nulls.parquet")
+    with pytest.raises(FormatError, match=r"nulls\.parquet: 2 of 6 rows have a null ome_image \(rows 2, 4\)"):
+        open_input(str(tmp_path / "nulls.parquet"))
+
+
+def test_open_input_takes_mixed_pixel_types(tmp_path: Path) -> None:
+    small = build_ome_table(generate_images(2, 4, 4, "uint8", 1))
+    wide = build_ome_table(generate_images(2, 4, 4, "uint16", 1))
+    mixed = pa.concat_tables([small, wide]).set_column(0, "row_id", pa.array(np.arange(4)))
+    pq.write_table(mixed, tmp_path / "mixed.parquet")
+    ds = open_input(str(tmp_path / "mixed.parquet"))
+    assert (ds.dtype, ds.n_images, ds.column) == ("uint8+uint16", 4, OME_COLUMN)
+
+
+def test_open_input_reads_any_image_column(tmp_path: Path) -> None:
+    table = build_ome_table(generate_images(3, 4, 4, "uint8", 1)).drop_columns(["row_id"])
+    pq.write_table(table.rename_columns(["image"]), tmp_path / "image.parquet")
+    assert open_input(str(tmp_path / "image.parquet")).column == "image"
+    pq.write_table(pa.table({"a": table.column(0), "b": table.column(0)}), tmp_path / "two.parquet")
+    with pytest.raises(FormatError, match=r"2 OME-Arrow image columns \(a, b\)"):
+        open_input(str(tmp_path / "two.parquet"))
+    assert open_input(str(tmp_path / "two.parquet"), column="b").column == "b"
+
+
+@pytest.mark.parametrize("name", ["tiff", "ome_zarr"])
+def test_open_input_checks_every_item_has_one_size(name: str, tmp_path: Path) -> None:
+    module = FORMATS[name]
+    images = generate_images(4, 8, 8, "uint8", 1)
+    module.write(None, images, tmp_path / "a")
+    module.write(None, generate_images(1, 6, 8, "uint8", 1), tmp_path / "b")
+    items = module.item_paths(tmp_path / "a")
+    for item in items:  # the metadata says what a decode gives
+        assert module.item_shape(item) == ((1, 8, 8), "uint8") == (module.read_item(item).shape, "uint8")
+    odd = module.item_paths(tmp_path / "b")[0]
+    remove = shutil.rmtree if items[-1].is_dir() else Path.unlink
+    remove(items[-1])
+    (shutil.copytree if odd.is_dir() else shutil.copy)(odd, items[-1])
+    with pytest.raises(FormatError, match=rf"{items[-1].name}: image is 1x6x8 \(CxHxW\) but {items[0].name} is 1x8x8"):
+        open_input(str(tmp_path / "a"))
+
+
+def test_column_is_for_table_inputs(tiny_dataset: DatasetFiles) -> None:
+    with pytest.raises(FormatError, match="--column applies to table formats"):
+        open_input(str(tiny_dataset.paths["tiff"]), column="image")

@@ -12,7 +12,7 @@ import pytest
 
 from loaderbench.config import ALL_FORMATS
 from loaderbench.datagen import DatasetFiles, build_ome_table, generate_images
-from loaderbench.formats import FORMATS, FormatError, detect_format, get_format
+from loaderbench.formats import FORMATS, FormatError, check_table, detect_format, get_format, source_column
 from loaderbench.ome_image import OME_COLUMN, decode_struct, to_chw
 
 TABLE_FORMATS = [n for n in ALL_FORMATS if FORMATS[n].INFO.kind == "table"]
@@ -193,13 +193,47 @@ def test_empty_table_is_a_format_error(name: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", TABLE_FORMATS)
-def test_table_without_row_id_is_a_format_error(name: str, tmp_path: Path) -> None:
+def test_table_without_row_id_is_read_in_file_order(name: str, tmp_path: Path) -> None:
     module = require(name)
-    table = build_ome_table(generate_images(2, 4, 4, "uint8", 1)).drop_columns(["row_id"])
+    images = generate_images(5, 4, 4, "uint8", 1, seed=7)
+    table = build_ome_table(images).drop_columns(["row_id"])
     path = tmp_path / module.INFO.filename
-    module.write(table, np.zeros((2, 1, 4, 4), np.uint8), path)
-    with pytest.raises(FormatError, match="row_id"):
-        module.read_table(path)
+    module.write(table, images, path)
+    got = module.read_table(path)
+    assert got.column_names == [OME_COLUMN]
+    decoded = np.stack([to_chw(decode_struct(v)) for v in got.column(OME_COLUMN).to_pylist()])
+    np.testing.assert_array_equal(decoded, images)
+
+
+def _ome_only(n: int = 3) -> tuple[pa.Table, np.ndarray]:
+    images = generate_images(n, 4, 4, "uint8", 1, seed=5)
+    return build_ome_table(images).drop_columns(["row_id"]), images
+
+
+def test_image_column_is_found_whatever_its_name() -> None:
+    table, _ = _ome_only()
+    image = table.rename_columns(["image"]).append_column("label", pa.array(["a", "b", "c"]))
+    got = check_table(image, Path("x.parquet"))
+    assert got.column_names == [OME_COLUMN] and source_column(got) == "image"
+    assert got.column(OME_COLUMN).equals(table.column(OME_COLUMN))
+    assert source_column(check_table(table, Path("x.parquet"))) == OME_COLUMN
+    named = check_table(image, Path("x.parquet"), column="image")
+    assert source_column(named) == "image"
+
+
+def test_image_column_errors_list_the_candidates() -> None:
+    table, _ = _ome_only()
+    two = pa.table({"raw": table.column(OME_COLUMN), "mask": table.column(OME_COLUMN)})
+    with pytest.raises(FormatError, match=r"x\.parquet: 2 OME-Arrow image columns \(raw, mask\).*--column"):
+        check_table(two, Path("x.parquet"))
+    assert source_column(check_table(two, Path("x.parquet"), column="mask")) == "mask"
+    with pytest.raises(FormatError, match=r"no column 'nope' \(columns: raw, mask; OME-Arrow image columns: raw, mask"):
+        check_table(two, Path("x.parquet"), column="nope")
+    labels = two.append_column("label", pa.array([1, 2, 3]))
+    with pytest.raises(FormatError, match=r"column 'label' is int64, not an OME-Arrow struct; OME-Arrow image"):
+        check_table(labels, Path("x.parquet"), column="label")
+    with pytest.raises(FormatError, match=r"row_id' is string, not an integer \(row_id is optional"):
+        check_table(table.append_column("row_id", pa.array(["a", "b", "c"])), Path("x.parquet"))
 
 
 @pytest.mark.parametrize("name", DIRECTORY_FORMATS)
@@ -238,6 +272,104 @@ def test_ome_zarr_item_without_multiscales_or_pixels_is_a_format_error(
     with pytest.raises(FormatError) as exc:
         module.read_item(item)
     assert_one_line_naming(exc, item)
+
+
+def _chunk_files(item: Path) -> list[Path]:
+    return [p for p in item.rglob("*") if p.is_file() and p.name not in ("zarr.json", ".zarray", ".zgroup", ".zattrs")]
+
+
+def test_ome_zarr_item_with_deleted_chunk_files_is_a_format_error(tiny_dataset: DatasetFiles, tmp_path: Path) -> None:
+    # The Zarr spec reads a missing chunk as the fill value (zeros); in our one-chunk-per-image layout it is data loss.
+    module = require("ome_zarr")
+    folder = _copy(dataset_path(tiny_dataset, "ome_zarr"), tmp_path / "ome_zarr")
+    item = module.item_paths(folder)[3]
+    chunks = _chunk_files(item)
+    assert chunks
+    for chunk in chunks:
+        chunk.unlink()
+    with pytest.raises(FormatError, match=r"chunk file s0/c/0/0/0 missing \(0 of 1 stored\)") as exc:
+        module.read_item(item)
+    assert_one_line_naming(exc, item)
+    ds = tiny_dataset
+    assert module.read_item(module.item_paths(folder)[2]).shape == (ds.channels, ds.height, ds.width)  # others read
+
+
+def test_ome_zarr_image_of_fill_values_keeps_its_chunk(tmp_path: Path) -> None:
+    # zarr skips all-fill-value chunks by default; the writer stores them, so a missing chunk always means loss.
+    module = require("ome_zarr")
+    images = generate_images(2, 8, 8, "uint8", 1)
+    images[1] = 0
+    path = tmp_path / "ome_zarr"
+    module.write(build_ome_table(images), images, path)
+    items = module.item_paths(path)
+    assert all(_chunk_files(item) for item in items)
+    np.testing.assert_array_equal(np.stack([module.read_item(item) for item in items]), images)
+
+
+@pytest.mark.parametrize("keep", [0, 4, 8, 100, 0.5, -1])
+def test_truncated_tiff_item_is_a_format_error(keep: float, tmp_path: Path) -> None:
+    module = require("tiff")
+    images = generate_images(1, 16, 20, "uint8", 2)
+    module.write(build_ome_table(images), images, tmp_path / "tiff")
+    item = module.item_paths(tmp_path / "tiff")[0]
+    data = item.read_bytes()
+    cut = int(len(data) * keep) if isinstance(keep, float) else keep
+    item.write_bytes(data[: cut if keep != -1 else len(data) - 120])  # -1: the end of the directory cut off
+    with pytest.raises(FormatError, match="TIFF") as exc:
+        module.read_item(item)
+    assert_one_line_naming(exc, item)
+    assert "truncated or corrupt" in str(exc.value)
+
+
+def test_missing_tiff_item_is_a_format_error(tmp_path: Path) -> None:
+    with pytest.raises(FormatError, match="No such file") as exc:
+        require("tiff").read_item(tmp_path / "img_000000.tiff")
+    assert_one_line_naming(exc, tmp_path / "img_000000.tiff")
+
+
+def _broken_directory_copy(ds: DatasetFiles, name: str, tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of the tiny dataset's ``name`` directory with item 5 broken: its chunk files deleted (OME-Zarr) or the
+    file cut in half (TIFF). Returns the copy and the broken item."""
+    module = require(name)
+    folder = _copy(dataset_path(ds, name), tmp_path / name)
+    item = module.item_paths(folder)[5]
+    if name == "ome_zarr":
+        for chunk in _chunk_files(item):
+            chunk.unlink()
+    else:
+        os.truncate(item, item.stat().st_size // 2)
+    return folder, item
+
+
+RUN_WITH_WORKERS = """
+[dataloader]
+repeats = 1
+batch_sizes = [4]
+num_workers = [2]
+batches = 3
+warmup_batches = 0
+native_threads = []
+"""
+
+
+@pytest.mark.parametrize("name", DIRECTORY_FORMATS)
+@pytest.mark.parametrize("track", ["getitem", "dataloader"])
+def test_run_on_a_damaged_directory_fails_with_one_line(
+    name: str, track: str, tiny_dataset: DatasetFiles, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from loaderbench.cli import main
+
+    folder, item = _broken_directory_copy(tiny_dataset, name, tmp_path)
+    config = tmp_path / "workers.toml"
+    config.write_text(RUN_WITH_WORKERS)  # dataloader: the item is read in a worker process
+    argv = ["run", "--input", f"{name}:{folder}", "--tracks", track, "--repeats", "1", "--config", str(config),
+            "--out", str(tmp_path / "out"), "--quiet"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("loaderbench: error: ") and str(item) in lines[0], err
+    assert "Traceback" not in err
 
 
 def test_directory_items_are_in_natural_order(tmp_path: Path) -> None:

@@ -66,7 +66,7 @@ NPY_FORMAT = SimpleNamespace(
 def _fake_table_format(table):
     return SimpleNamespace(
         INFO=FormatInfo(name="mem", label="Memory (test)", kind="table", filename="x", requires=()),
-        read_table=lambda path: table,
+        read_table=lambda path, column=None: table,
     )
 
 

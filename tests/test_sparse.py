@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from loaderbench.sparse.blocks import BlockSpec, BlockSpecError, block_groups, parse_block_spec, parse_block_specs
 from loaderbench.sparse.datagen import SparseDataConfig, ensure_sparse_dataset, open_sparse_input
@@ -368,3 +370,148 @@ def test_run_tracks_sparse_writes_its_results_and_report_sections(tiny, tmp_path
     html = (out / "report.html").read_text()
     assert "Sparse cell x gene loading" in html and "Sparse: reading chunks" in html
     assert "Sparse data loader [sparse]" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------ files as users bring them
+
+
+def _soma_export(path: Path, csr, statistics: bool = True) -> Path:
+    """COO Parquet as a TileDB-SOMA export writes it: the three columns, no shape metadata."""
+    coo = csr.tocoo()
+    table = pa.table({"soma_dim_0": pa.array(coo.row.astype(np.int64)),
+                      "soma_dim_1": pa.array(coo.col.astype(np.int64)),
+                      "soma_data": pa.array(coo.data.astype(np.float32))})
+    pq.write_table(table, path, row_group_size=500, write_statistics=statistics)
+    return path
+
+
+@pytest.mark.parametrize("statistics", [True, False])
+def test_coo_without_shape_metadata_gets_its_shape_inferred(csr, tmp_path, statistics: bool) -> None:
+    path = _soma_export(tmp_path / "export.parquet", csr[:, :150], statistics)
+    coo = CooParquet(path, check_genes=False)
+    highest = int(csr[:, :150].tocoo().col.max())
+    assert coo.shape == (int(csr[:, :150].tocoo().row.max()) + 1, highest + 1)
+    how = "the footer statistics" if statistics else "a pass over soma_dim_1 (the footer has no statistics)"
+    assert coo.shape_from == {"n_obs": "max soma_dim_0 + 1", "n_vars": f"max soma_dim_1 + 1, from {how}"}
+    dataset = open_sparse_input(path, tmp_path / "data", formats=["parquet"])
+    assert dataset.notes == [f"no shape metadata: 300 cells (max soma_dim_0 + 1), {highest + 1} genes (max soma_dim_1 "
+                             "+ 1, from a pass over soma_dim_1); pass --n-cells/--n-genes if the matrix is larger "
+                             "(empty trailing cells or unused last genes)"]  # the input check reads every gene
+    assert "160 genes (from --n-genes)" in open_sparse_input(path, tmp_path / "data", n_genes=160).notes[0]
+    given = open_sparse_input(path, tmp_path / "data", formats=["parquet"], n_genes=160, n_cells=300)
+    assert (given.n_obs, given.n_vars, given.notes) == (300, 160, [])
+    for method in ("np.array", "scipy.csr", "native"):
+        settings = LoaderSettings(method=method, chunk_size=10, chunks_per_block=2, batch_size=50, shuffle="none")
+        loader = build_loader(given.paths, settings, (given.n_obs, given.n_vars))
+        batches = [batch for batch, _ in loader.epoch(0)]
+        dense = torch.cat(batches).numpy()
+        assert dense.shape == (300, 160), method
+        np.testing.assert_array_equal(dense[:, :150], csr[:, :150].toarray())
+
+
+def test_commands_run_on_a_coo_export_without_shape(csr, tmp_path, capsys) -> None:
+    path = _soma_export(tmp_path / "export.parquet", csr)
+    common = ["--input", str(path), "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "out"), "--quiet"]
+    assert _cli(["sparse", "data-loader", *common, "-b", "2x25", "-B", "32", "-E", "1", "--threads", "1",
+                 "--workers", "0", "-m", "np.array,scipy.csr,native,torch"]) == 0  # in fresh processes
+    epochs = pd.read_parquet(tmp_path / "out" / "sparse_epochs.parquet")
+    assert list(epochs["status"]) == ["ok"] * 4 and set(epochs["n_vars"]) == {csr.tocoo().col.max() + 1}
+    assert _cli(["sparse", "read-chunks", *common, "-c", "100", "--repeats", "1"]) == 0
+    chunks = pd.read_parquet(tmp_path / "out" / "sparse_read_chunks.parquet")
+    assert set(chunks["status"]) == {"ok"} and chunks["entries"].nunique() == 1
+    assert "no shape metadata: 300 cells" in capsys.readouterr().out
+
+
+def _legacy_h5ad(path: Path, csr, name: str = "X") -> Path:
+    """An .h5ad as anndata < 0.7 wrote it: no encoding attributes, CSR as ``h5sparse_format``, frames as records."""
+    import h5py
+
+    with h5py.File(path, "w") as handle:
+        x = handle.create_group(name)
+        x.attrs["h5sparse_format"] = "csr"
+        x.attrs["h5sparse_shape"] = np.array(csr.shape)
+        for key in ("data", "indices", "indptr"):
+            x.create_dataset(key, data=getattr(csr, key))
+        for frame, n in (("obs", csr.shape[0]), ("var", csr.shape[1])):
+            handle.create_dataset(frame, data=np.array([(f"{frame}{i}".encode(),) for i in range(n)],
+                                                       dtype=[("index", "S12")]))
+        if name != "X":
+            handle.create_dataset("X", data=np.zeros(csr.shape, np.float32))
+            handle.create_dataset("raw.var", data=handle["var"][...])
+        handle.create_group("uns")
+    return path
+
+
+def test_legacy_h5ad_is_read_through_anndata(csr, tmp_path) -> None:
+    import anndata as ad
+
+    path = _legacy_h5ad(tmp_path / "old.h5ad", csr)
+    matrix = H5adCSR(path)
+    assert matrix.reader == "anndata" and abs(matrix.to_scipy_csr() - csr).sum() == 0
+    dataset = open_sparse_input(path, tmp_path / "data", formats=["parquet", "h5ad"])
+    assert "written by anndata < 0.7" in dataset.notes[0]
+    copy = dataset.paths["h5ad"]
+    assert copy != path and abs(ad.read_h5ad(copy).X - csr).sum() == 0  # the peers read the copy's X
+    assert abs(CooParquet(dataset.paths["parquet"]).to_scipy_csr() - csr).sum() == 0
+
+
+def test_h5ad_matrix_is_chosen_and_a_dense_x_names_the_alternative(csr, tmp_path) -> None:
+    path = _legacy_h5ad(tmp_path / "raw.h5ad", csr, name="raw.X")
+    with pytest.raises(SparseInputError, match=r"raw\.h5ad: X must be a CSR .* found a dense 300 x 200 array; this "
+                                               r"file has a CSR matrix in raw\.X: pass --matrix raw\.X"):
+        H5adCSR(path)
+    assert abs(H5adCSR(path, "raw.X").to_scipy_csr() - csr).sum() == 0
+    assert abs(H5adCSR(path, "raw").to_scipy_csr() - csr).sum() == 0
+    with pytest.raises(SparseInputError, match="--matrix 'obsm': name X, raw.X or layers/NAME"):
+        H5adCSR(path, "obsm")
+    with pytest.raises(SparseInputError, match=r"no layers/counts matrix; this file has a CSR matrix in raw\.X"):
+        H5adCSR(path, "layers/counts")
+
+
+def _unsorted(csr):
+    """``csr`` with every cell's gene indices reversed (what scanpy's pbmc68k_reduced raw.X looks like)."""
+    reversed_ = csr.copy()
+    for row in range(csr.shape[0]):
+        a, b = csr.indptr[row], csr.indptr[row + 1]
+        reversed_.indices[a:b] = csr.indices[a:b][::-1]
+        reversed_.data[a:b] = csr.data[a:b][::-1]
+    reversed_.has_sorted_indices = False
+    return reversed_
+
+
+def test_unsorted_genes_are_sorted_for_tiledbsoma(csr, tmp_path, capsys) -> None:
+    pytest.importorskip("tiledbsoma")
+    import tiledbsoma
+
+    path = _legacy_h5ad(tmp_path / "unsorted.h5ad", _unsorted(csr))
+    dataset = open_sparse_input(path, tmp_path / "data", formats=["parquet", "soma"])
+    with_genes = int((np.diff(csr.indptr) > 1).sum())
+    assert f"{with_genes:,} of 300 cells list their genes out of order" in dataset.notes[1]
+    assert "soma" in dataset.paths, dataset.skipped
+    with tiledbsoma.SparseNDArray.open(str(dataset.paths["soma"])) as array:
+        got = array.read().coos().concat().to_scipy().tocsr()
+    assert abs(got - csr).sum() == 0
+    out = tmp_path / "out"
+    assert _cli(["sparse", "read-chunks", "--input", str(path), "--data-dir", str(tmp_path / "data"), "--out",
+                 str(out), "--quiet", "-c", "100", "--repeats", "1"]) == 0
+    chunks = pd.read_parquet(out / "sparse_read_chunks.parquet")
+    assert set(chunks["format"]) == {"parquet", "tiledbsoma"} and set(chunks["status"]) == {"ok"}
+
+
+def test_duplicate_genes_in_a_cell_are_refused(csr, tmp_path) -> None:
+    doubled = csr.copy()
+    row = int(np.flatnonzero(np.diff(csr.indptr) > 1)[0])
+    a = csr.indptr[row]
+    doubled.indices[a + 1] = doubled.indices[a]
+    path = _legacy_h5ad(tmp_path / "twice.h5ad", doubled)
+    with pytest.raises(SparseInputError, match=rf"twice\.h5ad: X: cell {row} lists gene {csr.indices[a]} twice"):
+        open_sparse_input(path, tmp_path / "data", formats=["parquet"])
+
+
+def test_read_chunks_lists_a_backend_that_cannot_run(tiny, tmp_path) -> None:
+    from loaderbench.sparse.read_chunks import run_read_chunks, summary_table
+
+    without = dataclasses.replace(tiny, paths={"parquet": tiny.paths["parquet"]},
+                                  skipped={"soma": "tiledbsoma is not installed"})
+    df = run_read_chunks(without, [100], [0], echo=lambda _line: None)
+    assert "tiledbsoma: not run (tiledbsoma is not installed)" in summary_table(df)

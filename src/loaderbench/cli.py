@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
 from typing import Any
 
-from loaderbench import __version__
+from loaderbench import __version__, interrupts
 from loaderbench.config import ALL_FORMATS, ALL_TRACKS, DTYPES, OPTIONAL_TRACKS, PRESETS, ConfigError, load_config
 
 
@@ -29,6 +30,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
             out[key] = getattr(args, key)
     if args.input:
         out["inputs"] = args.input
+    if args.column is not None:
+        out["column"] = args.column
     data = {k: v for k, v in (("n_images", args.n_images), ("sizes", args.size), ("dtype", args.dtype),
                               ("channels", args.channels), ("seed", args.seed)) if v is not None}
     if data:
@@ -90,9 +93,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     from loaderbench.inspect import format_inspection, inspect_dataset  # noqa: PLC0415
+    from loaderbench.progress import Progress  # noqa: PLC0415
 
+    progress = Progress(quiet=args.quiet)
     for path in args.paths:
-        print(format_inspection(inspect_dataset(path, args.format)))
+        info = inspect_dataset(path, args.format, quick=args.quick, progress=progress, column=args.column)
+        print(format_inspection(info), flush=True)
     return 0
 
 
@@ -121,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--input", action="append", metavar="[FMT:]PATH",
                      help="benchmark an existing OME-Arrow dataset (repeatable); format detected from the path "
                      "unless named")
+    run.add_argument("--column", metavar="NAME",
+                     help="with --input: the OME-Arrow image column (default: ome_image, else the one OME-Arrow "
+                     "struct column, e.g. 'image' as ome_arrow.to_ome_parquet writes it)")
     run.add_argument("--with-generated", action="store_true",
                      help="with --input: also run on generated data")
     run.add_argument("--n-images", type=int, help="number of generated images")
@@ -142,9 +151,18 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("dir_b", metavar="DIR_B")
     compare.set_defaults(func=cmd_compare)
 
-    inspect = sub.add_parser("inspect", help="validate an OME-Arrow dataset with the C++ importer and describe it")
+    inspect = sub.add_parser("inspect", help="validate an OME-Arrow dataset as the loaders would and describe it",
+                             description="Validate every row (table formats, with the C++ importer) or decode every "
+                             "item (TIFF, OME-Zarr: shape, dtype, missing chunks) and describe the dataset.")
     inspect.add_argument("paths", nargs="+", metavar="PATH")
     inspect.add_argument("--format", choices=ALL_FORMATS, help="the dataset's format (default: detected)")
+    inspect.add_argument("--column", metavar="NAME",
+                         help="the OME-Arrow image column of a table (default: ome_image, else the one OME-Arrow "
+                         "struct column)")
+    inspect.add_argument("--quick", action="store_true",
+                         help="sampled check: the first 1,000 rows of a table; the first, last and 32 evenly spaced "
+                         "items of a directory")
+    inspect.add_argument("--quiet", action="store_true", help="no progress lines")
     inspect.set_defaults(func=cmd_inspect)
 
     from loaderbench.profile.cli import register as register_profile  # noqa: PLC0415
@@ -155,23 +173,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def error_line(exc: BaseException) -> str:
+    """An error as one line. One raised in a DataLoader worker comes back with the worker's traceback in its message
+    ("Caught FormatError in DataLoader worker process 0. Original Traceback ..."): keep the original error's line."""
+    text = str(exc)
+    if "Original Traceback" in text and text.strip():
+        last = text.strip().splitlines()[-1]
+        name, sep, message = last.partition(": ")  # "loaderbench.formats.base.FormatError: /path: ..."
+        text = message if sep and re.fullmatch(r"[\w.]+", name) else last
+    return " ".join(text.split())
+
+
+def _interrupted() -> int:
+    print("loaderbench: interrupted (finished tracks are kept)", file=sys.stderr)
+    return 130
+
+
 def main(argv: list[str] | None = None) -> int:
     # lance warns on every fork once imported; DataLoader workers only touch in-memory Arrow tables, never lance.
     warnings.filterwarnings("ignore", message="lance is not fork-safe")
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args: argparse.Namespace | None = None
     try:
-        return args.func(args)
+        with interrupts.handled():
+            args = build_parser().parse_args(argv)
+            code = args.func(args)
     except KeyboardInterrupt:
-        print("loaderbench: interrupted (finished tracks are kept)", file=sys.stderr)
-        return 130
+        return _interrupted()
     except Exception as exc:  # noqa: BLE001 - one clear line unless --debug
-        if args.debug or os.environ.get("LOADERBENCH_DEBUG"):
+        if interrupts.received():  # the interrupt came back as a worker's death or a library's own error
+            return _interrupted()
+        if args is None or args.debug or os.environ.get("LOADERBENCH_DEBUG"):
             raise
         known = (ConfigError, FileNotFoundError, ValueError, RuntimeError, OSError, ImportError)
         prefix = "" if isinstance(exc, known) else f"{type(exc).__name__}: "
-        print(f"loaderbench: error: {prefix}{exc}", file=sys.stderr)
+        print(f"loaderbench: error: {prefix}{error_line(exc)}", file=sys.stderr)
         return 2
+    # An interrupt that some library swallowed still means the run did not finish as asked.
+    return _interrupted() if interrupts.received() else code
 
 
 if __name__ == "__main__":

@@ -102,6 +102,7 @@ class Config:
     formats: list[str] = field(default_factory=lambda: list(ALL_FORMATS))
     tracks: list[str] = field(default_factory=lambda: list(ALL_TRACKS))
     inputs: list[str] = field(default_factory=list)  # user datasets: "PATH" or "FORMAT:PATH"
+    column: str = ""  # the inputs' OME-Arrow image column ("": ome_image, else the one OME-Arrow struct column)
     data: DataConfig = field(default_factory=DataConfig)
     getitem: GetitemConfig = field(default_factory=GetitemConfig)
     dataloader: DataLoaderConfig = field(default_factory=DataLoaderConfig)

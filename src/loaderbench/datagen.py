@@ -22,9 +22,17 @@ import pyarrow.compute as pc
 
 from loaderbench import interrupts
 from loaderbench.config import DataConfig, data_key
-from loaderbench.formats import FORMATS, atomic_output, detect_format, get_format, one_line, remove_path
+from loaderbench.formats import (
+    FORMATS,
+    atomic_output,
+    detect_format,
+    get_format,
+    one_line,
+    remove_path,
+    source_column,
+)
 from loaderbench.formats.base import FormatError
-from loaderbench.ome_image import OME_COLUMN, OMEImageError, decode_struct, to_chw
+from loaderbench.ome_image import OME_COLUMN, PIXEL_TYPES, OMEImageError, decode_struct, to_chw
 
 MANIFEST = "manifest.json"
 REFERENCE = "images.npy"
@@ -93,6 +101,7 @@ class DatasetFiles:
     skipped: dict[str, str]  # format name -> one-line reason (library missing, write failed, ...)
     reference: Path | None  # .npy with the (N, C, H, W) images (None for user inputs)
     source: str  # "generated" or "input"
+    column: str | None = None  # a table input's image column as named in the file (read back as ome_image)
 
 
 def _module_version(module_name: str) -> str:
@@ -261,24 +270,78 @@ def _parse_input_spec(spec: str) -> tuple[str | None, Path]:
     return None, Path(spec)
 
 
-def _uniform_images(table: pa.Table, path: Path) -> None:
-    """Every image in the table has the same size and pixel type (batches need one shape)."""
+def _rows_text(rows: np.ndarray, limit: int = 5) -> str:
+    """``"row 4"``, ``"rows 1, 3"`` or ``"rows 1, 3, 5, 7, 9 and 12 more"`` (table positions, from 0)."""
+    shown = ", ".join(str(int(r)) for r in rows[:limit])
+    more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
+    return f"row{'s' if len(rows) > 1 else ''} {shown}{more}"
+
+
+def _meta_values(meta: pa.ChunkedArray, field: str, path: Path, name: str) -> np.ndarray:
+    """One ``pixels_meta`` field of every row as a numpy array; ``FormatError`` naming the rows where it is null."""
+    try:
+        values = pc.struct_field(meta, field)
+    except (KeyError, pa.ArrowException) as exc:
+        raise FormatError(f"{path}: {name}.pixels_meta has no {field!r}") from exc
+    if values.null_count:
+        rows = np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))
+        raise FormatError(f"{path}: {_rows_text(rows)}: {name}.pixels_meta.{field} is null")
+    return values.to_numpy()
+
+
+def _uniform_images(table: pa.Table, path: Path, name: str) -> list[str]:
+    """Check every image of the table has the size of row 0 (batches need one shape) and a pixel type the loaders
+    know; return the declared types, smallest first. Images of different types are fine: each is scaled by its
+    own type's maximum, by the native loader and the seed's loaders alike."""
     meta = pc.struct_field(table.column(OME_COLUMN), "pixels_meta")
-    for field in ("size_x", "size_y", "size_z", "size_c", "type"):
-        try:
-            values = pc.struct_field(meta, field)
-        except (KeyError, pa.ArrowException) as exc:
-            raise FormatError(f"{path}: pixels_meta has no {field!r}") from exc
-        distinct = pc.unique(values)
-        if len(distinct) > 1:
-            shown = ", ".join(str(v) for v in distinct.to_pylist()[:5])
-            raise FormatError(f"{path}: images differ in pixels_meta.{field} ({shown}); one size is needed")
+    sizes = np.stack([_meta_values(meta, f, path, name) for f in ("size_c", "size_z", "size_y", "size_x")], axis=1)
+    differ = np.flatnonzero(np.any(sizes != sizes[0], axis=1))
+    if differ.size:
+        def shape(row: int) -> str:
+            c, z, y, x = (int(v) for v in sizes[row])
+            return f"{c}x{y}x{x}" + (f" z={z}" if z != 1 else "")
+
+        first = int(differ[0])
+        raise FormatError(
+            f"{path}: images differ in size: row 0 is {shape(0)} (CxHxW), row {first} is {shape(first)} "
+            f"({differ.size} of {len(sizes)} rows differ from row 0: {_rows_text(differ)}); batches need one size, "
+            "so keep one image size per dataset"
+        )
+    types = np.array([str(t).lower() for t in _meta_values(meta, "type", path, name)], dtype=object)
+    unknown = np.flatnonzero(~np.isin(types, list(PIXEL_TYPES)))
+    if unknown.size:
+        raise FormatError(f"{path}: {_rows_text(unknown)}: pixel type {types[unknown[0]]!r} is not supported "
+                          f"(supported: {', '.join(sorted(PIXEL_TYPES))})")
+    return sorted({str(np.dtype(PIXEL_TYPES[t])) for t in set(types)}, key=lambda t: np.dtype(t).itemsize)
 
 
-def open_input(spec: str) -> DatasetFiles:
+def _uniform_items(module: Any, items: list[Path], path: Path) -> list[str]:
+    """Check every item of a directory dataset has the first item's ``(C, H, W)``, from its metadata (TIFF header,
+    Zarr array metadata: no pixels decoded); return the dtypes, smallest first."""
+    item_shape = getattr(module, "item_shape", None)
+    if item_shape is None:
+        return []
+    first_shape, first_dtype = item_shape(items[0])
+    dtypes = {first_dtype}
+    for item in items[1:]:
+        shape, dtype = item_shape(item)
+        if shape != first_shape:
+            dims = "x".join(map(str, shape))
+            raise FormatError(
+                f"{item}: image is {dims} (CxHxW) but {items[0].name} is {'x'.join(map(str, first_shape))}; every "
+                f"image of {path} needs one size (batches need one shape)"
+            )
+        dtypes.add(dtype)
+    return sorted(dtypes, key=lambda t: np.dtype(t).itemsize)
+
+
+def open_input(spec: str, column: str | None = None) -> DatasetFiles:
     """Open a user dataset (``"PATH"`` or ``"FORMAT:PATH"``) once to validate it and learn its image shape.
 
-    Every problem is a ``FormatError`` naming the path and what is wrong.
+    Table formats: the image column is ``column``, else ``ome_image``, else the one OME-Arrow struct column;
+    ``row_id`` is optional. Every image must have one size (checked on ``pixels_meta`` for tables, on each item's
+    metadata for directories); pixel types may differ (``dtype`` is then e.g. ``"uint8+uint16"``). Every problem
+    is a ``FormatError`` naming the path (and the row or file) and what is wrong.
     """
     name, path = _parse_input_spec(spec)
     if not path.exists():
@@ -291,18 +354,25 @@ def open_input(spec: str) -> DatasetFiles:
     if reason is not None:
         raise FormatError(f"{path}: {reason}")
     if info.kind == "table":
-        table = module.read_table(path)
-        column = table.column(OME_COLUMN)
-        if column.null_count:
-            raise FormatError(f"{path}: {column.null_count} of {table.num_rows} rows have a null {OME_COLUMN}")
+        table = module.read_table(path, column=column)
+        image_name = source_column(table)
+        images = table.column(OME_COLUMN)
+        if images.null_count:
+            rows = np.flatnonzero(images.is_null().to_numpy(zero_copy_only=False))
+            raise FormatError(f"{path}: {images.null_count} of {table.num_rows} rows have a null {image_name} "
+                              f"({_rows_text(rows)}); drop or fill those rows")
+        dtypes = _uniform_images(table, path, image_name)
         try:
-            first = to_chw(decode_struct(column[0].as_py()))
+            first = to_chw(decode_struct(images[0].as_py()))
         except (OMEImageError, KeyError, TypeError, ValueError) as exc:
             raise FormatError(f"{path}: the first image cannot be decoded: {one_line(exc)}") from exc
-        _uniform_images(table, path)
         n_images = table.num_rows
+        column = image_name
     else:
+        if column:
+            raise FormatError(f"{path}: --column applies to table formats; {info.label} has one image per file")
         items = module.item_paths(path)
+        dtypes = _uniform_items(module, items, path)
         first = module.read_item(items[0])
         n_images = len(items)
     if first.ndim != 3:
@@ -314,10 +384,11 @@ def open_input(spec: str) -> DatasetFiles:
         height=int(height),
         width=int(width),
         channels=int(channels),
-        dtype=str(first.dtype),
+        dtype="+".join(dtypes) if len(dtypes) > 1 else str(first.dtype),
         n_images=int(n_images),
         paths={name: path},
         skipped={},
         reference=None,
         source="input",
+        column=column,
     )

@@ -39,9 +39,11 @@ def prepare_datasets(cfg: Config, progress: Progress, with_generated: bool) -> l
     """The user's inputs, and generated data (cached by config hash) unless only inputs were asked for."""
     if not set(cfg.tracks) & set(ALL_TRACKS):
         return []  # only tracks with their own data (sparse): no image data to prepare
-    datasets = [open_input(spec) for spec in cfg.inputs]
+    datasets = [open_input(spec, cfg.column or None) for spec in cfg.inputs]
     for dataset in datasets:
-        progress(f"input {dataset.name}: {dataset.n_images} images {dataset.height}x{dataset.width} {dataset.dtype}")
+        column = f", column {dataset.column}" if dataset.column else ""
+        progress(f"input {dataset.name}: {dataset.n_images} images {dataset.height}x{dataset.width} {dataset.dtype}"
+                 f"{column}")
     if with_generated or not cfg.inputs:
         for height, width in cfg.data.sizes:
             data = dataclasses.replace(cfg.data, n_images=images_for_size(cfg.data, height, width))
@@ -60,6 +62,7 @@ def _dataset_record(dataset: DatasetFiles) -> dict[str, Any]:
         "channels": dataset.channels,
         "dtype": dataset.dtype,
         "n_images": dataset.n_images,
+        "column": dataset.column,
         "formats": {name: str(path) for name, path in dataset.paths.items()},
     }
 

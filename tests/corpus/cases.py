@@ -306,10 +306,17 @@ arrow_input("empty-table", """
 """, "error", "ok_or_error", keywords=(("no rows", "empty", "0 rows"),),
             inspect_check='check(info["rows"] == 0, "inspect of an empty table reports rows")')
 
-arrow_input("wrong-column-name", """
+# The loader finds the one OME-Arrow struct column whatever its name (ome_arrow.to_ome_parquet writes "image");
+# inspect_arrow, the core's own API, reads the column it is given (ome_image by default).
+arrow_input("other-column-name", """
+    table, images = b.valid_table(3)
+    return table.rename_columns(["row_id", "image"]), list(images)
+""", "ok", "error", keywords=("ome_image",))
+
+arrow_input("two-image-columns", """
     table, _ = b.valid_table(3)
-    return table.rename_columns(["row_id", "image"]), None
-""", "error", "error", keywords=("ome_image",))
+    return table.append_column("mask", table.column("ome_image")).rename_columns(["row_id", "image", "mask"]), None
+""", "error", None, keywords=("image", "mask", "column"))
 
 arrow_input("non-struct-column", """
     return pa.table({"row_id": [0, 1, 2], "ome_image": pa.array([1, 2, 3], pa.int64())}), None

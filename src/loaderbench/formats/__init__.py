@@ -26,6 +26,8 @@ from loaderbench.formats.base import FormatError, FormatInfo, FormatUnavailable
 from loaderbench.ome_image import OME_COLUMN
 
 ROW_ID = "row_id"
+#: schema metadata key: the image column's name in the file, before ``check_table`` named it ``ome_image``
+SOURCE_COLUMN_KEY = b"loaderbench.ome_column"
 
 __all__ = [
     "FORMATS",
@@ -38,10 +40,13 @@ __all__ = [
     "detect_format",
     "get_format",
     "has_magic",
+    "is_ome_struct",
     "library_errors",
+    "ome_column",
     "one_line",
     "remove_path",
     "sorted_items",
+    "source_column",
 ]
 
 
@@ -98,36 +103,89 @@ def library_errors(path: Path, what: str) -> Iterator[None]:
         raise FormatError(f"{path}: cannot read as {what}: {one_line(exc)}") from exc
 
 
-def check_table(table: pa.Table, path: Path) -> pa.Table:
-    """Check a table read from ``path`` is an OME-Arrow image table; return it in ``row_id`` order.
+def is_ome_struct(data_type: pa.DataType) -> bool:
+    """Whether an Arrow type looks like an OME-Arrow image: a struct with ``pixels_meta`` and ``planes`` or
+    ``chunks``."""
+    if not pa.types.is_struct(data_type):
+        return False
+    fields = {data_type.field(i).name for i in range(data_type.num_fields)}
+    return "pixels_meta" in fields and bool(fields & {"planes", "chunks"})
 
-    Needs a ``row_id`` integer column and an ``ome_image`` struct with ``pixels_meta`` and ``planes`` or
-    ``chunks``, and at least one row. Rows out of order are sorted by ``row_id``.
+
+def ome_column(schema: pa.Schema, where: str, column: str | None = None) -> str:
+    """The name of the OME-Arrow image column of ``schema``: ``column`` when given, else ``ome_image``, else the
+    one struct column that looks like OME-Arrow (``ome_arrow.to_ome_parquet`` names it ``image``).
+
+    ``FormatError`` starting with ``where`` when the named column is missing or not OME-Arrow, or when no column or
+    several columns qualify (listing them, and how to name one).
     """
+    names = schema.names
+    candidates = [f.name for f in schema if is_ome_struct(f.type)]
+    listed = f"columns: {', '.join(names) or 'none'}"
+    if column:
+        if column not in names:
+            found = f"; OME-Arrow image columns: {', '.join(candidates)}" if candidates else ""
+            raise FormatError(f"{where}: no column {column!r} ({listed}{found})")
+        chosen = column
+    elif OME_COLUMN in names:
+        chosen = OME_COLUMN
+    elif len(candidates) == 1:
+        return candidates[0]
+    elif candidates:
+        raise FormatError(f"{where}: {len(candidates)} OME-Arrow image columns ({', '.join(candidates)}): name the "
+                          "one to read with --column NAME (column=NAME in Python)")
+    elif {"image_id", "chunk_id", "pixel_bytes"} <= set(names):
+        raise FormatError(f"{where}: a table of one chunk per row (ome_arrow.write_ome_arrow_dataset), not one "
+                          "image per row; write one OME-Arrow image per row (ome_arrow.from_numpy, to_ome_parquet) "
+                          f"({listed})")
+    else:
+        raise FormatError(f"{where}: no {OME_COLUMN!r} column and no other OME-Arrow image column (a struct with "
+                          f"pixels_meta and planes/chunks; {listed})")
+    data_type = schema.field(chosen).type
+    others = [c for c in candidates if c != chosen]
+    hint = f"; OME-Arrow image column(s) here: {', '.join(others)} (--column NAME)" if others else ""
+    if not pa.types.is_struct(data_type):
+        raise FormatError(f"{where}: column {chosen!r} is {data_type}, not an OME-Arrow struct{hint}")
+    if not is_ome_struct(data_type):
+        found = ", ".join(sorted(data_type.field(i).name for i in range(data_type.num_fields)))
+        raise FormatError(f"{where}: column {chosen!r} lacks pixels_meta and planes/chunks (fields: {found}){hint}")
+    return chosen
+
+
+def source_column(table: pa.Table) -> str:
+    """The name the image column had in the file ``check_table`` read (``ome_image`` when it was not renamed)."""
+    return ((table.schema.metadata or {}).get(SOURCE_COLUMN_KEY) or OME_COLUMN.encode()).decode()
+
+
+def check_table(table: pa.Table, path: Path, column: str | None = None) -> pa.Table:
+    """Check a table read from ``path`` is an OME-Arrow image table; return it as the loaders read it.
+
+    The image column is ``column``, else ``ome_image``, else the one OME-Arrow struct column (``ome_column``); it
+    comes back named ``ome_image`` (its name in the file is kept in the schema metadata, ``source_column``), beside
+    ``row_id`` when the file has one. ``row_id`` is optional: when present it must be integers without nulls and
+    the rows come back sorted by it; when absent, row order is file order. At least one row is needed.
+    """
+    chosen = ome_column(table.schema, str(path), column)
     names = table.schema.names
-    if OME_COLUMN not in names:
-        raise FormatError(f"{path}: no {OME_COLUMN!r} column (columns: {', '.join(names) or 'none'})")
-    ome_type = table.schema.field(OME_COLUMN).type
-    if not pa.types.is_struct(ome_type):
-        raise FormatError(f"{path}: column {OME_COLUMN!r} is {ome_type}, not an OME-Arrow struct")
-    fields = {ome_type.field(i).name for i in range(ome_type.num_fields)}
-    if "pixels_meta" not in fields or not fields & {"planes", "chunks"}:
-        found = ", ".join(sorted(fields))
-        raise FormatError(f"{path}: column {OME_COLUMN!r} lacks pixels_meta and planes/chunks (fields: {found})")
-    if ROW_ID not in names:
-        raise FormatError(f"{path}: no {ROW_ID!r} column (columns: {', '.join(names)})")
-    if not pa.types.is_integer(table.schema.field(ROW_ID).type):
-        raise FormatError(f"{path}: column {ROW_ID!r} is {table.schema.field(ROW_ID).type}, not an integer")
+    keep = [chosen]
+    if ROW_ID in names and chosen != ROW_ID:
+        if not pa.types.is_integer(table.schema.field(ROW_ID).type):
+            raise FormatError(f"{path}: column {ROW_ID!r} is {table.schema.field(ROW_ID).type}, not an integer "
+                              "(row_id is optional: without it, rows are read in file order)")
+        keep = [ROW_ID, chosen]
     if table.num_rows == 0:
         raise FormatError(f"{path}: the table has no rows")
-    row_ids = table.column(ROW_ID)
-    if row_ids.null_count:
-        raise FormatError(f"{path}: column {ROW_ID!r} has {row_ids.null_count} null values")
-    if table.num_rows > 1:
-        ids = row_ids.to_numpy()
-        if not bool(np.all(ids[1:] > ids[:-1])):
-            table = table.take(pc.sort_indices(row_ids))
-    return table
+    if len(keep) == 2:
+        row_ids = table.column(ROW_ID)
+        if row_ids.null_count:
+            raise FormatError(f"{path}: column {ROW_ID!r} has {row_ids.null_count} null values")
+        if table.num_rows > 1:
+            ids = row_ids.to_numpy()
+            if not bool(np.all(ids[1:] > ids[:-1])):
+                table = table.take(pc.sort_indices(row_ids))
+    # Select and rename are metadata only: the buffers (memory-mapped ones included) are not copied.
+    table = table.select(keep).rename_columns([*keep[:-1], OME_COLUMN])
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), SOURCE_COLUMN_KEY: chosen.encode()})
 
 
 def has_magic(path: Path, magic: bytes, offset: int = 0) -> bool:
@@ -187,4 +245,8 @@ def detect_format(path: Path) -> str:
                 return name
         except OSError:
             continue
+    if (path / "_ome_arrow_dataset.json").is_file():  # ome_arrow.write_ome_arrow_dataset: one chunk per row
+        raise FormatError(f"{path}: an ome_arrow.write_ome_arrow_dataset folder (one chunk per row), which loaderbench "
+                          "does not read; write one OME-Arrow image per row (ome_arrow.to_ome_parquet, or "
+                          "ome_arrow.from_numpy into a pyarrow table)")
     raise FormatError(f"{path} is not a dataset of any supported format ({', '.join(FORMATS)})")

@@ -25,11 +25,11 @@ def write(table: pa.Table, images: np.ndarray, path: Path) -> None:
         writer.write_table(table)
 
 
-def read_table(path: Path) -> pa.Table:
+def read_table(path: Path, column: str | None = None) -> pa.Table:
     """``pa.ipc.open_file(pa.memory_map(path)).read_all()``: buffers point into the mapped file."""
     with library_errors(path, INFO.label):
         table = pa.ipc.open_file(pa.memory_map(str(path), "r")).read_all()
-    return check_table(table, path)
+    return check_table(table, path, column)
 
 
 def looks_like(path: Path) -> bool:

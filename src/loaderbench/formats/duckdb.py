@@ -43,7 +43,7 @@ def write(table: pa.Table, images: np.ndarray, path: Path) -> None:
             raise RuntimeError(f"DuckDB left a write-ahead log at {wal}")
 
 
-def read_table(path: Path) -> pa.Table:
+def read_table(path: Path, column: str | None = None) -> pa.Table:
     """``SELECT * FROM images ORDER BY row_id`` on a read-only connection, as a ``pa.Table``."""
     if not looks_like(path):  # a clear line for a foreign file, before DuckDB tries to open it
         raise FormatError(f"{path}: not a DuckDB database file")
@@ -54,7 +54,7 @@ def read_table(path: Path) -> pa.Table:
         columns = {row[0] for row in con.execute(f"DESCRIBE {TABLE}").fetchall()}
         order = " ORDER BY row_id" if "row_id" in columns else ""
         table = con.sql(f"SELECT * FROM {TABLE}{order}").to_arrow_table()
-    return check_table(table, path)
+    return check_table(table, path, column)
 
 
 def looks_like(path: Path) -> bool:

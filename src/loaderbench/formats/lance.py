@@ -27,7 +27,7 @@ def write(table: pa.Table, images: np.ndarray, path: Path) -> None:
         lance.write_dataset(table, str(tmp), mode="create")
 
 
-def read_table(path: Path) -> pa.Table:
+def read_table(path: Path, column: str | None = None) -> pa.Table:
     """The whole table via ``lance.dataset(path).to_table()``."""
     import lance  # noqa: PLC0415
 
@@ -35,7 +35,7 @@ def read_table(path: Path) -> pa.Table:
         raise FormatError(f"{path}: not a Lance dataset (no _versions directory)")
     with library_errors(path, INFO.label):
         table = lance.dataset(str(path)).to_table()
-    return check_table(table, path)
+    return check_table(table, path, column)
 
 
 def looks_like(path: Path) -> bool:

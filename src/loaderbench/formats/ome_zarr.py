@@ -1,14 +1,19 @@
 """OME-Zarr: one OME-Zarr image (its own Zarr store) per row, ``ome_zarr/img_000000.zarr``.
 
 Written with ``ome_zarr.writer.write_image`` (axes ``cyx``, no downsampled levels, one chunk per image,
-the writer's default codec) and read per item with zarr: open the group, take the full-resolution dataset
-that the ``multiscales`` metadata names first (``s0`` with ome-zarr 0.18), read it whole.
+the writer's default codec, every chunk stored) and read per item with zarr: open the group, take the
+full-resolution dataset that the ``multiscales`` metadata names first (``s0`` with ome-zarr 0.18), check that its
+chunk files are all there, read it whole.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import warnings
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +49,9 @@ def write(table: pa.Table, images: np.ndarray, path: Path) -> None:
 
     import dask  # noqa: PLC0415 - ome-zarr writes through dask
 
-    with atomic_output(path) as tmp:
+    # zarr skips chunks that hold only the fill value (an all-zero image); storing them all makes a missing chunk
+    # file mean lost data, which read_item reports. The pool is stopped before atomic_output cleans up.
+    with atomic_output(path) as tmp, zarr.config.set({"array.write_empty_chunks": True}), _writer_pool() as pool:
         tmp.mkdir()
         pending: list[Any] = []
         for i, image in enumerate(images):
@@ -53,8 +60,22 @@ def write(table: pa.Table, images: np.ndarray, path: Path) -> None:
                 image, group, scale_factors=[], axes="cyx", storage_options={"chunks": image.shape}, compute=False
             )
             if len(pending) >= WRITE_BATCH or i == len(images) - 1:
-                dask.compute(*pending)  # one dask run per batch: a third faster than one per image
+                # one dask run per batch: a third faster than one per image
+                dask.compute(*pending, scheduler="threads", pool=pool)
                 pending = []
+
+
+@contextlib.contextmanager
+def _writer_pool() -> Iterator[ThreadPoolExecutor]:
+    """dask's threads for one write, all finished when the write returns or fails: on Ctrl-C dask returns at once
+    while its running tasks go on writing chunks, into a temp folder that is being removed."""
+    from dask.system import CPU_COUNT  # noqa: PLC0415 - as many threads as dask's own default pool
+
+    pool = ThreadPoolExecutor(max_workers=CPU_COUNT, thread_name_prefix="loaderbench-zarr")
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _is_group(path: Path) -> bool:
@@ -97,14 +118,37 @@ def _to_chw(array: np.ndarray, axes: list[str], item: Path) -> np.ndarray:
     return array
 
 
+def missing_chunks(item: Path, array_path: str, array: Any) -> tuple[list[str], int]:
+    """The chunk (or shard) files of ``array`` absent from ``item/array_path``, and how many there should be.
+
+    The Zarr spec reads a missing chunk as the fill value; in this layout (one chunk per image, every chunk stored)
+    it is lost data. One ``stat`` per chunk: a store listing (``nchunks_initialized``) would double a read's time.
+    """
+    unit = getattr(array, "shards", None) or array.chunks
+    grid = [-(-int(size) // int(step)) for size, step in zip(array.shape, unit, strict=True)]
+    folder = item / array_path
+    keys = [array.metadata.encode_chunk_key(c) for c in itertools.product(*(range(n) for n in grid))]
+    return [key for key in keys if not (folder / key).is_file()], len(keys)
+
+
 def read_item(item: Path) -> np.ndarray:
-    """One image ``(C, H, W)``: ``zarr.open_group(item)[<level 0 path>][...]``."""
+    """One image ``(C, H, W)``: ``zarr.open_group(item)[<level 0 path>][...]``, after checking that no chunk file of
+    it is missing (``FormatError`` naming the item and the chunk otherwise)."""
     import zarr  # noqa: PLC0415
 
     with library_errors(item, INFO.label):
         group = zarr.open_group(str(item), mode="r")
         scale = _multiscale(dict(group.attrs), item)
-        array = group[scale["datasets"][0]["path"]][...]
+        array_path = str(scale["datasets"][0]["path"])
+        stored = group[array_path]
+        missing, total = missing_chunks(item, array_path, stored)
+        if missing:
+            more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+            raise FormatError(
+                f"{item}: chunk file {array_path}/{missing[0]}{more} missing ({total - len(missing)} of {total} "
+                "stored): the image's pixels are lost"
+            )
+        array = stored[...]
     axes = [a["name"] if isinstance(a, dict) else str(a) for a in scale.get("axes", ["c", "y", "x"])]
     if axes == ["c", "y", "x"]:  # what this module writes: no reshaping needed
         return array
@@ -130,3 +174,18 @@ def looks_like(path: Path) -> bool:
             if attrs.get("ome", {}).get("multiscales") or attrs.get("multiscales"):
                 return True
     return False
+
+
+def item_shape(item: Path) -> tuple[tuple[int, ...], str]:
+    """One image's ``(C, H, W)`` and dtype from its Zarr metadata, as ``read_item`` would return it, without
+    reading a chunk (checking that every image of a directory has one size)."""
+    import zarr  # noqa: PLC0415
+
+    with library_errors(item, INFO.label):
+        group = zarr.open_group(str(item), mode="r")
+        scale = _multiscale(dict(group.attrs), item)
+        stored = group[str(scale["datasets"][0]["path"])]
+        shape, dtype = tuple(int(d) for d in stored.shape), np.dtype(stored.dtype)
+    axes = [a["name"] if isinstance(a, dict) else str(a) for a in scale.get("axes", ["c", "y", "x"])]
+    shaped = _to_chw(np.broadcast_to(np.zeros((), dtype), shape), [a.lower() for a in axes], item)  # no allocation
+    return tuple(int(d) for d in shaped.shape), str(dtype)

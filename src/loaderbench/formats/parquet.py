@@ -27,13 +27,13 @@ def write(table: pa.Table, images: np.ndarray, path: Path) -> None:
         pq.write_table(table, tmp, compression="zstd")
 
 
-def read_table(path: Path) -> pa.Table:
+def read_table(path: Path, column: str | None = None) -> pa.Table:
     """The whole table via ``pyarrow.parquet.read_table``."""
     import pyarrow.parquet as pq  # noqa: PLC0415
 
     with library_errors(path, INFO.label):
         table = pq.read_table(path)
-    return check_table(table, path)
+    return check_table(table, path, column)
 
 
 def created_by(path: Path) -> str:

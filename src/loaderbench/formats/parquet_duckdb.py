@@ -34,11 +34,11 @@ def write(table: pa.Table, images: np.ndarray, path: Path) -> None:
         con.execute(f"COPY (SELECT * FROM tbl) TO {_quote(tmp)} (FORMAT PARQUET, COMPRESSION ZSTD)")
 
 
-def read_table(path: Path) -> pa.Table:
+def read_table(path: Path, column: str | None = None) -> pa.Table:
     """The whole table via ``con.sql("SELECT * FROM read_parquet(?)").to_arrow_table()`` (a ``pa.Table``)."""
     with library_errors(path, INFO.label), connect() as con:
         table = con.sql("SELECT * FROM read_parquet(?)", params=[str(path)]).to_arrow_table()
-    return check_table(table, path)
+    return check_table(table, path, column)
 
 
 def looks_like(path: Path) -> bool:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from loaderbench.formats import atomic_output, library_errors, sorted_items
+from loaderbench.formats import atomic_output, one_line, sorted_items
 from loaderbench.formats.base import FormatError, FormatInfo
 
 INFO = FormatInfo(
@@ -46,12 +50,44 @@ def item_paths(path: Path) -> list[Path]:
     return items
 
 
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(re.sub(r"^<[^>]*>\s*", "", record.getMessage()))  # drop "<tifffile.TiffPages @8> "
+
+
+@contextlib.contextmanager
+def _tifffile_warnings() -> Iterator[list[str]]:
+    """What tifffile logs about a damaged file ("invalid page offset 896"), collected for the error message instead
+    of printed as extra lines on stderr."""
+    logger = logging.getLogger("tifffile")
+    handler = _Collect()
+    logger.addHandler(handler)
+    try:
+        yield handler.messages
+    finally:
+        logger.removeHandler(handler)
+
+
 def read_item(item: Path) -> np.ndarray:
-    """One image ``(C, H, W)`` in its stored dtype via ``tifffile.imread``."""
+    """One image ``(C, H, W)`` in its stored dtype via ``tifffile.imread``; a missing, truncated or corrupt file is
+    a one-line ``FormatError`` naming it."""
     import tifffile  # noqa: PLC0415
 
-    with library_errors(item, INFO.label):
-        image = tifffile.imread(item)
+    with _tifffile_warnings() as logged:
+        try:
+            image = tifffile.imread(item)
+        except OSError as exc:  # missing, unreadable: the system's words
+            raise FormatError(f"{item}: cannot read: {exc.strerror or one_line(exc)}") from exc
+        except Exception as exc:  # tifffile raises many types (struct.error on a cut header); one clear line
+            seen = f" ({logged[0]})" if logged else ""
+            raise FormatError(f"{item}: cannot read this TIFF (truncated or corrupt?): {one_line(exc)}{seen}") from exc
+    if image.size == 0:
+        seen = f": {logged[0]}" if logged else ""
+        raise FormatError(f"{item}: no image data in this TIFF (truncated or corrupt?){seen}")
     if image.ndim == 2:
         return image[np.newaxis]
     if image.ndim != 3:
@@ -62,3 +98,25 @@ def read_item(item: Path) -> np.ndarray:
 def looks_like(path: Path) -> bool:
     """A directory holding at least one ``.tif``/``.tiff`` file."""
     return path.is_dir() and any(p.suffix.lower() in SUFFIXES for p in path.iterdir())
+
+
+def item_shape(item: Path) -> tuple[tuple[int, ...], str]:
+    """One image's ``(C, H, W)`` and dtype from its TIFF header (the first series, as ``read_item`` reads it),
+    without decoding pixels (checking that every image of a directory has one size)."""
+    import tifffile  # noqa: PLC0415
+
+    with _tifffile_warnings() as logged:
+        try:
+            with tifffile.TiffFile(item) as tif:
+                series = tif.series[0]
+                shape, dtype = tuple(int(d) for d in series.shape), str(np.dtype(series.dtype))
+        except OSError as exc:
+            raise FormatError(f"{item}: cannot read: {exc.strerror or one_line(exc)}") from exc
+        except Exception as exc:  # tifffile raises many types on a damaged header; one clear line
+            seen = f" ({logged[0]})" if logged else ""
+            raise FormatError(f"{item}: cannot read this TIFF (truncated or corrupt?): {one_line(exc)}{seen}") from exc
+    if len(shape) == 2:
+        return (1, *shape), dtype
+    if len(shape) != 3 or 0 in shape:
+        raise FormatError(f"{item}: expected a (C, H, W) or (H, W) image, got shape {shape}")
+    return shape, dtype

@@ -51,7 +51,7 @@ def plain_type(t: pa.DataType) -> pa.DataType:
     return t
 
 
-def read_table(path: Path) -> pa.Table:
+def read_table(path: Path, column: str | None = None) -> pa.Table:
     """The whole table via ``vortex.open(path).to_arrow(schema=...).read_all()`` (no view types)."""
     import vortex  # noqa: PLC0415
 
@@ -62,7 +62,7 @@ def read_table(path: Path) -> pa.Table:
         schema = file.dtype.to_arrow_schema()
         plain = pa.schema([f.with_type(plain_type(f.type)) for f in schema], metadata=schema.metadata)
         table = file.to_arrow(schema=plain).read_all()
-    return check_table(table, path)
+    return check_table(table, path, column)
 
 
 def looks_like(path: Path) -> bool:

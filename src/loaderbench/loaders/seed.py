@@ -194,12 +194,17 @@ def loaders_for(format_module: ModuleType | Any) -> tuple[str, ...]:
 
 
 def make_dataset(
-    format_module: ModuleType | Any, path: Path | str, loader: str, transform: Transform | None = None
+    format_module: ModuleType | Any,
+    path: Path | str,
+    loader: str,
+    transform: Transform | None = None,
+    column: str | None = None,
 ) -> _StoredImageDataset:
     """The seed dataset for ``loader`` over the dataset at ``path`` in ``format_module``'s format.
 
-    Construction reads the table (table formats) or lists the items (directory formats); with ``preloaded`` it
-    also decodes every image, so time this call to get the set-up cost.
+    Construction reads the table (table formats; ``column`` names its image column, by default ``ome_image`` or the
+    one OME-Arrow struct column) or lists the items (directory formats); with ``preloaded`` it also decodes every
+    image, so time this call to get the set-up cost.
     """
     allowed = loaders_for(format_module)
     if loader not in allowed:
@@ -209,5 +214,6 @@ def make_dataset(
             f"choose from {', '.join(allowed)}"
         )
     if format_module.INFO.kind == "table":
-        return OMEArrowDataset(format_module.read_table(Path(path)), preload=loader == "preloaded", transform=transform)
+        table = format_module.read_table(Path(path), column=column)
+        return OMEArrowDataset(table, preload=loader == "preloaded", transform=transform)
     return DirectoryDataset(format_module, path, transform=transform)

@@ -21,9 +21,16 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", choices=("quick", "full"), default="quick",
                         help="generated data size: quick (20,000 cells, default) or full (1,000,000 cells)")
     parser.add_argument("--input", metavar="PATH",
-                        help="your own .h5ad (CSR X) or SOMA-like COO .parquet instead of generated data")
+                        help="your own .h5ad (a CSR matrix; any anndata version) or SOMA-like COO .parquet "
+                        "(soma_dim_0, soma_dim_1, soma_data) instead of generated data")
+    parser.add_argument("--matrix", default="X", metavar="NAME",
+                        help="with an --input .h5ad: the CSR matrix to read: X (default), raw.X or layers/NAME")
+    parser.add_argument("--n-cells", type=int, metavar="N",
+                        help="with an --input .parquet: the number of cells (default: its shape metadata, else the "
+                        "largest soma_dim_0 + 1)")
     parser.add_argument("--n-genes", type=int, metavar="N",
-                        help="with a --input Parquet that has no shape metadata: the number of genes")
+                        help="with an --input .parquet: the number of genes (default: its shape metadata, else the "
+                        "largest soma_dim_1 + 1)")
     parser.add_argument("--data-dir", default="data", metavar="DIR", help="where generated data is cached (data)")
     parser.add_argument("--out", default="results", metavar="DIR", help="results directory (results)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -34,7 +41,11 @@ def _dataset(args: argparse.Namespace, formats: list[str] | None = None) -> Any:
     from loaderbench.sparse.datagen import prepare_sparse_dataset  # noqa: PLC0415
 
     progress = Progress(quiet=args.quiet)
-    return prepare_sparse_dataset(args.preset, args.data_dir, args.input, formats, progress, args.n_genes), progress
+    dataset = prepare_sparse_dataset(args.preset, args.data_dir, args.input, formats, progress, args.n_genes,
+                                     n_cells=args.n_cells, matrix=args.matrix)
+    for note in dataset.notes:  # what was inferred or converted from the user's file: shown even with --quiet
+        print(f"{dataset.name}: {note}")
+    return dataset, progress
 
 
 def _render(out_dir: str) -> Any:

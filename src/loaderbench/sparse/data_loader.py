@@ -69,7 +69,8 @@ def run_data_loader(
         label = describe(s)
         progress(f"data-loader [{index}/{len(settings)}] {label}")
         spec = RunSpec(paths=paths, settings=s, dataset=dataset.name, epochs=epochs, max_batches=max_batches,
-                       include_first_batch=include_first_batch, gc_freq=gc_freq, extra=extra)
+                       include_first_batch=include_first_batch, gc_freq=gc_freq, extra=extra,
+                       shape=(dataset.n_obs, dataset.n_vars))
         result = run_spec_isolated(spec) if isolate else run_spec(spec)
         for row in result:
             if row["status"] == "ok":

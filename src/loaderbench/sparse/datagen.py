@@ -30,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from loaderbench import interrupts
 from loaderbench.formats import atomic_output, one_line
 from loaderbench.progress import Progress
 from loaderbench.sparse.sources import (
@@ -104,10 +105,12 @@ class SparseDataset:
     skipped: dict[str, str] = field(default_factory=dict)
     source: str = "generated"
     seconds: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what was inferred or converted from a user's file
 
     def record(self) -> dict[str, Any]:
         return {"name": self.name, "source": self.source, "n_obs": self.n_obs, "n_vars": self.n_vars,
-                "nnz": self.nnz, "paths": {k: str(v) for k, v in self.paths.items()}, "skipped": self.skipped}
+                "nnz": self.nnz, "paths": {k: str(v) for k, v in self.paths.items()}, "skipped": self.skipped,
+                "notes": self.notes}
 
 
 # ----------------------------------------------------------------------------------------------- the model
@@ -303,9 +306,19 @@ def write_annbatch_zarr(stream: CsrStream, path: Path) -> None:
             zarr.consolidate_metadata(tmp)
 
 
+def global_order(cells: np.ndarray, genes: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Cell-major entries with the genes of each cell increasing, sorted only where they are not (a CSR matrix may
+    list a cell's genes in any order: scanpy's ``pbmc68k_reduced`` ``raw.X`` does in every cell)."""
+    if len(cells) > 1 and np.any((cells[1:] == cells[:-1]) & (genes[1:] < genes[:-1])):
+        order = np.lexsort((genes, cells))
+        return cells[order], genes[order], values[order]
+    return cells, genes, values
+
+
 def write_soma(stream: CsrStream, path: Path) -> None:
-    """A TileDB-SOMA ``SparseNDArray`` (float32, cells x genes). Tiles span all genes of 16 cells, so the cell-major
-    entries are already in TileDB's global order and are written unsorted-free (``sort_coords=False``)."""
+    """A TileDB-SOMA ``SparseNDArray`` (float32, cells x genes). Tiles span all genes of 16 cells, so cell-major
+    entries with each cell's genes in order are TileDB's global order and are written as they are
+    (``sort_coords=False``); each write's genes are put in order within their cells first (``global_order``)."""
     import tiledbsoma  # noqa: PLC0415
 
     create = {"tiledb": {"create": {
@@ -316,7 +329,8 @@ def write_soma(stream: CsrStream, path: Path) -> None:
     shape = (stream.n_obs, stream.n_vars)
     with atomic_output(path) as tmp:
         with tiledbsoma.SparseNDArray.create(str(tmp), type=pa.float32(), shape=shape, platform_config=create) as array:
-            for cells, genes, values in stream_to_coo(stream):
+            for piece in stream_to_coo(stream):
+                cells, genes, values = global_order(*piece)
                 table = pa.table([pa.array(cells), pa.array(genes), pa.array(values, pa.float32())],
                                  names=["soma_dim_0", "soma_dim_1", "soma_data"])
                 array.write(table, platform_config=options)
@@ -369,6 +383,7 @@ def _add_formats(dataset: SparseDataset, stream: Callable[[], CsrStream], format
         try:
             WRITERS[name](stream(), target)
         except Exception as exc:  # noqa: BLE001 - one failed format is reported, the others still run
+            interrupts.raise_if_interrupted()  # Ctrl-C reported as a library's own error is not a failed format
             dataset.skipped[name] = one_line(exc)
             continue
         dataset.seconds[name] = round(time.perf_counter() - start, 3)
@@ -410,16 +425,19 @@ def ensure_sparse_dataset(cfg: SparseDataConfig, data_dir: str | Path, formats: 
     return dataset
 
 
-def _input_key(path: Path, n_vars: int | None) -> str:
+def _input_key(path: Path, *settings: Any) -> str:
     stat = path.stat()
-    blob = json.dumps([str(path.resolve()), stat.st_size, stat.st_mtime_ns, n_vars]).encode()
+    blob = json.dumps([str(path.resolve()), stat.st_size, stat.st_mtime_ns, *settings]).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
 
 
 def open_sparse_input(path: str | Path, data_dir: str | Path, formats: list[str] | None = None,
-                      progress: Progress | None = None, n_genes: int | None = None) -> SparseDataset:
-    """The user's own ``.h5ad`` (CSR ``X``) or SOMA-like COO ``.parquet``, validated, with the other formats
-    converted into ``data_dir/sparse-input-<key>/`` (cached by path, size and modification time)."""
+                      progress: Progress | None = None, n_genes: int | None = None, n_cells: int | None = None,
+                      matrix: str = "X") -> SparseDataset:
+    """The user's own ``.h5ad`` (a CSR matrix: ``X``, or ``matrix`` = ``raw.X`` / ``layers/NAME``) or SOMA-like COO
+    ``.parquet`` (shape from ``n_cells``/``n_genes``, its metadata, or the largest indices), validated, with the
+    other formats converted into ``data_dir/sparse-input-<key>/`` (cached by path, size, modification time and
+    these settings). ``notes`` says what was inferred or converted."""
     progress = progress or Progress(quiet=True)
     source = Path(path)
     if not source.exists():
@@ -428,35 +446,63 @@ def open_sparse_input(path: str | Path, data_dir: str | Path, formats: list[str]
     if suffix not in (".h5ad", ".parquet", ".pq"):
         raise SparseInputError(f"{source}: expected an .h5ad (AnnData, CSR X) or a SOMA-like COO .parquet file")
     formats = list(formats or FORMATS)
-    root = Path(data_dir) / f"sparse-input-{_input_key(source, n_genes)}"
-    root.mkdir(parents=True, exist_ok=True)
+    notes: list[str] = []
     progress(f"sparse input: checking {source}")
     if suffix == ".h5ad":
-        matrix = H5adCSR(source)
+        if n_cells is not None or n_genes is not None:
+            raise SparseInputError(f"{source}: --n-cells/--n-genes apply to a COO .parquet; an .h5ad has its shape")
+        h5ad = H5adCSR(source, matrix)
+        root = Path(data_dir) / f"sparse-input-{_input_key(source, h5ad.matrix)}"
+        root.mkdir(parents=True, exist_ok=True)
+        if h5ad.reader == "anndata":
+            notes.append(f"{h5ad.matrix} read with anndata.read_h5ad (backed): the file has no encoding-type "
+                         "attributes (written by anndata < 0.7)")
+        unsorted = h5ad.check_order()
+        if unsorted:
+            notes.append(f"{unsorted:,} of {h5ad.n_obs:,} cells list their genes out of order; sorted within each "
+                         "cell where a writer needs it (TileDB-SOMA)")
         paths = {"h5ad": source}
+        if h5ad.reader != "h5py" or h5ad.matrix != "X":
+            # The h5ad readers (torch, scDataset) read X in anndata's current encoding: give them a copy.
+            copy = root / FILE_NAMES["h5ad"]
+            if not copy.exists():
+                progress(f"sparse input: writing {h5ad.matrix} as X of {copy}")
+                write_h5ad(h5ad.stream(), copy)
+            paths["h5ad"] = copy
+            notes.append(f"{h5ad.matrix} copied as X of {copy} for the .h5ad readers")
         parquet = root / FILE_NAMES["parquet"]
         if not parquet.exists():
             progress(f"sparse input: converting to {parquet}")
-            write_coo_parquet(stream_to_coo(matrix.stream()), parquet, matrix.n_obs, matrix.n_vars, 1 << 20)
+            write_coo_parquet(stream_to_coo(h5ad.stream()), parquet, h5ad.n_obs, h5ad.n_vars, 1 << 20)
         paths["parquet"] = parquet
-        stream: Callable[[], CsrStream] = matrix.stream
+        stream: Callable[[], CsrStream] = h5ad.stream
+        shape = (h5ad.n_obs, h5ad.n_vars, h5ad.nnz)
     else:
-        coo = CooParquet(source, n_vars=n_genes)
-        matrix = coo
+        if matrix != "X":
+            raise SparseInputError(f"{source}: --matrix applies to an .h5ad; a COO .parquet holds one matrix")
+        coo = CooParquet(source, n_obs=n_cells, n_vars=n_genes)
+        root = Path(data_dir) / f"sparse-input-{_input_key(source, coo.n_obs, coo.n_vars)}"
+        root.mkdir(parents=True, exist_ok=True)
+        if coo.shape_note():
+            notes.append(coo.shape_note())
         paths = {"parquet": source}
         stream = coo.stream
-    dataset = SparseDataset(name=str(source), root=root, n_obs=matrix.n_obs, n_vars=matrix.n_vars, nnz=matrix.nnz,
-                            paths=paths, source="input")
+        shape = (coo.n_obs, coo.n_vars, coo.nnz)
+    dataset = SparseDataset(name=str(source), root=root, n_obs=shape[0], n_vars=shape[1], nnz=shape[2],
+                            paths=paths, source="input", notes=notes)
     _add_formats(dataset, stream, formats, progress)
     return dataset
 
 
 def prepare_sparse_dataset(preset: str, data_dir: str | Path, input_path: str | None = None,
                            formats: list[str] | None = None, progress: Progress | None = None,
-                           n_genes: int | None = None, config: SparseDataConfig | None = None) -> SparseDataset:
+                           n_genes: int | None = None, config: SparseDataConfig | None = None,
+                           n_cells: int | None = None, matrix: str = "X") -> SparseDataset:
     """The user's input when given, else the preset's (or ``config``'s) generated matrix."""
     if input_path:
-        return open_sparse_input(input_path, data_dir, formats, progress, n_genes)
+        return open_sparse_input(input_path, data_dir, formats, progress, n_genes, n_cells, matrix)
+    if n_cells is not None or n_genes is not None or matrix != "X":
+        raise ValueError("--n-cells, --n-genes and --matrix describe an --input file; give one with --input")
     if config is None:
         if preset not in PRESETS:
             raise ValueError(f"unknown sparse preset {preset!r} (choose from {', '.join(PRESETS)})")

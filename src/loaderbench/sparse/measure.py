@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loaderbench import interrupts
 from loaderbench.formats import one_line
 from loaderbench.memory import PeakMemorySampler
 from loaderbench.sparse.methods import METHODS, SEED_METHODS, LoaderSettings, NativeMethodLoader, SeedMethodLoader
@@ -47,6 +48,7 @@ class RunSpec:
     include_first_batch: bool = False
     gc_freq: int = 10  # gc.collect() every this many batches (0: never)
     extra: dict[str, Any] = field(default_factory=dict)  # copied into every row
+    shape: tuple[int, int] | None = None  # (cells, genes) as the dataset was opened (a COO file may not say)
 
     def to_json(self) -> str:
         return json.dumps({**self.__dict__, "settings": self.settings.to_dict()})
@@ -58,13 +60,15 @@ class RunSpec:
         return cls(**values)
 
 
-def build_loader(paths: dict[str, Path], settings: LoaderSettings) -> Any:
-    """The loader ``settings.method`` names, on the files in ``paths``."""
+def build_loader(paths: dict[str, Path], settings: LoaderSettings, shape: tuple[int, int] | None = None) -> Any:
+    """The loader ``settings.method`` names, on the files in ``paths``; ``shape`` (cells, genes) as the dataset was
+    opened (``--n-cells``/``--n-genes``, or inferred once), else read again from the COO file."""
     method = settings.method
+    n_obs, n_vars = shape if shape is not None else (None, None)
     if method in SEED_METHODS:
-        return SeedMethodLoader(CooParquet(paths["parquet"], check_genes=False), settings)
+        return SeedMethodLoader(CooParquet(paths["parquet"], n_obs, n_vars, check_genes=False), settings)
     if method == "native":
-        coo = CooParquet(paths["parquet"], check_genes=False)
+        coo = CooParquet(paths["parquet"], n_obs, n_vars, check_genes=False)
         settings.check(coo.n_obs)
         return NativeMethodLoader(coo.native_matrix(), settings)
     if method in PEER_CLASSES:
@@ -115,7 +119,7 @@ def run_spec(spec: RunSpec) -> list[dict[str, Any]]:
     try:
         with PeakMemorySampler() as setup_memory:
             start = time.perf_counter_ns()
-            loader = build_loader(paths, spec.settings)
+            loader = build_loader(paths, spec.settings, tuple(spec.shape) if spec.shape else None)
             setup_ns = time.perf_counter_ns() - start
     except PeerUnavailable as exc:
         return failed_rows(spec, "unavailable", str(exc))
@@ -181,6 +185,7 @@ def run_spec_isolated(spec: RunSpec, timeout_s: float = 3600) -> list[dict[str, 
                               capture_output=True, text=True, timeout=timeout_s, env=env, check=False)
     except subprocess.TimeoutExpired:
         return failed_rows(spec, "error", f"timed out after {timeout_s:.0f}s")
+    interrupts.raise_if_interrupted()  # the child died of the same Ctrl-C: not a failed measurement
     lines = [line for line in done.stdout.splitlines() if line.startswith("[")]
     if done.returncode != 0 or not lines:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]

@@ -127,7 +127,8 @@ def _backends(dataset: SparseDataset, backends: list[str]) -> tuple[dict[str, An
     available: dict[str, Any] = {}
     skipped: dict[str, str] = {}
     if "parquet" in backends:
-        available["parquet"] = ParquetReaders(CooParquet(dataset.paths["parquet"], check_genes=False))
+        coo = CooParquet(dataset.paths["parquet"], dataset.n_obs, dataset.n_vars, check_genes=False)
+        available["parquet"] = ParquetReaders(coo)
     if "tiledbsoma" in backends:
         if "soma" in dataset.paths:
             available["tiledbsoma"] = SomaReaders(dataset.paths["soma"], dataset.n_vars)
@@ -197,11 +198,15 @@ def _time_readers(dataset: SparseDataset, backend: str, impl: Any, chunks: list[
 
 def summary_table(df: pd.DataFrame) -> str:
     """Median elapsed seconds: one row per backend x chunk size x reader, one column per shuffle strategy."""
-    ok = df[df.get("status", "ok") == "ok"] if "status" in df else df
+    ok = df[df["status"] == "ok"] if "status" in df else df
+    # A backend that could not run is a line with its reason, never left out silently.
+    missing = [f"{row['format']}: not run ({row['reason']})" for _, row in df.iterrows()
+               if row.get("status", "ok") != "ok"] if "status" in df else []
     if ok.empty:
-        return "(no read-chunks figures)"
+        return "\n".join(["(no read-chunks figures)", *missing])
+    ok = ok.astype({"chunk_size": int})
     table = ok.pivot_table(index=["format", "chunk_size", "reader"], columns="shuffle", values="elapsed_s",
                            aggfunc="median")
     order = [s for s in SHUFFLES.values() if s in table.columns]
     table = table[order].reindex(READERS, level="reader")
-    return table.map(lambda v: f"{v:.2f}s").to_string()
+    return "\n".join([table.map(lambda v: f"{v:.2f}s").to_string(), *missing])

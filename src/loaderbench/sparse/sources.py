@@ -11,7 +11,9 @@ form every writer in ``datagen`` consumes.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import scipy.sparse as sp
+
+from loaderbench.formats import one_line
 
 DIM0, DIM1, DATA = "soma_dim_0", "soma_dim_1", "soma_data"
 COLUMNS = (DIM0, DIM1, DATA)
@@ -72,9 +76,12 @@ def _shape_metadata(schema: pa.Schema) -> dict[str, int]:
 class CooParquet:
     """A SOMA-like COO Parquet file, checked and indexed by cell.
 
-    ``n_obs``/``n_vars`` come from the file's shape metadata (written by ``datagen``), else from the arguments, else
-    from the largest index + 1. Raises ``SparseInputError`` naming the file when a column is missing or of the wrong
-    type, the rows are not sorted by cell, or an index is negative or outside the shape.
+    ``n_obs``/``n_vars`` come from the arguments (``--n-cells``/``--n-genes``), else the file's shape metadata
+    (written by ``datagen``), else the largest index + 1: cells from the pass over ``soma_dim_0`` that indexes the
+    file, genes from the footer's statistics or, when a row group has none, a pass over ``soma_dim_1`` (a
+    TileDB-SOMA export has no shape metadata). ``shape_from`` says where each came from. Raises
+    ``SparseInputError`` naming the file when a column is missing or of the wrong type, the rows are not sorted by
+    cell, or an index is negative or outside the shape.
     """
 
     def __init__(self, path: str | Path, n_obs: int | None = None, n_vars: int | None = None,
@@ -93,14 +100,62 @@ class CooParquet:
         sizes = np.array([meta.row_group(i).num_rows for i in range(meta.num_row_groups)], dtype=np.int64)
         self.row_group_offsets = np.concatenate(([0], np.cumsum(sizes))).astype(np.int64)
         self.nnz = int(self.row_group_offsets[-1])
-        known_obs = shape.get("n_obs", n_obs)
-        known_vars = shape.get("n_vars", n_vars)
-        counts, max_obs, max_var = self._scan(known_obs, known_vars, check_genes)
-        self.n_obs = int(known_obs if known_obs is not None else max_obs + 1)
-        self.n_vars = int(known_vars if known_vars is not None else max_var + 1)
+        self.shape_from: dict[str, str] = {}
+        known: dict[str, int | None] = {}
+        for key, given, flag in (("n_obs", n_obs, "--n-cells"), ("n_vars", n_vars, "--n-genes")):
+            if given is not None:
+                known[key], self.shape_from[key] = int(given), f"from {flag}"
+            elif key in shape:
+                known[key], self.shape_from[key] = shape[key], "from the shape metadata"
+            else:
+                known[key] = None
+        counts, max_obs, max_var = self._scan(known["n_obs"], known["n_vars"], check_genes)
+        if known["n_obs"] is None:
+            self.shape_from["n_obs"] = f"max {DIM0} + 1"
+        if known["n_vars"] is None and not check_genes:
+            max_var, how = self._max_gene()
+            self.shape_from["n_vars"] = f"max {DIM1} + 1, from {how}"
+        elif known["n_vars"] is None:
+            self.shape_from["n_vars"] = f"max {DIM1} + 1, from a pass over {DIM1}"
+        self.n_obs = int(known["n_obs"] if known["n_obs"] is not None else max_obs + 1)
+        self.n_vars = int(known["n_vars"] if known["n_vars"] is not None else max_var + 1)
         if len(counts) < self.n_obs:
             counts = np.concatenate((counts, np.zeros(self.n_obs - len(counts), dtype=np.int64)))
         self.indptr = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+
+    def shape_note(self) -> str:
+        """How the shape was found, when any of it was inferred ("" when both were given or in the metadata)."""
+        if all(not how.startswith("max") for how in self.shape_from.values()):
+            return ""
+        return (f"no shape metadata: {self.n_obs:,} cells ({self.shape_from['n_obs']}), {self.n_vars:,} genes "
+                f"({self.shape_from['n_vars']}); pass --n-cells/--n-genes if the matrix is larger (empty trailing "
+                "cells or unused last genes)")
+
+    def _max_gene(self) -> tuple[int, str]:
+        """The largest gene index: from the footer's column statistics when every row group has them, else read."""
+        meta = self._file.metadata
+        column = self._file.schema_arrow.get_field_index(DIM1)
+        highs = []
+        for group in range(meta.num_row_groups):
+            if meta.row_group(group).num_rows == 0:
+                continue
+            stats = meta.row_group(group).column(column).statistics
+            if stats is None or not stats.has_min_max:
+                break
+            if stats.min < 0:
+                raise SparseInputError(f"{self.path}: {DIM1} (gene index) {stats.min} is outside [0, n_vars)")
+            highs.append(int(stats.max))
+        else:
+            return max(highs, default=-1), "the footer statistics"
+        high = -1
+        for group in range(meta.num_row_groups):
+            genes = self._file.read_row_group(group, columns=[DIM1]).column(0).to_numpy()
+            if genes.size:
+                low = int(genes.min())
+                if low < 0:
+                    raise SparseInputError(f"{self.path}: {DIM1} (gene index) {low} is outside [0, n_vars)")
+                high = max(high, int(genes.max()))
+        return high, f"a pass over {DIM1} (the footer has no statistics)"
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -251,13 +306,70 @@ def stream_to_csr(stream: CsrStream) -> sp.csr_matrix:
     return sp.csr_matrix((data, indices, stream.indptr.copy()), shape=(stream.n_obs, stream.n_vars))
 
 
-class H5adCSR:
-    """The CSR ``X`` of an ``.h5ad`` file, validated (``SparseInputError`` naming the file otherwise)."""
+def matrix_name(matrix: str) -> str:
+    """``--matrix`` in one spelling: ``X``, ``raw.X`` (also ``raw``, ``raw/X``) or ``layers/NAME``."""
+    text = matrix.strip()
+    if text == "X":
+        return "X"
+    if text in ("raw", "raw.X", "raw/X"):
+        return "raw.X"
+    for prefix in ("layers/", "layers."):
+        if text.startswith(prefix) and len(text) > len(prefix):
+            return "layers/" + text[len(prefix):]
+    raise SparseInputError(f"--matrix {matrix!r}: name X, raw.X or layers/NAME")
 
-    def __init__(self, path: str | Path) -> None:
+
+def _attr(element: Any, name: str) -> str:
+    value = element.attrs.get(name, "")
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _h5_key(handle: Any, matrix: str) -> str | None:
+    """Where ``matrix`` lies in the HDF5 file: anndata >= 0.7 writes ``raw/X``, older versions ``raw.X``."""
+    keys = {"raw.X": ("raw/X", "raw.X")}.get(matrix, (matrix,))
+    return next((key for key in keys if key in handle), None)
+
+
+def _csr_matrices(handle: Any) -> list[str]:
+    """The names (as ``--matrix`` takes them) of the CSR matrices an ``.h5ad`` holds."""
+    import h5py  # noqa: PLC0415
+
+    names = ["X", "raw.X"] + [f"layers/{k}" for k in (handle["layers"] if "layers" in handle else {})]
+    found = []
+    for name in names:
+        key = _h5_key(handle, name)
+        element = handle[key] if key else None
+        if isinstance(element, h5py.Group) and (_attr(element, "encoding-type") == "csr_matrix"
+                                                or _attr(element, "h5sparse_format") == "csr"):
+            found.append(name)
+    return found
+
+
+def row_blocks(indptr: np.ndarray, entries: int = _STREAM_ROWS) -> Iterator[tuple[int, int]]:
+    """``(start, stop)`` cell ranges of about ``entries`` entries each (at least one cell), covering every cell."""
+    n_obs = len(indptr) - 1
+    start = 0
+    while start < n_obs:
+        stop = int(np.searchsorted(indptr, indptr[start] + entries, side="right")) - 1
+        stop = min(max(stop, start + 1), n_obs)
+        yield start, stop
+        start = stop
+
+
+class H5adCSR:
+    """A CSR matrix of an ``.h5ad`` file, validated (``SparseInputError`` naming the file otherwise).
+
+    ``matrix`` is ``X`` (default), ``raw.X`` or ``layers/NAME``. A CSR matrix in anndata's current encoding
+    (``encoding-type`` attributes, anndata >= 0.7) is read with h5py; a file written by an older anndata, which has
+    no encoding attributes, is read through ``anndata.read_h5ad`` (backed, so the matrix is not loaded whole), as
+    ``reader`` says. A dense or CSC matrix is refused, naming the CSR matrices the file has.
+    """
+
+    def __init__(self, path: str | Path, matrix: str = "X") -> None:
         import h5py  # noqa: PLC0415 - optional until an .h5ad is used
 
         self.path = Path(path)
+        self.matrix = matrix_name(matrix)
         if not self.path.is_file():
             raise SparseInputError(f"{self.path}: no such file")
         try:
@@ -265,46 +377,144 @@ class H5adCSR:
         except OSError as exc:
             raise SparseInputError(f"{self.path}: not a readable HDF5/.h5ad file ({exc})") from exc
         with handle:
-            if "X" not in handle:
-                raise SparseInputError(f"{self.path}: no X matrix")
-            x = handle["X"]
-            encoding = x.attrs.get("encoding-type", "")
-            if isinstance(x, h5py.Dataset) or encoding != "csr_matrix":
-                kind = "a dense array" if isinstance(x, h5py.Dataset) else f"encoding {encoding!r}"
-                raise SparseInputError(f"{self.path}: X must be a CSR sparse matrix (cells x genes), found {kind}")
-            for name in ("data", "indices", "indptr"):
-                if name not in x:
-                    raise SparseInputError(f"{self.path}: X has no {name!r} array")
-            self.n_obs, self.n_vars = (int(v) for v in x.attrs["shape"])
-            self.indptr = x["indptr"][...].astype(np.int64)
-            if len(self.indptr) != self.n_obs + 1 or self.indptr[0] != 0 or np.any(np.diff(self.indptr) < 0):
-                raise SparseInputError(f"{self.path}: X/indptr is not a valid CSR index for {self.n_obs} cells")
-            if int(self.indptr[-1]) != x["indices"].shape[0] or x["indices"].shape != x["data"].shape:
-                raise SparseInputError(f"{self.path}: X/indices, X/data and X/indptr do not agree in length")
+            key = _h5_key(handle, self.matrix)
+            if key is None:
+                raise SparseInputError(f"{self.path}: no {self.matrix} matrix{self._others(handle)}")
+            x = handle[key]
+            encoding = _attr(x, "encoding-type")
+            if isinstance(x, h5py.Group) and encoding == "csr_matrix":
+                self.reader = "h5py"
+                self._key = key
+                self._read_index(x)
+            elif not encoding and isinstance(x, h5py.Group) and _attr(x, "h5sparse_format") == "csr":
+                self.reader = "anndata"  # anndata < 0.7: no encoding attributes; anndata still reads it
+                self._key = key
+            else:
+                if isinstance(x, h5py.Dataset):
+                    kind = f"a dense {' x '.join(map(str, x.shape))} array"
+                else:
+                    kind = f"encoding {encoding or _attr(x, 'h5sparse_format') or 'none'!r}"
+                raise SparseInputError(f"{self.path}: {self.matrix} must be a CSR sparse matrix (cells x genes), "
+                                       f"found {kind}{self._others(handle)}")
+        if self.reader == "anndata":
+            with self._anndata_matrix() as opened:
+                self.n_obs, self.n_vars = (int(v) for v in opened.shape)
+                in_memory = isinstance(opened, sp.csr_matrix)
+                self.indptr = np.asarray(opened.indptr if in_memory else opened.group["indptr"][...], dtype=np.int64)
+                self._check_index(len(opened.indices) if in_memory else opened.group["indices"].shape[0])
         for idx, _ in self.stream().pieces():
             if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= self.n_vars):
                 bad = int(idx.min()) if int(idx.min()) < 0 else int(idx.max())
-                raise SparseInputError(f"{self.path}: X/indices (gene index) {bad} is outside [0, {self.n_vars})")
+                raise SparseInputError(f"{self.path}: {self.matrix}/indices (gene index) {bad} is outside "
+                                       f"[0, {self.n_vars})")
+
+    def _others(self, handle: Any) -> str:
+        others = [name for name in _csr_matrices(handle) if name != self.matrix]
+        return f"; this file has a CSR matrix in {', '.join(others)}: pass --matrix {others[0]}" if others else ""
+
+    def _read_index(self, x: Any) -> None:
+        for name in ("data", "indices", "indptr"):
+            if name not in x:
+                raise SparseInputError(f"{self.path}: {self.matrix} has no {name!r} array")
+        self.n_obs, self.n_vars = (int(v) for v in x.attrs["shape"])
+        self.indptr = x["indptr"][...].astype(np.int64)
+        if x["indices"].shape != x["data"].shape:
+            raise SparseInputError(f"{self.path}: {self.matrix}/indices and {self.matrix}/data differ in length")
+        self._check_index(x["indices"].shape[0])
+
+    def _check_index(self, entries: int) -> None:
+        indptr = self.indptr
+        if len(indptr) != self.n_obs + 1 or indptr[0] != 0 or np.any(np.diff(indptr) < 0):
+            raise SparseInputError(f"{self.path}: {self.matrix}/indptr is not a valid CSR index for {self.n_obs} cells")
+        if int(indptr[-1]) != entries:
+            raise SparseInputError(f"{self.path}: {self.matrix}/indices, data and indptr do not agree in length")
+
+    @contextlib.contextmanager
+    def _anndata_matrix(self) -> Iterator[Any]:
+        """The matrix through ``anndata.read_h5ad(backed="r")``: a backed CSR dataset (or a scipy CSR for layers,
+        which anndata loads); the file is closed on exit."""
+        import anndata as ad  # noqa: PLC0415
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # anndata's notes on the old encoding are not the user's to act on
+            try:
+                adata = ad.read_h5ad(self.path, backed="r")
+            except Exception as exc:  # anndata raises many types on a file it cannot read
+                raise SparseInputError(f"{self.path}: anndata.read_h5ad cannot read it ({one_line(exc)})") from exc
+        try:
+            if self.matrix == "X":
+                matrix = adata.X
+            elif self.matrix == "raw.X":
+                matrix = adata.raw.X if adata.raw is not None else None
+            else:
+                matrix = adata.layers[self.matrix.split("/", 1)[1]]
+            fmt = getattr(matrix, "format", "csr" if isinstance(matrix, sp.csr_matrix) else "")
+            if matrix is None or fmt != "csr" or not hasattr(matrix, "shape"):
+                raise SparseInputError(f"{self.path}: anndata reads {self.matrix} as {type(matrix).__name__}, "
+                                       "not a CSR sparse matrix")
+            yield matrix
+        finally:
+            if adata.file is not None:
+                adata.file.close()
 
     @property
     def nnz(self) -> int:
         return int(self.indptr[-1])
 
     def stream(self) -> CsrStream:
-        path = self.path
+        path, key, indptr = self.path, self._key, self.indptr
 
-        def pieces() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        def from_h5py() -> Iterator[tuple[np.ndarray, np.ndarray]]:
             import h5py  # noqa: PLC0415
 
             with h5py.File(path, "r") as handle:
-                x = handle["X"]
+                x = handle[key]
                 total = x["indices"].shape[0]
                 for start in range(0, total, _STREAM_ROWS):
                     stop = min(total, start + _STREAM_ROWS)
                     yield (x["indices"][start:stop].astype(np.int32, copy=False),
                            x["data"][start:stop].astype(np.float32, copy=False))
 
-        return CsrStream(self.n_obs, self.n_vars, self.indptr, pieces)
+        def from_anndata() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            with self._anndata_matrix() as matrix:
+                for start, stop in row_blocks(indptr):
+                    rows = matrix[start:stop]  # anndata's own reader: a scipy CSR of these cells
+                    yield rows.indices.astype(np.int32, copy=False), rows.data.astype(np.float32, copy=False)
+
+        return CsrStream(self.n_obs, self.n_vars, indptr, from_h5py if self.reader == "h5py" else from_anndata)
+
+    def check_order(self) -> int:
+        """How many cells list their genes out of order (TileDB-SOMA's writer sorts them); ``SparseInputError``
+        naming the cell and the gene when a cell lists a gene twice (the loaders would disagree on its value)."""
+        return entry_order(self.stream(), f"{self.path}: {self.matrix}")
 
     def to_scipy_csr(self) -> sp.csr_matrix:
         return stream_to_csr(self.stream())
+
+
+def entry_order(stream: CsrStream, where: str) -> int:
+    """Cells of ``stream`` whose gene indices are not increasing (counted once each); ``SparseInputError`` starting
+    with ``where`` at the first cell that lists a gene twice. One linear pass; a sort only where order breaks."""
+    unsorted = np.zeros(stream.n_obs, dtype=bool)
+    at = 0
+    previous: tuple[int, int] | None = None  # the last (cell, gene) of the previous piece: a cell may span two
+    for idx, _ in stream.pieces():
+        n = len(idx)
+        if not n:
+            continue
+        rows = rows_for_range(stream.indptr, at, at + n)
+        genes = idx.astype(np.int64)
+        if previous is not None:
+            rows, genes = np.concatenate(([previous[0]], rows)), np.concatenate(([previous[1]], genes))
+        breaks = np.flatnonzero((rows[1:] == rows[:-1]) & (genes[1:] <= genes[:-1]))
+        if breaks.size:
+            unsorted[rows[breaks]] = True
+            order = np.lexsort((genes, rows))
+            twice = np.flatnonzero((np.diff(rows[order]) == 0) & (np.diff(genes[order]) == 0))
+            if twice.size:
+                cell, gene = int(rows[order][twice[0]]), int(genes[order][twice[0]])
+                raise SparseInputError(f"{where}: cell {cell} lists gene {gene} twice (duplicate entries): sum them "
+                                       "first (e.g. adata.X.sum_duplicates(), then write the file again)")
+        previous = (int(rows[-1]), int(genes[-1]))
+        at += n
+    return int(unsorted.sum())

@@ -105,7 +105,8 @@ def run(ctx: TrackContext) -> pd.DataFrame:
         loaders = cfg.loaders if target.kind == "table" else list(loaders_for(target.module))
         for loader in loaders:
             ctx.progress(f"[{NAME}] {target.dataset.name} {target.label} loader={loader}: building dataset")
-            dataset, setup_s = timed_construct(make_dataset, target.module, target.path, loader)
+            dataset, setup_s = timed_construct(make_dataset, target.module, target.path, loader,
+                                               column=target.column)
             for access in cfg.access:
                 indices = access_indices(access, len(dataset), cfg.samples, seed).tolist()
                 warm = [indices[i % len(indices)] for i in range(cfg.warmup)]

@@ -32,17 +32,11 @@ nb::object file_sample(const PyFileImageDataset& self, int64_t row, const Transf
   const FileImageDataset& ds = *self.dataset;
   check_row(ds.size(), row);
   validate_transform(ds.image(), transform);
-  const std::vector<int64_t> shape = sample_shape(ds.image(), transform);
-  int64_t bytes = output_size(transform.output);
-  for (int64_t d : shape) bytes *= d;
-  auto* buffer = new std::vector<uint8_t>(static_cast<size_t>(bytes));
-  nb::capsule owner(buffer, [](void* p) noexcept { delete static_cast<std::vector<uint8_t>*>(p); });
-  std::vector<uint8_t> scratch;
-  {
-    nb::gil_scoped_release release;
-    ds.write_sample(row, transform, draw_augment(transform, ds.image(), epoch, row), buffer->data(), scratch);
-  }
-  return nb::cast(make_tensor(buffer->data(), shape, dlpack_type(transform.output), owner));
+  const SampleAugment augment = draw_augment(transform, ds.image(), epoch, row);
+  return new_sample_tensor(sample_shape(ds.image(), transform), transform.output,
+                           [&](void* out, std::vector<uint8_t>& scratch) {
+                             ds.write_sample(row, transform, augment, out, scratch);
+                           });
 }
 
 nb::dict file_summary(const FileImageDataset& ds) {

@@ -59,17 +59,11 @@ nb::object sample_tensor(const PyImageDataset& self, int64_t row, const Transfor
   const ImageDataset& ds = *self.dataset;
   check_row(ds, row);
   validate_transform(ds.image(row), transform);
-  const std::vector<int64_t> shape = sample_shape(ds.image(row), transform);
-  int64_t bytes = output_size(transform.output);
-  for (int64_t d : shape) bytes *= d;
-  auto* buffer = new std::vector<uint8_t>(static_cast<size_t>(bytes));
-  nb::capsule owner(buffer, [](void* p) noexcept { delete static_cast<std::vector<uint8_t>*>(p); });
-  std::vector<uint8_t> scratch;
-  {
-    nb::gil_scoped_release release;
-    write_sample(ds.index(), row, transform, draw_augment(transform, ds.image(row), epoch, row), buffer->data(), scratch);
-  }
-  return nb::cast(make_tensor(buffer->data(), shape, dlpack_type(transform.output), owner));
+  const SampleAugment augment = draw_augment(transform, ds.image(row), epoch, row);
+  return new_sample_tensor(sample_shape(ds.image(row), transform), transform.output,
+                           [&](void* out, std::vector<uint8_t>& scratch) {
+                             write_sample(ds.index(), row, transform, augment, out, scratch);
+                           });
 }
 
 nb::object view_tensor(const PyImageDataset& self, int64_t row) {

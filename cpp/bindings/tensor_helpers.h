@@ -5,6 +5,7 @@
 #include <nanobind/ndarray.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "loaderbench/sample_writer.h"
@@ -39,6 +40,22 @@ inline Tensor make_tensor(void* data, const std::vector<int64_t>& shape, nanobin
                           nanobind::handle owner) {
   std::vector<size_t> dims(shape.begin(), shape.end());
   return Tensor(data, dims.size(), dims.data(), owner, nullptr, dtype);
+}
+
+/// A new tensor holding one converted sample of `shape`: `write(out, scratch)` fills it with the GIL released. The
+/// capsule owns the buffer from the start, so an exception in `write` frees it.
+template <typename Write>
+nanobind::object new_sample_tensor(const std::vector<int64_t>& shape, OutputType output, Write&& write) {
+  int64_t bytes = output_size(output);
+  for (int64_t d : shape) bytes *= d;
+  auto* buffer = new std::vector<uint8_t>(static_cast<size_t>(bytes));
+  nanobind::capsule owner(buffer, [](void* p) noexcept { delete static_cast<std::vector<uint8_t>*>(p); });
+  std::vector<uint8_t> scratch;
+  {
+    nanobind::gil_scoped_release release;
+    write(buffer->data(), scratch);
+  }
+  return nanobind::cast(make_tensor(buffer->data(), shape, dlpack_type(output), owner));
 }
 
 /// Resolves a negative index as Python does; an index outside the dataset is an IndexError naming both.

@@ -419,8 +419,12 @@ api("block-size-0", "error", iterate("sampler='block', block_size=0"), ("block_s
 api("index-out-of-range", "error", "NativeImageLoader(table)[6]", ("6",))
 api("source-not-arrow", "error", "NativeImageLoader(42)", (("int", "source", "arrow"),))
 api("source-missing-path", "error", "NativeImageLoader(TMP / 'missing.parquet')", ("missing.parquet",))
-api("source-tiff-directory", "error", "NativeImageLoader(TMP / 'tiff')", ("tiff",),
-    build=lambda tmp, shared: shared.copy("tiff", tmp) and None)
+for _fmt in ("tiff", "ome_zarr"):  # directory formats are decoded by the core: the same pixels as the table's
+    api(f"source-{_fmt}-directory", "ok", f"""
+    loader = NativeImageLoader(TMP / {_fmt!r}, batch_size=6, num_threads=2)  # the folder is named after the format
+    (batch,) = list(loader)
+    check(torch.equal(batch, expected), "pixels differ from the images written")
+""", build=lambda tmp, shared, fmt=_fmt: shared.copy(fmt, tmp) and None)
 api("column-missing", "error", "NativeImageLoader(table, column='nope')", ("nope",))
 api("source-int64-overflow-parquet", "error", "NativeImageLoader(TMP / 'overflow.parquet')",
     (("row 0", "overflow.parquet"),),

@@ -6,7 +6,9 @@ the ``KeyboardInterrupt`` into an error of their own (DuckDB's ``InterruptExcept
 ``except Exception`` then takes for an ordinary failure. So the handler remembers that SIGINT came: the CLI reports
 any error after it as the interrupt, and code that carries on after a failure calls ``raise_if_interrupted``.
 Set-up that must not stop half-way runs under ``deferred()``; what finalizers report after the interrupt (objects
-it left half-built) is dropped, since the cause is already reported.
+it left half-built) is dropped, since the cause is already reported, and so is what helper threads raise after it
+(multiprocessing's resource sharer, which hands tensors' file descriptors to the workers, fails with a broken pipe
+when a worker it serves has gone).
 """
 
 from __future__ import annotations
@@ -71,17 +73,24 @@ def handled() -> Iterator[None]:
         return
     previous = signal.getsignal(signal.SIGINT)
     previous_hook = sys.unraisablehook
+    previous_thread_hook = threading.excepthook
     _owner_pid, _received, _deferring = os.getpid(), False, 0
 
     def quiet_after_interrupt(report: Any) -> None:
         if not (_received or isinstance(report.exc_value, KeyboardInterrupt)):
             previous_hook(report)
 
+    def thread_quiet_after_interrupt(args: Any) -> None:
+        if not (_received or isinstance(args.exc_value, KeyboardInterrupt)):
+            previous_thread_hook(args)
+
     signal.signal(signal.SIGINT, _on_sigint)
     sys.unraisablehook = quiet_after_interrupt
+    threading.excepthook = thread_quiet_after_interrupt
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
         if not _received:  # else the interrupted work is freed after this: its finalizers' reports stay quiet
             sys.unraisablehook = previous_hook
+            threading.excepthook = previous_thread_hook

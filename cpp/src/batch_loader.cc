@@ -73,52 +73,108 @@ int64_t max_batch_rows(int64_t rows, const LoaderOptions& o) {
   return batches_per_epoch(rows, o) == 0 ? 0 : std::min(o.batch_size, shard_size(rows, o.sampler));
 }
 
+std::vector<std::pair<int64_t, int64_t>> kept_positions(int64_t rows, const LoaderOptions& o) {
+  const int64_t b = o.batch_size, total = rank_batches(rows, o);
+  // drop_last: total * b <= the shard; otherwise only the last batch may be partial.
+  const int64_t used = o.drop_last ? total * b : shard_size(rows, o.sampler);
+  std::vector<std::pair<int64_t, int64_t>> kept;
+  for (int64_t number = o.batch_offset; number < total; number += o.batch_stride) {
+    const int64_t begin = number * b, end = begin + std::min(b, used - begin);  // begin < used: no overflow
+    if (!kept.empty() && kept.back().second == begin) {
+      kept.back().second = end;
+    } else {
+      kept.emplace_back(begin, end);
+    }
+    if (o.batch_stride > total - number) break;  // the next number would pass the end (or overflow)
+  }
+  return kept;
+}
+
+void start_threads(std::vector<std::thread>& threads, int count, const std::function<void()>& body, const char* role,
+                   const char* option) {
+  threads.reserve(threads.size() + static_cast<size_t>(std::max(count, 0)));
+  for (int t = 0; t < count; ++t) {
+    try {
+      threads.emplace_back(body);
+    } catch (const std::system_error& e) {
+      throw std::runtime_error(std::string("could not start ") + role + " thread " + std::to_string(t + 1) + " of " +
+                               std::to_string(count) + " (" + e.what() + "); use fewer " + option);
+    }
+  }
+}
+
+namespace {
+
+/// This rank's order, cut to this batch_offset/batch_stride share (validates the options).
+std::vector<int64_t> share_order(int64_t rows, const LoaderOptions& options, int64_t epoch) {
+  validate_options(options);
+  std::vector<int64_t> order = epoch_indices(rows, options.sampler, epoch);
+  const std::vector<std::pair<int64_t, int64_t>> kept = kept_positions(rows, options);
+  if (kept.size() == 1 && kept[0].first == 0) {  // the whole rank (less drop_last's partial batch): no copy
+    order.resize(static_cast<size_t>(kept[0].second));
+    return order;
+  }
+  std::vector<int64_t> share;
+  for (const auto& [begin, end] : kept) share.insert(share.end(), order.begin() + begin, order.begin() + end);
+  return share;
+}
+
+}  // namespace
+
 EpochIterator::EpochIterator(std::shared_ptr<const RowSource> rows, std::shared_ptr<BufferPool> pool,
                              LoaderOptions options, int64_t epoch)
-    : rows_(std::move(rows)), pool_(std::move(pool)), options_(std::move(options)), epoch_(epoch) {
-  validate_options(options_);
-  order_ = epoch_indices(rows_->size(), options_.sampler, epoch_);
-  num_batches_ = batches_per_epoch(rows_->size(), options_);
-  if (options_.batch_stride > 1) {
-    // Keep this share's batches only, back to back: only the rank's last batch can be partial, and if it is
-    // kept it is also the last one here, so batch k of the share is rows [k * B, (k + 1) * B) of the new order.
-    const int64_t b = options_.batch_size, total = rank_batches(rows_->size(), options_);
-    const int64_t used = std::min<int64_t>(static_cast<int64_t>(order_.size()), total * b);
-    std::vector<int64_t> share;
-    share.reserve(static_cast<size_t>(std::min(used, num_batches_ * b)));
-    for (int64_t number = options_.batch_offset; number < total; number += options_.batch_stride) {
-      const int64_t begin = number * b, end = std::min(used, begin + b);
-      share.insert(share.end(), order_.begin() + begin, order_.begin() + end);
+    : rows_(std::move(rows)),
+      epoch_(epoch),
+      assembler_(std::move(pool), options, share_order(rows_->size(), options, epoch), rows_->sample_shape(),
+                 rows_->sample_bytes()) {
+  const int64_t sample_bytes = rows_->sample_bytes();
+  assembler_.start([this, sample_bytes](int64_t begin, int64_t end, uint8_t* out, std::vector<uint8_t>& scratch) {
+    if (out == nullptr) return;  // the batch has no buffer (and carries that error)
+    const std::vector<int64_t>& order = assembler_.order();
+    for (int64_t p = begin; p < end; ++p, out += sample_bytes) {
+      rows_->write_row(order[static_cast<size_t>(p)], epoch_, out, scratch);
     }
-    order_ = std::move(share);
-  }
-  sample_shape_ = rows_->sample_shape();
-  sample_bytes_ = rows_->sample_bytes();
+  });
+}
+
+EpochIterator::~EpochIterator() { assembler_.stop_and_join(); }
+
+BatchAssembler::BatchAssembler(std::shared_ptr<BufferPool> pool, const LoaderOptions& options,
+                               std::vector<int64_t> order, std::vector<int64_t> sample_shape, int64_t sample_bytes)
+    : pool_(std::move(pool)),
+      options_(options),
+      order_(std::move(order)),
+      sample_shape_(std::move(sample_shape)),
+      sample_bytes_(sample_bytes) {
+  validate_options(options_);
+  const auto rows = static_cast<int64_t>(order_.size());
+  num_batches_ = rows / options_.batch_size + (rows % options_.batch_size != 0);
   int64_t batch_bytes = 0;
-  if (__builtin_mul_overflow(sample_bytes_, max_batch_rows(rows_->size(), options_), &batch_bytes) ||
+  if (__builtin_mul_overflow(sample_bytes_, std::min(options_.batch_size, rows), &batch_bytes) ||
       static_cast<uint64_t>(batch_bytes) > pool_->buffer_bytes()) {
     throw std::invalid_argument("buffer pool is smaller than one batch");
   }
   // Split each batch among the threads (at least one row per part); more threads than that would only wait.
   parts_ = std::max<int64_t>(1, std::min<int64_t>(options_.num_threads, options_.batch_size));
+}
+
+BatchAssembler::~BatchAssembler() { stop_and_join(); }
+
+void BatchAssembler::start(WriteRows write_rows) {
+  write_rows_ = std::move(write_rows);
   const int threads = static_cast<int>(
       std::min<int64_t>(options_.num_threads, std::max<int64_t>(num_batches_ * parts_, 1)));
-  threads_.reserve(static_cast<size_t>(threads));
   try {
-    for (int t = 0; t < threads; ++t) threads_.emplace_back([this] { worker(); });
-  } catch (const std::system_error& e) {
-    // The destructor does not run for a half-built object: stop and join the threads already started here, or
-    // their std::thread destructors would call std::terminate.
-    const size_t started = threads_.size();
+    start_threads(threads_, threads, [this] { worker(); }, "worker", "num_threads");
+  } catch (...) {
+    // Stop and join the threads already started before the owner unwinds: they use its members, and a joinable
+    // std::thread's destructor would call std::terminate.
     stop_and_join();
-    throw std::runtime_error("could not start worker thread " + std::to_string(started + 1) + " of " +
-                             std::to_string(threads) + " (" + e.what() + "); use fewer num_threads");
+    throw;
   }
 }
 
-EpochIterator::~EpochIterator() { stop_and_join(); }
-
-void EpochIterator::cancel() {
+void BatchAssembler::cancel() {
   {
     std::lock_guard lock(mutex_);
     stop_ = true;
@@ -127,17 +183,17 @@ void EpochIterator::cancel() {
   ready_cv_.notify_all();
 }
 
-void EpochIterator::stop_and_join() {
+void BatchAssembler::stop_and_join() {
   cancel();
   for (std::thread& t : threads_) {
     if (t.joinable()) t.join();
   }
 }
 
-void EpochIterator::start_batch(int64_t number, Pending* pending) const {
+void BatchAssembler::start_batch(int64_t number, Pending* pending) const {
   Batch& batch = pending->slot.batch;
   const int64_t begin = number * options_.batch_size;
-  const int64_t end = std::min<int64_t>(begin + options_.batch_size, static_cast<int64_t>(order_.size()));
+  const int64_t end = begin + std::min<int64_t>(options_.batch_size, static_cast<int64_t>(order_.size()) - begin);
   batch.number = number;
   batch.indices.assign(order_.begin() + begin, order_.begin() + end);
   batch.shape.assign(1, end - begin);
@@ -154,19 +210,20 @@ void EpochIterator::start_batch(int64_t number, Pending* pending) const {
   }
 }
 
-void EpochIterator::assemble_part(int64_t part, const Pending& pending, std::vector<uint8_t>& scratch) const {
+void BatchAssembler::assemble_part(int64_t part, const Pending& pending, std::vector<uint8_t>& scratch) const {
   const Batch& batch = pending.slot.batch;
-  if (!batch.buffer) return;  // the buffer could not be allocated: the batch carries that error
   const auto rows = static_cast<int64_t>(batch.indices.size());
   const int64_t per_part = (rows + parts_ - 1) / parts_;
   const int64_t begin = std::min(rows, part * per_part), end = std::min(rows, begin + per_part);
-  uint8_t* out = batch.buffer->bytes.get() + begin * sample_bytes_;
-  for (int64_t i = begin; i < end; ++i, out += sample_bytes_) {
-    rows_->write_row(batch.indices[static_cast<size_t>(i)], epoch_, out, scratch);
-  }
+  if (begin == end) return;
+  const int64_t first = batch.number * options_.batch_size;  // the batch's first position in the order
+  // No buffer: it could not be allocated and the batch carries that error; the part is still passed on (with no
+  // output) so that a streaming source can count its positions as done.
+  uint8_t* out = batch.buffer ? batch.buffer->bytes.get() + begin * sample_bytes_ : nullptr;
+  write_rows_(first + begin, first + end, out, scratch);
 }
 
-void EpochIterator::worker() {
+void BatchAssembler::worker() {
   std::vector<uint8_t> scratch;
   const int64_t total_parts = num_batches_ * parts_;
   while (true) {
@@ -194,7 +251,10 @@ void EpochIterator::worker() {
     bool done = false;
     {
       std::lock_guard lock(mutex_);
-      if (error && !pending->slot.error) pending->slot.error = error;
+      if (error && !pending->slot.error) pending->slot.error = std::move(error);
+      // Dropped here, not after unlocking: once the batch is handed over the consumer may be the exception's last
+      // owner, and libstdc++'s reference counts on it are invisible to ThreadSanitizer.
+      error = nullptr;
       if (--pending->parts_left == 0) {
         Slot slot = std::move(pending->slot);
         pending_.erase(number);
@@ -207,7 +267,7 @@ void EpochIterator::worker() {
   }
 }
 
-bool EpochIterator::next(Batch* out) {
+bool BatchAssembler::next(Batch* out) {
   std::unique_lock lock(mutex_);
   // Re-checked after every wake-up: with several consumers, another one may take the last batch or cancel.
   auto finished = [&] { return stop_ || next_to_hand_ >= num_batches_; };

@@ -41,8 +41,9 @@ ImageRows::ImageRows(std::shared_ptr<const ImageDataset> dataset, TransformOptio
 
 std::vector<int64_t> ImageRows::sample_shape() const { return loaderbench::sample_shape(dataset_->image(0), transform_); }
 
-void ImageRows::write_row(int64_t row, int64_t epoch, uint8_t* out, std::vector<uint8_t>& scratch) const {
-  const SampleAugment aug = draw_augment(transform_, dataset_->image(row), epoch, row);
+void ImageRows::write_row_as(int64_t row, int64_t dataset_row, int64_t epoch, uint8_t* out,
+                             std::vector<uint8_t>& scratch) const {
+  const SampleAugment aug = draw_augment(transform_, dataset_->image(row), epoch, dataset_row);
   write_sample(dataset_->index(), row, transform_, aug, out, scratch);
 }
 

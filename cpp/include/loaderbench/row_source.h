@@ -22,6 +22,13 @@ class RowSource {
   int element_size() const { return output_size(element_type()); }
   /// Writes row `row` as seen in `epoch` (augmentations may depend on it) to `out`; must be thread-safe.
   virtual void write_row(int64_t row, int64_t epoch, uint8_t* out, std::vector<uint8_t>& scratch) const = 0;
+  /// As write_row, for a source that holds part of a dataset (a streamed block): `row` is local, `dataset_row` is
+  /// what the sample's random draws depend on, so a streamed epoch augments exactly as an in-memory one.
+  virtual void write_row_as(int64_t row, int64_t dataset_row, int64_t epoch, uint8_t* out,
+                            std::vector<uint8_t>& scratch) const {
+    (void)dataset_row;
+    write_row(row, epoch, out, scratch);
+  }
 
   int64_t sample_bytes() const;
 };
@@ -34,7 +41,11 @@ class ImageRows final : public RowSource {
   int64_t size() const override { return dataset_->size(); }
   std::vector<int64_t> sample_shape() const override;
   OutputType element_type() const override { return transform_.output; }
-  void write_row(int64_t row, int64_t epoch, uint8_t* out, std::vector<uint8_t>& scratch) const override;
+  void write_row(int64_t row, int64_t epoch, uint8_t* out, std::vector<uint8_t>& scratch) const override {
+    write_row_as(row, row, epoch, out, scratch);
+  }
+  void write_row_as(int64_t row, int64_t dataset_row, int64_t epoch, uint8_t* out,
+                    std::vector<uint8_t>& scratch) const override;
 
  private:
   std::shared_ptr<const ImageDataset> dataset_;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "arrow_capsule.h"
+#include "epoch_binding.h"
 #include "tensor_helpers.h"
 #include "loaderbench/batch_loader.h"
 #include "loaderbench/copy_bandwidth.h"
@@ -36,21 +37,6 @@ using bindings::dlpack_type;
 struct PyImageDataset {
   std::shared_ptr<const ImageDataset> dataset;
   ~PyImageDataset() { release_without_gil(dataset); }
-};
-
-/// An epoch in progress. Each next() holds its own reference to the iterator, so close() (or garbage collection)
-/// from another thread cancels it without destroying it under that next(); the last reference joins the threads,
-/// always with the GIL released.
-struct PyEpoch {
-  std::shared_ptr<const RowSource> rows;
-  std::shared_ptr<EpochIterator> iterator;
-  nb::dlpack::dtype dtype;
-  ~PyEpoch() { close(); }
-  void close() {
-    if (iterator) iterator->cancel();
-    release_without_gil(iterator);
-    release_without_gil(rows);
-  }
 };
 
 void check_row(const ImageDataset& ds, int64_t& row) { bindings::check_row(ds.size(), row); }
@@ -84,34 +70,6 @@ nb::object view_tensor(const PyImageDataset& self, int64_t row) {
     delete held;
   });
   return nb::cast(make_tensor(const_cast<uint8_t*>(image.contiguous), shape, dlpack_type(image.stored), owner));
-}
-
-nb::object next_batch(PyEpoch& self, bool with_indices) {
-  std::shared_ptr<EpochIterator> iterator = self.iterator;  // taken with the GIL held: close() may run meanwhile
-  if (!iterator) throw nb::stop_iteration();
-  auto batch = std::make_unique<Batch>();
-  bool more;
-  try {
-    nb::gil_scoped_release release;
-    more = iterator->next(batch.get());
-  } catch (...) {
-    release_without_gil(iterator);
-    throw;
-  }
-  release_without_gil(iterator);
-  if (!more) {
-    self.close();
-    throw nb::stop_iteration();
-  }
-  void* data = batch->buffer->bytes.get();
-  const std::vector<int64_t> shape = batch->shape;
-  std::vector<int64_t> indices = std::move(batch->indices);
-  // The batch (its pool buffer) dies with the tensor; the buffer then returns to the pool.
-  Batch* raw = batch.release();
-  nb::capsule owner(raw, [](void* p) noexcept { delete static_cast<Batch*>(p); });
-  nb::object tensor = nb::cast(make_tensor(data, shape, self.dtype, owner));
-  if (!with_indices) return tensor;
-  return nb::make_tuple(tensor, nb::cast(indices));
 }
 
 nb::dict summary_dict(const ImageDataset& ds) {
@@ -246,7 +204,7 @@ void bind_loader(nb::module_& m) {
           [](std::shared_ptr<const RowSource> self, std::shared_ptr<BufferPool> pool, const LoaderOptions& options,
              int64_t epoch) {
             auto py_epoch = std::make_unique<PyEpoch>();
-            py_epoch->rows = self;
+            py_epoch->keep_alive = self;
             py_epoch->dtype = dlpack_type(self->element_type());
             {
               nb::gil_scoped_release release;  // starts threads
@@ -257,11 +215,6 @@ void bind_loader(nb::module_& m) {
           nb::arg("pool"), nb::arg("options"), nb::arg("epoch"), nb::rv_policy::take_ownership,
           "Start an epoch: worker threads begin assembling batches now.");
 
-  nb::class_<PyEpoch>(m, "Epoch")
-      .def("next", &next_batch, nb::arg("with_indices") = false,
-           "The next batch as a tensor (or (tensor, indices)); raises StopIteration at the end.")
-      .def("__len__", [](const PyEpoch& self) { return self.iterator ? self.iterator->num_batches() : 0; })
-      .def("close", &PyEpoch::close, "Stop the worker threads now (also done when the epoch is garbage collected).");
 }
 
 }  // namespace loaderbench::bindings

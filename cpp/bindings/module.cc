@@ -5,7 +5,9 @@ namespace nb = nanobind;
 
 namespace loaderbench::bindings {
 void bind_importer(nb::module_& m);
+void bind_epoch(nb::module_& m);
 void bind_loader(nb::module_& m);
+void bind_streaming(nb::module_& m);
 void bind_file_images(nb::module_& m);
 void bind_sparse(nb::module_& m);
 }  // namespace loaderbench::bindings
@@ -16,7 +18,9 @@ NB_MODULE(_core, m) {
   m.attr("__version__") = LOADERBENCH_VERSION;
 #endif
   loaderbench::bindings::bind_importer(m);
+  loaderbench::bindings::bind_epoch(m);
   loaderbench::bindings::bind_loader(m);
   loaderbench::bindings::bind_file_images(m);  // after bind_loader: returns its RowSource
   loaderbench::bindings::bind_sparse(m);
+  loaderbench::bindings::bind_streaming(m);  // after bind_loader: uses its options and pool
 }

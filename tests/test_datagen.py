@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import ome_arrow
@@ -12,16 +17,31 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from loaderbench.config import DataConfig, data_key
+from loaderbench import datagen
+from loaderbench.config import (
+    ALL_FORMATS,
+    ConfigError,
+    DataConfig,
+    data_key,
+    dataset_plans,
+    load_config,
+)
 from loaderbench.datagen import (
     DatasetFiles,
+    batch_rows,
     build_ome_table,
     ensure_dataset,
+    generate_image_batches,
     generate_images,
+    ome_struct,
     open_input,
+    read_reference_batches,
+    reference_stream,
+    write_reference,
 )
 from loaderbench.formats import FORMATS, FormatError
-from loaderbench.formats.base import FormatInfo
+from loaderbench.formats.base import FormatInfo, ImageStream
+from loaderbench.ome_batch import build_ome_batch, build_ome_images, ome_batch_schema
 from loaderbench.ome_image import OME_COLUMN, decode_struct, to_chw
 
 SMALL = (8, 12)  # height, width
@@ -127,7 +147,7 @@ def test_unavailable_and_failing_formats_are_skipped_with_reasons(
     missing = FormatInfo(**{**lance.INFO.__dict__, "requires": ("no_such_module_xyz",)})
     monkeypatch.setattr(lance, "INFO", missing)
 
-    def broken_write(table: pa.Table, images: np.ndarray, path: Path) -> None:
+    def broken_write(data: ImageStream, path: Path, rows_per_unit: int | None = None) -> dict[str, Any]:
         path.mkdir()
         (path / "half.tiff").write_bytes(b"partial")
         raise OSError("disk on fire")
@@ -148,6 +168,238 @@ def test_unavailable_and_failing_formats_are_skipped_with_reasons(
     assert list(fixed.paths) == ["tiff"]
     assert fixed.skipped == {}
     assert set(json.loads((ds.root / "manifest.json").read_text())["skipped"]) == {"lance"}
+
+
+# --- the vectorised OME-Arrow builder and the streamed generation --------------------------------------------
+
+WHEN = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+
+
+def per_image_column(images: np.ndarray, start: int = 0, when: datetime | None = WHEN) -> pa.Array:
+    """The reference: ``ome_arrow.from_numpy`` image by image, as ``ome_struct`` builds it."""
+    return pa.concat_arrays([pa.repeat(ome_struct(img, f"img-{start + i}", when), 1) for i, img in enumerate(images)])
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "float32"])
+@pytest.mark.parametrize(
+    "shape",
+    [(1, 5, 7), (3, 6, 4), (2, 515, 9), (1, 600, 520)],  # 515 rows: two chunks in Y; 600x520: a 2x2 chunk grid
+    ids=lambda s: "x".join(map(str, s)),
+)
+def test_vectorised_batch_equals_ome_arrow_image_by_image(dtype: str, shape: tuple[int, int, int]) -> None:
+    images = generate_images(3, shape[1], shape[2], dtype, shape[0], seed=5)
+    mine = build_ome_images(images, start=40, acquisition_datetime=WHEN)
+    theirs = per_image_column(images, start=40)
+    mine.validate(full=True)
+    assert mine.type.equals(theirs.type, check_metadata=True)  # field order, nullability, metadata
+    assert mine.equals(theirs)
+    assert mine.field("id").to_pylist() == ["img-40", "img-41", "img-42"]
+    for i, value in enumerate(mine.to_pylist()):
+        np.testing.assert_array_equal(to_chw(decode_struct(value)), images[i])
+
+
+def test_vectorised_batches_continue_the_row_numbering() -> None:
+    images = generate_images(7, 6, 10, "uint8", 2, seed=2)
+    batches = [build_ome_batch(images[:4], 0, WHEN), build_ome_batch(images[4:], 4, WHEN)]
+    table = pa.Table.from_batches(batches)
+    assert table.schema == ome_batch_schema("uint8") == build_ome_table(images).schema
+    assert table.column("row_id").to_pylist() == list(range(7))
+    assert table.column(OME_COLUMN).combine_chunks().equals(per_image_column(images))
+    assert build_ome_table(images, WHEN).equals(table.combine_chunks())
+
+
+def test_only_the_acquisition_time_differs_from_ome_arrows_defaults() -> None:
+    """``from_numpy`` reads the clock once per image (``datetime.now``), the builder once per batch: with the
+    default times, every other field is equal."""
+    images = generate_images(3, 4, 5, "uint16", 1, seed=1)
+    mine, theirs = build_ome_images(images), per_image_column(images, when=None)
+    names = [f.name for f in mine.type]
+    assert "acquisition_datetime" in names
+    for name in names:
+        if name != "acquisition_datetime":
+            assert mine.field(name).equals(theirs.field(name)), name
+    assert len(set(mine.field("acquisition_datetime").to_pylist())) == 1
+
+
+def test_builder_rejects_what_ome_arrow_would_not_store() -> None:
+    with pytest.raises(ValueError, match="N, C, H, W"):
+        build_ome_images(np.zeros((2, 3, 4), np.uint8))
+    with pytest.raises(ValueError, match="unsupported dtype 'int32'"):
+        build_ome_images(np.zeros((1, 1, 2, 2), np.int32))
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "float32"])
+def test_batched_generation_is_one_calls_stream(dtype: str) -> None:
+    whole = generate_images(13, 5, 7, dtype, 3, seed=9)  # 105 pixels an image: odd
+    for rows in (4, 8, 12, 16):
+        np.testing.assert_array_equal(np.concatenate(list(generate_image_batches(13, 5, 7, dtype, 3, 9, rows))), whole)
+
+
+def test_batches_of_other_sizes_would_change_the_pixels() -> None:
+    """Why ``batch_rows`` is a multiple of 4: numpy draws uint8 four to a 32-bit word, afresh in each call."""
+    whole = generate_images(6, 5, 7, "uint8", 1, seed=9)
+    assert not np.array_equal(np.concatenate(list(generate_image_batches(6, 5, 7, "uint8", 1, 9, rows=3))), whole)
+
+
+def test_batch_rows_is_a_multiple_of_4_of_about_32_mib() -> None:
+    assert batch_rows(1, 100, 100, "uint8") == 3352  # 32 MiB / 10,000 bytes, rounded down to a multiple of 4
+    assert batch_rows(1, 1000, 1000, "uint8") == 32
+    assert batch_rows(3, 1000, 1000, "float32") == 4  # 12 MB an image: at least 4
+    assert batch_rows(1, 5, 7, "uint8", target_bytes=36 * 7) == 4
+
+
+def test_reference_is_written_and_read_batch_by_batch(tmp_path: Path) -> None:
+    images = generate_images(10, 3, 5, "uint16", 2, seed=4)
+    path = tmp_path / "images.npy"
+    messages: list[str] = []
+    write_reference(path, iter(np.array_split(images, [4, 8])), images.shape, "uint16", messages.append)
+    np.testing.assert_array_equal(np.load(path), images)
+    assert messages == ["generated 40% (4/10 images)", "generated 80% (8/10 images)", "generated 100% (10/10 images)"]
+    parts = list(read_reference_batches(path, rows=4))
+    assert [len(p) for p in parts] == [4, 4, 2]
+    assert all(type(p) is np.ndarray for p in parts)  # plain arrays: no mapping left in the process
+    np.testing.assert_array_equal(np.concatenate(parts), images)
+    np.testing.assert_array_equal(np.concatenate(list(read_reference_batches(path, 3, start=2, stop=7))), images[2:7])
+
+
+def test_an_interrupted_generation_leaves_no_reference(tmp_path: Path) -> None:
+    def interrupted() -> Iterator[np.ndarray]:
+        yield np.zeros((4, 1, 2, 2), np.uint8)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_reference(tmp_path / "images.npy", interrupted(), (8, 1, 2, 2), "uint8")
+    with pytest.raises(ValueError, match="4 images generated, 8 expected"):
+        write_reference(tmp_path / "images.npy", iter([np.zeros((4, 1, 2, 2), np.uint8)]), (8, 1, 2, 2), "uint8")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reference_stream_is_the_table_a_batch_at_a_time(tmp_path: Path) -> None:
+    images = generate_images(9, 4, 6, "float32", 1, seed=3)
+    np.save(tmp_path / "images.npy", images)
+    stream = reference_stream(tmp_path / "images.npy", WHEN, rows=4)
+    assert (stream.num_rows, stream.schema) == (9, ome_batch_schema("float32"))
+    for _ in range(2):  # a fresh pass per call
+        parts = list(stream.batches())
+        assert [b.num_rows for b, _ in parts] == [4, 4, 1]
+        np.testing.assert_array_equal(np.concatenate([p for _, p in parts]), images)
+        assert pa.Table.from_batches([b for b, _ in parts]).combine_chunks().equals(build_ome_table(images, WHEN))
+
+
+class RecordingWriter:
+    """Stands in for a format's ``write``: writes the streamed table as Parquet, remembers what it was given."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def __call__(self, data: ImageStream, path: Path, rows_per_unit: int | None = None) -> dict[str, Any]:
+        parts = list(data.batches())
+        self.calls.append({"rows": [b.num_rows for b, _ in parts], "rows_per_unit": rows_per_unit})
+        with datagen.atomic_output(path) as tmp:
+            pq.write_table(pa.Table.from_batches([b for b, _ in parts], schema=data.schema), tmp)
+        return {"read_unit": "row group", "rows_per_unit": rows_per_unit or 7}
+
+
+def test_ensure_dataset_streams_batches_and_records_the_read_unit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = RecordingWriter()
+    monkeypatch.setattr(FORMATS["parquet"], "write", writer)
+    monkeypatch.setattr(datagen, "BATCH_BYTES", 4 * 8 * 12)  # 4 images a batch
+    messages: list[str] = []
+    ds = ensure_dataset(small_config(n_images=10, rows_per_unit=5), SMALL, ["parquet"], tmp_path, messages.append)
+    images = generate_images(10, *SMALL, "uint8", 1, seed=1)
+    np.testing.assert_array_equal(np.load(ds.reference), images)
+    assert writer.calls == [{"rows": [4, 4, 2], "rows_per_unit": 5}]
+    assert [m for m in messages if m.startswith("generated")] == [
+        "generated 40% (4/10 images)", "generated 80% (8/10 images)", "generated 100% (10/10 images)"
+    ]
+    assert "Parquet (pyarrow) written 100% (10/10 images)" in messages
+    table = pq.read_table(ds.paths["parquet"])
+    manifest = json.loads((ds.root / "manifest.json").read_text())
+    when = datetime.fromisoformat(manifest["acquisition_datetime"])
+    assert table.equals(build_ome_table(images, when))
+    assert manifest["manifest_version"] == datagen.MANIFEST_VERSION
+    assert manifest["formats"]["parquet"]["layout"] == {"read_unit": "row group", "rows_per_unit": 5}
+    assert ds.layouts == {"parquet": {"read_unit": "row group", "rows_per_unit": 5}}
+    assert ensure_dataset(small_config(n_images=10, rows_per_unit=5), SMALL, ["parquet"], tmp_path) == ds
+    assert len(writer.calls) == 1
+
+
+def test_an_interrupted_write_keeps_the_formats_finished_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(FORMATS["parquet"], "write", RecordingWriter())
+
+    def interrupted(data: ImageStream, path: Path, rows_per_unit: int | None = None) -> dict[str, Any]:
+        with datagen.atomic_output(path) as tmp:
+            tmp.write_bytes(b"half")
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(FORMATS["arrow_ipc"], "write", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ensure_dataset(small_config(), SMALL, ["parquet", "arrow_ipc"], tmp_path)
+    (folder,) = tmp_path.iterdir()
+    assert sorted(p.name for p in folder.iterdir()) == ["images.npy", "images.parquet", "manifest.json"]
+    assert list(json.loads((folder / "manifest.json").read_text())["formats"]) == ["parquet"]
+
+
+# --- config: rows_per_unit, datasets at scale ----------------------------------------------------------------------
+
+
+def test_data_keys_of_configs_without_the_new_keys_are_unchanged() -> None:
+    """Existing cached datasets keep their folders: the keys as they were before rows_per_unit and datasets."""
+    keys = {(p.size, p.data.n_images): data_key(p.data) for p in dataset_plans(load_config("full"))}
+    assert keys[((1000, 1000), 250)] == "961e79550c6f"
+    assert keys[((100, 100), 1000)] == "aaf7fc6c3d58"
+    (quick,) = dataset_plans(load_config("quick"))
+    # quick asks for read units of 32 rows (so that its streaming rows have several blocks): only that changed it
+    assert quick.data.rows_per_unit == 32
+    assert data_key(dataclasses.replace(quick.data, rows_per_unit=None)) == "0e3cdb0ace17"
+    assert data_key(DataConfig(rows_per_unit=64)) != data_key(DataConfig())
+
+
+def test_quick_prepares_what_it_always_did() -> None:
+    (plan,) = dataset_plans(load_config("quick"))
+    assert (plan.size, plan.data.n_images, plan.formats) == ((100, 100), 256, list(ALL_FORMATS))
+
+
+def test_full_adds_a_million_small_images_and_big_ones_beyond_half_the_memory() -> None:
+    memory = 24 * 10**9
+    plans = dataset_plans(load_config("full"), memory_bytes=memory)
+    assert [(p.size, p.data.n_images) for p in plans[:3]] == [((50, 50), 1000), ((100, 100), 1000), ((1000, 1000), 250)]
+    million, big = plans[3:]
+    assert (million.size, million.data.n_images, million.formats) == ((100, 100), 1_000_000, ["parquet"])
+    assert (big.size, big.formats) == ((1000, 1000), ["parquet"])
+    assert big.data.n_images == 7201  # pixels just over 0.3 x memory: Parquet stores them about twice
+    assert big.data.n_images * 10**6 > 0.3 * memory
+    assert big.data.sizes == [[1000, 1000]] and big.data.datasets == [] and big.data.max_pixels == 0
+    # an entry is written only in formats also configured; with none left it is not generated
+    only_tiff = load_config("full", overrides={"formats": ["tiff"]})
+    assert [p.size for p in dataset_plans(only_tiff, memory)] == [(50, 50), (100, 100), (1000, 1000)]
+
+
+@pytest.mark.parametrize(
+    ("datasets", "match"),
+    [
+        ([{"n_images": 3}], r"data.datasets\[0\] needs a size"),
+        ([{"size": [0, 4]}], r"data.datasets\[0\].size must be \[height, width\]"),
+        ([{"size": [4, 4], "colour": 1}], r"unknown config key data.datasets\[0\].'colour'"),
+        ([{"size": [4, 4], "formats": ["hdf5"]}], r"data.datasets\[0\].formats: unknown value"),
+        ([{"size": [4, 4], "ram_fraction": -1}], r"ram_fraction must be a number"),
+        ([{"size": [4, 4], "n_images": 0}], r"data.datasets\[0\].n_images must be >= 1"),
+        (["big"], r"data.datasets\[0\] must be a table"),
+    ],
+)
+def test_bad_datasets_entries_are_refused(datasets: list[Any], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        load_config("quick", overrides={"data": {"datasets": datasets}})
+
+
+def test_rows_per_unit_must_be_positive() -> None:
+    assert load_config("quick", overrides={"data": {"rows_per_unit": 128}}).data.rows_per_unit == 128
+    with pytest.raises(ConfigError, match="data.rows_per_unit must be >= 1"):
+        load_config("quick", overrides={"data": {"rows_per_unit": 0}})
 
 
 # --- open_input --------------------------------------------------------------------------------------------------
@@ -260,8 +512,8 @@ def test_open_input_reads_any_image_column(tmp_path: Path) -> None:
 def test_open_input_checks_every_item_has_one_size(name: str, tmp_path: Path) -> None:
     module = FORMATS[name]
     images = generate_images(4, 8, 8, "uint8", 1)
-    module.write(None, images, tmp_path / "a")
-    module.write(None, generate_images(1, 6, 8, "uint8", 1), tmp_path / "b")
+    module.write(ImageStream.from_images(images), tmp_path / "a")
+    module.write(ImageStream.from_images(generate_images(1, 6, 8, "uint8", 1)), tmp_path / "b")
     items = module.item_paths(tmp_path / "a")
     for item in items:  # the metadata says what a decode gives
         assert module.item_shape(item) == ((1, 8, 8), "uint8") == (module.read_item(item).shape, "uint8")

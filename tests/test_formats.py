@@ -12,7 +12,15 @@ import pytest
 
 from loaderbench.config import ALL_FORMATS
 from loaderbench.datagen import DatasetFiles, build_ome_table, generate_images
-from loaderbench.formats import FORMATS, FormatError, check_table, detect_format, get_format, source_column
+from loaderbench.formats import (
+    FORMATS,
+    FormatError,
+    ImageStream,
+    check_table,
+    detect_format,
+    get_format,
+    source_column,
+)
 from loaderbench.ome_image import OME_COLUMN, decode_struct, to_chw
 
 TABLE_FORMATS = [n for n in ALL_FORMATS if FORMATS[n].INFO.kind == "table"]
@@ -81,7 +89,7 @@ def test_rows_stored_out_of_order_come_back_sorted_by_row_id(name: str, tmp_path
     table = build_ome_table(images)
     shuffled = table.take(pa.array([4, 1, 5, 0, 3, 2]))
     path = tmp_path / module.INFO.filename
-    module.write(shuffled, images, path)
+    module.write(ImageStream.from_table(shuffled, images[[4, 1, 5, 0, 3, 2]]), path)
     got, row_ids = read_all(name, path)
     assert row_ids == list(range(6))
     np.testing.assert_array_equal(got, images)
@@ -102,12 +110,26 @@ def test_write_leaves_no_temp_files_and_a_failed_write_leaves_nothing(name: str,
     module = require(name)
     images = generate_images(3, 8, 8, "uint8", 1)
     target = tmp_path / module.INFO.filename.rstrip("/")
-    module.write(build_ome_table(images), images, target)
+    module.write(ImageStream.from_table(build_ome_table(images), images), target)
     assert [p.name for p in tmp_path.iterdir()] == [target.name]
     shutil.rmtree(target) if target.is_dir() else target.unlink()
-    with pytest.raises(Exception):  # noqa: B017, PT011 - whatever the library raises on nonsense input
-        module.write("not a table", np.zeros((2, 3), dtype=object), target)
+    with pytest.raises(TypeError, match="ImageStream"):
+        module.write("not a stream", target)
     assert list(tmp_path.iterdir()) == []
+    with pytest.raises(Exception):  # noqa: B017, PT011 - whatever the library raises on nonsense data
+        module.write(_failing_stream(images), target)
+    assert list(tmp_path.iterdir()) == []
+
+
+def _failing_stream(images: np.ndarray) -> ImageStream:
+    """A stream whose second batch fails (a generator interrupted half-way): the writer must leave nothing."""
+    table = build_ome_table(images)
+
+    def batches():
+        yield table.to_batches()[0].slice(0, 1), images[:1]
+        raise RuntimeError("the generator failed")
+
+    return ImageStream(schema=table.schema, num_rows=table.num_rows, batches=batches)
 
 
 # --- errors ------------------------------------------------------------------------------------------------------
@@ -175,7 +197,7 @@ def test_garbage_lance_dataset_is_a_format_error(tmp_path: Path) -> None:
 def test_table_without_ome_image_is_a_format_error(name: str, tmp_path: Path) -> None:
     module = require(name)
     path = tmp_path / module.INFO.filename
-    module.write(pa.table({"row_id": pa.array([0, 1], pa.int64()), "label": ["a", "b"]}), np.zeros(0), path)
+    module.write(ImageStream.from_table(pa.table({"row_id": pa.array([0, 1], pa.int64()), "label": ["a", "b"]})), path)
     with pytest.raises(FormatError, match="ome_image") as exc:
         module.read_table(path)
     assert_one_line_naming(exc, path)
@@ -186,7 +208,7 @@ def test_empty_table_is_a_format_error(name: str, tmp_path: Path) -> None:
     module = require(name)
     table = build_ome_table(generate_images(2, 4, 4, "uint8", 1)).slice(0, 0)
     path = tmp_path / module.INFO.filename
-    module.write(table, np.zeros((0, 1, 4, 4), np.uint8), path)
+    module.write(ImageStream.from_table(table, np.zeros((0, 1, 4, 4), np.uint8)), path)
     with pytest.raises(FormatError, match="no rows") as exc:
         module.read_table(path)
     assert_one_line_naming(exc, path)
@@ -198,7 +220,7 @@ def test_table_without_row_id_is_read_in_file_order(name: str, tmp_path: Path) -
     images = generate_images(5, 4, 4, "uint8", 1, seed=7)
     table = build_ome_table(images).drop_columns(["row_id"])
     path = tmp_path / module.INFO.filename
-    module.write(table, images, path)
+    module.write(ImageStream.from_table(table, images), path)
     got = module.read_table(path)
     assert got.column_names == [OME_COLUMN]
     decoded = np.stack([to_chw(decode_struct(v)) for v in got.column(OME_COLUMN).to_pylist()])
@@ -300,7 +322,7 @@ def test_ome_zarr_image_of_fill_values_keeps_its_chunk(tmp_path: Path) -> None:
     images = generate_images(2, 8, 8, "uint8", 1)
     images[1] = 0
     path = tmp_path / "ome_zarr"
-    module.write(build_ome_table(images), images, path)
+    module.write(ImageStream.from_table(build_ome_table(images), images), path)
     items = module.item_paths(path)
     assert all(_chunk_files(item) for item in items)
     np.testing.assert_array_equal(np.stack([module.read_item(item) for item in items]), images)
@@ -310,7 +332,7 @@ def test_ome_zarr_image_of_fill_values_keeps_its_chunk(tmp_path: Path) -> None:
 def test_truncated_tiff_item_is_a_format_error(keep: float, tmp_path: Path) -> None:
     module = require("tiff")
     images = generate_images(1, 16, 20, "uint8", 2)
-    module.write(build_ome_table(images), images, tmp_path / "tiff")
+    module.write(ImageStream.from_images(images), tmp_path / "tiff")
     item = module.item_paths(tmp_path / "tiff")[0]
     data = item.read_bytes()
     cut = int(len(data) * keep) if isinstance(keep, float) else keep

@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +24,9 @@ DTYPES = ("uint8", "uint16", "float32")
 ACCESS_PATTERNS = ("sequential", "random")
 TRANSFORMS = ("none", "normalize", "augment")
 PRESETS = ("quick", "seed", "full")
+#: the out-of-core loaders of Tracks 2 and 3 (``streaming.loaders``)
+STREAMING_LOADERS = ("native_streaming", "block_torch")
+PAGE_CACHE_STATES = ("warm", "cold")
 
 
 class ConfigError(ValueError):
@@ -38,6 +43,21 @@ class DataConfig:
     channels: int = 1
     seed: int = 42
     max_pixels: int = 0  # cap images per size so that n*C*H*W <= max_pixels (0 = no cap): keeps 1000x1000 in RAM
+    # rows per read unit (Parquet row group, Lance fragment, ...) the writers use; None = each writer's choice
+    rows_per_unit: int | None = None
+    # further datasets, each of one size with its own image count and formats (see DATASET_KEYS); [] = none
+    datasets: list[dict[str, Any]] = field(default_factory=list)
+
+
+#: the keys of one ``data.datasets`` entry
+DATASET_KEYS = {
+    "size": "[height, width] (required)",
+    "n_images": "at least this many images (default: data.n_images; data.max_pixels does not apply)",
+    "ram_fraction": "at least enough images that their pixels (N*C*H*W*itemsize bytes: the size of images.npy, "
+    "and a lower bound on every format's file, since random pixels do not compress) exceed this fraction of this "
+    "machine's memory (default 0: no such minimum)",
+    "formats": "the formats to write it in, among those configured (default: all configured)",
+}
 
 
 @dataclass
@@ -49,7 +69,8 @@ class GetitemConfig:
     warmup: int = 10
     access: list[str] = field(default_factory=lambda: list(ACCESS_PATTERNS))
     transforms: list[str] = field(default_factory=lambda: list(TRANSFORMS))
-    loaders: list[str] = field(default_factory=lambda: ["naive", "preloaded"])
+    # random_access: one row per call through the format's own random access (formats with block reads)
+    loaders: list[str] = field(default_factory=lambda: ["naive", "preloaded", "random_access"])
     crop_size: int = 0  # augment: random crop to this size (0 = no crop)
 
 
@@ -83,6 +104,20 @@ class EndToEndConfig:
 
 
 @dataclass
+class StreamingConfig:
+    """The out-of-core rows: Track 1's ``random_access`` loader, and in Tracks 2 and 3 the native streaming loader
+    and the torch baseline that reads the same blocks (``block_torch``), on every format with block reads."""
+
+    loaders: list[str] = field(default_factory=lambda: list(STREAMING_LOADERS))  # [] = none
+    chunk_size: int = 0  # contiguous rows per chunk (the seed's block scheme); 0 = the format's read unit
+    chunks_per_block: int = 4  # chunks read together and shuffled together
+    memory_budget_mb: int = 256  # blocks held at once by the native streaming loader
+    io_threads: int = 2
+    # each disk-reading row is measured in each state: "cold" evicts the dataset's pages before every repeat
+    page_cache: list[str] = field(default_factory=lambda: ["warm"])
+
+
+@dataclass
 class ConversionConfig:
     """Track 4: numpy load vs the torch conversion from the stored dtype."""
 
@@ -108,6 +143,7 @@ class Config:
     dataloader: DataLoaderConfig = field(default_factory=DataLoaderConfig)
     end_to_end: EndToEndConfig = field(default_factory=EndToEndConfig)
     conversion: ConversionConfig = field(default_factory=ConversionConfig)
+    streaming: StreamingConfig = field(default_factory=StreamingConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -117,19 +153,35 @@ def _preset(name: str) -> dict[str, Any]:
     if name == "seed":
         # The seed's configuration exactly: its defaults are this config's (1,000 100x100 uint8 images; Track 1
         # 3 x 100 samples after 10 warm-up; Track 2 batch 1/4/16 x workers 0/2/4 x 50 batches; Track 3 50 steps,
-        # batch 16, 2 workers, shuffled, Normalize; Track 4 as Track 1).
-        return {}
+        # batch 16, 2 workers, shuffled, Normalize; Track 4 as Track 1). The out-of-core rows are ours: left out.
+        return {"getitem": {"loaders": ["naive", "preloaded"]}, "streaming": {"loaders": []}}
     if name == "full":
-        # The seeds' settings, plus the image sizes the seed's Track 4 discusses.
-        return {"data": {"n_images": 1000, "sizes": [[50, 50], [100, 100], [1000, 1000]], "max_pixels": 250_000_000}}
+        # The seeds' settings, plus the image sizes the seed's Track 4 discusses; then two datasets at scale, in
+        # Parquet only (every format of a million images would not fit a 64 GB disk): a million 100x100 images
+        # (10 GB of pixels, ~20 GB of Parquet) and 1000x1000 images whose Parquet file is larger than half of this
+        # machine's memory. Parquet holds each pixel twice (OME-Arrow's planes and chunks, as uint16 lists that
+        # zstd takes back to about a byte), so pixels of 0.3 x RAM make a file of about 0.6 x RAM: on a 24 GB
+        # machine 7,600 images, 7.6 GB of images.npy and 15 GB of Parquet.
+        return {
+            "data": {
+                "n_images": 1000,
+                "sizes": [[50, 50], [100, 100], [1000, 1000]],
+                "max_pixels": 250_000_000,
+                "datasets": [
+                    {"size": [100, 100], "n_images": 1_000_000, "formats": ["parquet"]},
+                    {"size": [1000, 1000], "ram_fraction": 0.3, "formats": ["parquet"]},
+                ],
+            }
+        }
     if name == "quick":
         # A few minutes on 2 cores: fewer images and samples, the interesting corners of each sweep.
         return {
-            "data": {"n_images": 256},
+            "data": {"n_images": 256, "rows_per_unit": 32},  # read units of 32 images: 8 per file
             "getitem": {"samples": 50, "warmup": 5, "transforms": ["none", "augment"]},
             "dataloader": {"batch_sizes": [1, 16], "num_workers": [0, 2], "batches": 20},
             "end_to_end": {"steps": 10, "warmup_steps": 2},
             "conversion": {"samples": 50, "warmup": 5},
+            "streaming": {"chunks_per_block": 2},  # chunks of one unit: 4 blocks of 64 images
         }
     raise ConfigError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)})")
 
@@ -187,6 +239,35 @@ def _check_positive(value: int, key: str, minimum: int = 1) -> None:
         raise ConfigError(f"{key} must be >= {minimum}, got {value}")
 
 
+def _check_size(size: Any, key: str) -> None:
+    if not (isinstance(size, list) and len(size) == 2 and all(
+        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size
+    )):
+        raise ConfigError(f"{key} must be [height, width] with positive integers, got {size!r}")
+
+
+def _check_dataset(spec: Any, key: str) -> None:
+    """One ``data.datasets`` entry: a table of ``DATASET_KEYS``."""
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{key} must be a table with {', '.join(DATASET_KEYS)}, got {spec!r}")
+    unknown = [k for k in spec if k not in DATASET_KEYS]
+    if unknown:
+        raise ConfigError(f"unknown config key {key}.{unknown[0]!r} (known: {', '.join(DATASET_KEYS)})")
+    if "size" not in spec:
+        raise ConfigError(f"{key} needs a size = [height, width]")
+    _check_size(spec["size"], f"{key}.size")
+    if "n_images" in spec:
+        _check_positive(spec["n_images"], f"{key}.n_images")
+    fraction = spec.get("ram_fraction", 0)
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 16:
+        raise ConfigError(f"{key}.ram_fraction must be a number from 0 to 16, got {fraction!r}")
+    formats = spec.get("formats", [])
+    if not isinstance(formats, list):
+        raise ConfigError(f"{key}.formats must be a list of format names, got {formats!r}")
+    if formats:
+        _check_choices(formats, ALL_FORMATS, f"{key}.formats")
+
+
 def _check_not_empty(values: list[Any], key: str) -> None:
     if not values:
         raise ConfigError(f"{key} must have at least one value, got an empty list")
@@ -203,11 +284,16 @@ def validate(cfg: Config) -> Config:
     _check_positive(d.channels, "data.channels")
     _check_positive(d.max_pixels, "data.max_pixels", 0)
     _check_choices([d.dtype], DTYPES, "data.dtype")
+    if d.rows_per_unit is not None:
+        _check_positive(d.rows_per_unit, "data.rows_per_unit")
     if not d.sizes:
         raise ConfigError("data.sizes must name at least one [height, width]")
     for size in d.sizes:
-        if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size)):
-            raise ConfigError(f"data.sizes entries must be [height, width] with positive integers, got {size!r}")
+        _check_size(size, "data.sizes entries")
+    if not isinstance(d.datasets, list):
+        raise ConfigError(f"data.datasets must be a list of tables, got {d.datasets!r}")
+    for i, spec in enumerate(d.datasets):
+        _check_dataset(spec, f"data.datasets[{i}]")
     g = cfg.getitem
     for key in ("repeats", "samples"):
         _check_positive(getattr(g, key), f"getitem.{key}")
@@ -215,8 +301,8 @@ def validate(cfg: Config) -> Config:
     _check_positive(g.crop_size, "getitem.crop_size", 0)
     _check_choices(g.access, ACCESS_PATTERNS, "getitem.access")
     _check_choices(g.transforms, TRANSFORMS, "getitem.transforms")
-    _check_choices(g.loaders, ("naive", "preloaded"), "getitem.loaders")
-    if g.crop_size and any(g.crop_size > min(size) for size in d.sizes):
+    _check_choices(g.loaders, ("naive", "preloaded", "random_access"), "getitem.loaders")
+    if g.crop_size and any(g.crop_size > min(size) for size in d.sizes + [s["size"] for s in d.datasets]):
         raise ConfigError(f"getitem.crop_size {g.crop_size} is larger than an image size in data.sizes")
     dl = cfg.dataloader
     _check_positive(dl.repeats, "dataloader.repeats")
@@ -237,6 +323,13 @@ def validate(cfg: Config) -> Config:
     _check_positive(e.warmup_steps, "end_to_end.warmup_steps", 0)
     _check_positive(e.num_workers, "end_to_end.num_workers", 0)
     _check_choices([e.transform], TRANSFORMS, "end_to_end.transform")
+    st = cfg.streaming
+    if st.loaders:
+        _check_choices(st.loaders, STREAMING_LOADERS, "streaming.loaders")
+    for key in ("chunks_per_block", "memory_budget_mb", "io_threads"):
+        _check_positive(getattr(st, key), f"streaming.{key}")
+    _check_positive(st.chunk_size, "streaming.chunk_size", 0)
+    _check_choices(st.page_cache, PAGE_CACHE_STATES, "streaming.page_cache")
     c = cfg.conversion
     for key in ("repeats", "samples", "batch_size"):
         _check_positive(getattr(c, key), f"conversion.{key}")
@@ -280,6 +373,53 @@ def images_for_size(data: DataConfig, height: int, width: int) -> int:
 
 
 def data_key(data: DataConfig) -> str:
-    """A short hash of everything that determines the generated images (the data cache key)."""
-    blob = json.dumps(dataclasses.asdict(data), sort_keys=True).encode()
+    """A short hash of everything that determines the generated images and their files (the data cache key).
+
+    ``datasets`` is left out (each of them has its own key), and ``rows_per_unit`` is hashed only when set, so
+    the keys of configs without them are those they had before these keys existed.
+    """
+    values = dataclasses.asdict(data)
+    values.pop("datasets")
+    if values["rows_per_unit"] is None:
+        values.pop("rows_per_unit")
+    blob = json.dumps(values, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def machine_memory_bytes() -> int:
+    """This machine's physical memory in bytes."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+@dataclass(frozen=True)
+class DatasetPlan:
+    """One generated dataset to prepare: its images (``data``, with ``n_images`` resolved) and its formats."""
+
+    data: DataConfig
+    size: tuple[int, int]  # height, width
+    formats: list[str]
+
+
+def dataset_plans(cfg: Config, memory_bytes: int | None = None) -> list[DatasetPlan]:
+    """The generated datasets of a run: one per ``data.sizes`` entry in every configured format, then one per
+    ``data.datasets`` entry in its formats (those also configured; an entry left with none is not generated).
+    ``ram_fraction`` is taken of ``memory_bytes`` (default: this machine's memory)."""
+    d = cfg.data
+    plans = [
+        DatasetPlan(dataclasses.replace(d, n_images=images_for_size(d, h, w)), (h, w), list(cfg.formats))
+        for h, w in d.sizes
+    ]
+    itemsize = {"uint8": 1, "uint16": 2, "float32": 4}[d.dtype]
+    for spec in d.datasets:
+        h, w = spec["size"]
+        formats = [f for f in cfg.formats if f in (spec.get("formats") or cfg.formats)]
+        if not formats:
+            continue
+        n = int(spec.get("n_images", d.n_images))
+        fraction = float(spec.get("ram_fraction", 0))
+        if fraction:
+            memory = machine_memory_bytes() if memory_bytes is None else memory_bytes
+            n = max(n, math.floor(fraction * memory / (d.channels * h * w * itemsize)) + 1)
+        data = dataclasses.replace(d, n_images=n, sizes=[[h, w]], max_pixels=0, datasets=[])
+        plans.append(DatasetPlan(data, (h, w), formats))
+    return plans

@@ -1,8 +1,9 @@
-"""Synthetic OME-Arrow images, built with the ``ome-arrow`` package itself (as the seed did).
+"""Synthetic OME-Arrow images, generated and written as a stream of record batches.
 
-``generate_images`` makes the pixel arrays (seeded), ``build_ome_table`` turns them into the seed's table
-(``row_id``, ``ome_image``). Writing them to every format and caching by config hash lives in
-``ensure_dataset``.
+``generate_images`` makes the pixel arrays (seeded), ``generate_image_batches`` the same pixels a batch at a time,
+``build_ome_table`` turns them into the seed's table (``row_id``, ``ome_image``) with the vectorised builder of
+``ome_batch`` (``ome_struct`` is ``ome_arrow.from_numpy``'s per-image path, the reference it is tested against).
+``ensure_dataset`` writes a dataset to every format and caches it by config hash, never holding more than a batch.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import dataclasses
 import importlib
 import json
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,20 +33,33 @@ from loaderbench.formats import (
     remove_path,
     source_column,
 )
-from loaderbench.formats.base import FormatError
+from loaderbench.formats.base import FormatError, ImageStream
+from loaderbench.ome_batch import MAX_BATCH_PIXELS, build_ome_batch, ome_batch_schema
 from loaderbench.ome_image import OME_COLUMN, PIXEL_TYPES, OMEImageError, decode_struct, to_chw
 
 MANIFEST = "manifest.json"
 REFERENCE = "images.npy"
-MANIFEST_VERSION = 2  # 2: Parquet (DuckDB) written with zstd, as the seed
+# 2: Parquet (DuckDB) written with zstd, as the seed. 3: formats written from a stream of record batches (their
+# read units, e.g. row groups, may differ from version 2's files) and each format's entry records its read unit.
+MANIFEST_VERSION = 3
+#: bytes of pixels per generated record batch: big enough that per-batch costs vanish, small enough to stay out of
+#: the way (the batch's OME-Arrow struct is up to four times as big: uint8 widened to uint16, planes and chunks)
+BATCH_BYTES = 32 * 2**20
 
 
-def generate_images(
-    n: int, height: int, width: int, dtype: str = "uint8", channels: int = 1, seed: int = 42
-) -> np.ndarray:
-    """``n`` random images ``(N, C, H, W)`` from ``numpy.random.default_rng(seed)``, as the seed generated them."""
-    rng = np.random.default_rng(seed)
-    shape = (n, channels, height, width)
+def batch_rows(channels: int, height: int, width: int, dtype: str, target_bytes: int | None = None) -> int:
+    """Images per generated batch: about ``target_bytes`` (default ``BATCH_BYTES``) of pixels, a multiple of 4
+    (at least 4).
+
+    A multiple of 4 keeps the random stream of a batched generation identical to one ``generate_images`` call:
+    numpy's ``integers`` draws uint8 values four to a 32-bit word (uint16 two), and each call starts a fresh word.
+    """
+    pixels = channels * height * width
+    rows = min((target_bytes or BATCH_BYTES) // (pixels * np.dtype(dtype).itemsize), MAX_BATCH_PIXELS // pixels)
+    return max(4, rows - rows % 4)
+
+
+def _draw(rng: np.random.Generator, shape: tuple[int, ...], dtype: str) -> np.ndarray:
     if dtype == "uint8":
         return rng.integers(0, 256, size=shape, dtype=np.uint8)
     if dtype == "uint16":
@@ -54,12 +69,31 @@ def generate_images(
     raise ValueError(f"unsupported dtype {dtype!r} (uint8, uint16, float32)")
 
 
-def ome_struct(image_chw: np.ndarray, image_id: str):
-    """One image as an ``ome_image`` struct scalar, via ``ome_arrow.from_numpy``.
+def generate_images(
+    n: int, height: int, width: int, dtype: str = "uint8", channels: int = 1, seed: int = 42
+) -> np.ndarray:
+    """``n`` random images ``(N, C, H, W)`` from ``numpy.random.default_rng(seed)``, as the seed generated them."""
+    return _draw(np.random.default_rng(seed), (n, channels, height, width), dtype)
+
+
+def generate_image_batches(
+    n: int, height: int, width: int, dtype: str = "uint8", channels: int = 1, seed: int = 42,
+    rows: int | None = None,
+) -> Iterator[np.ndarray]:
+    """The images of ``generate_images`` (the same pixels), ``rows`` at a time (default ``batch_rows``) from one
+    generator; ``rows`` must be a multiple of 4 for the pixels to equal one call's (see ``batch_rows``)."""
+    rows = rows or batch_rows(channels, height, width, dtype)
+    rng = np.random.default_rng(seed)
+    for start in range(0, n, rows):
+        yield _draw(rng, (min(rows, n - start), channels, height, width), dtype)
+
+
+def ome_struct(image_chw: np.ndarray, image_id: str, acquisition_datetime: datetime | None = None):
+    """One image as an ``ome_image`` struct scalar, via ``ome_arrow.from_numpy`` (the reference of ``ome_batch``).
 
     uint8/uint16 use the package's default encoding (``planes`` and ``chunks`` of ``list<uint16>``; uint8 is
     widened, and ``pixels_meta.type`` keeps the original dtype). float32 cannot live in ``list<uint16>``, so it
-    uses the package's byte-chunk encoding, which stores it losslessly.
+    uses the package's byte-chunk encoding, which stores it losslessly. ``acquisition_datetime`` defaults to now.
     """
     import ome_arrow  # noqa: PLC0415 - heavy import, only needed when generating
 
@@ -68,22 +102,26 @@ def ome_struct(image_chw: np.ndarray, image_id: str):
     dtype = str(image_chw.dtype)
     if dtype == "float32":
         return ome_arrow.from_numpy(
-            tczyx, image_id=image_id, clamp_to_uint16=False, chunk_encoding="bytes", dtype_meta=dtype
+            tczyx, image_id=image_id, clamp_to_uint16=False, chunk_encoding="bytes", dtype_meta=dtype,
+            acquisition_datetime=acquisition_datetime,
         )
-    return ome_arrow.from_numpy(tczyx, image_id=image_id, dtype_meta=dtype)
+    return ome_arrow.from_numpy(tczyx, image_id=image_id, dtype_meta=dtype, acquisition_datetime=acquisition_datetime)
 
 
-def build_ome_table(images: np.ndarray) -> pa.Table:
-    """The seed's table: ``row_id`` (int64) and ``ome_image`` (the OME-Arrow struct) for ``(N, C, H, W)`` images."""
+def build_ome_table(images: np.ndarray, acquisition_datetime: datetime | None = None) -> pa.Table:
+    """The seed's table: ``row_id`` (int64) and ``ome_image`` (the OME-Arrow struct) for ``(N, C, H, W)`` images.
+
+    One chunk when its pixel lists fit 32-bit offsets (always, but for gigapixel inputs), else one per batch.
+    """
     if images.ndim != 4:
         raise ValueError(f"images must be (N, C, H, W), got shape {images.shape}")
     if len(images) == 0:
         raise ValueError("cannot build an OME-Arrow table from zero images")
-    # Each scalar becomes a one-row array without a trip through Python objects (``.as_py()`` of a 1000x1000
-    # image is a million ints), then the rows are joined into one contiguous array.
-    rows = [pa.repeat(ome_struct(img, f"img-{i}"), 1) for i, img in enumerate(images)]
-    column = pa.concat_arrays(rows)
-    return pa.table({"row_id": pa.array(np.arange(len(images), dtype=np.int64)), OME_COLUMN: column})
+    when = acquisition_datetime or datetime.now(UTC)
+    per_image = int(np.prod(images.shape[1:]))
+    rows = len(images) if len(images) * per_image <= MAX_BATCH_PIXELS else MAX_BATCH_PIXELS // per_image
+    batches = [build_ome_batch(images[s : s + rows], s, when) for s in range(0, len(images), rows)]
+    return pa.Table.from_batches(batches)
 
 
 @dataclass
@@ -102,6 +140,8 @@ class DatasetFiles:
     reference: Path | None  # .npy with the (N, C, H, W) images (None for user inputs)
     source: str  # "generated" or "input"
     column: str | None = None  # a table input's image column as named in the file (read back as ome_image)
+    # format name -> what its writer returned (read unit, rows per unit), for generated datasets
+    layouts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def _module_version(module_name: str) -> str:
@@ -138,6 +178,103 @@ def _reference_matches(path: Path, shape: tuple[int, ...], dtype: str) -> bool:
     return saved.shape == shape and str(saved.dtype) == dtype
 
 
+class _Every10Percent:
+    """Reports ``<label> 30% (300/1000 images)`` each time another tenth of ``total`` rows is done."""
+
+    def __init__(self, say: Callable[[str], None], label: str, total: int) -> None:
+        self.say, self.label, self.total, self.done, self.next_tenth = say, label, total, 0, 1
+
+    def add(self, rows: int) -> None:
+        self.done += rows
+        tenth = self.done * 10 // self.total
+        if tenth >= self.next_tenth:
+            self.say(f"{self.label} {tenth * 10}% ({self.done}/{self.total} images)")
+            self.next_tenth = tenth + 1
+
+
+def write_reference(
+    path: Path, batches: Iterator[np.ndarray], shape: tuple[int, ...], dtype: str,
+    progress: Callable[[str], None] | None = None,
+) -> None:
+    """Write ``images.npy`` of ``shape`` from ``batches`` of rows, atomically (a temp name until the last row).
+
+    The file is laid out by ``np.lib.format.open_memmap``, then filled with ordinary writes: pages of a mapping
+    stay in the process's RSS until unmapped, so writing through it would count the whole dataset as resident.
+    """
+    rows_each = _Every10Percent(progress, "generated", shape[0]) if progress else None
+    with atomic_output(path) as tmp:
+        layout = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(dtype), shape=shape)
+        offset = layout.offset
+        del layout  # unmapped before a page is touched
+        written = 0
+        with tmp.open("r+b") as f:
+            f.seek(offset)
+            for batch in batches:
+                interrupts.raise_if_interrupted()
+                if tuple(batch.shape[1:]) != tuple(shape[1:]) or written + len(batch) > shape[0]:
+                    raise ValueError(f"{path}: a batch of shape {batch.shape} after {written} images does not fit "
+                                     f"{shape}")
+                f.write(memoryview(np.ascontiguousarray(batch, dtype=dtype)).cast("B"))
+                written += len(batch)
+                if rows_each is not None:
+                    rows_each.add(len(batch))
+        if written != shape[0]:
+            raise ValueError(f"{path}: {written} images generated, {shape[0]} expected")
+
+
+def read_reference_batches(path: Path, rows: int, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
+    """Rows ``start..stop`` of a saved ``images.npy``, ``rows`` at a time, by plain reads (see ``write_reference``)."""
+    header = np.load(path, mmap_mode="r")
+    shape, dtype, offset = header.shape, header.dtype, header.offset
+    del header
+    stop = shape[0] if stop is None else min(stop, shape[0])
+    row_bytes = int(np.prod(shape[1:])) * dtype.itemsize
+    with Path(path).open("rb") as f:
+        f.seek(offset + start * row_bytes)
+        for first in range(start, stop, rows):
+            out = np.empty((min(rows, stop - first), *shape[1:]), dtype=dtype)
+            if f.readinto(memoryview(out).cast("B")) != out.nbytes:
+                raise OSError(f"{path}: file ends before image {first + len(out)} of {shape[0]}")
+            yield out
+
+
+def reference_stream(path: Path, acquisition_datetime: datetime, rows: int | None = None) -> ImageStream:
+    """The dataset of a saved ``images.npy`` as an ``ImageStream``: each ``batches()`` call re-reads the pixels
+    batch by batch and builds their record batch with the vectorised builder (ids and row_id global)."""
+    header = np.load(path, mmap_mode="r")
+    shape, dtype = header.shape, header.dtype
+    del header
+    rows = rows or batch_rows(shape[1], shape[2], shape[3], dtype.name)
+
+    def batches() -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
+        start = 0
+        for pixels in read_reference_batches(path, rows):
+            yield build_ome_batch(pixels, start, acquisition_datetime), pixels
+            start += len(pixels)
+
+    return ImageStream(schema=ome_batch_schema(dtype), num_rows=int(shape[0]), batches=batches)
+
+
+def _reporting(stream: ImageStream, say: Callable[[str], None], label: str) -> ImageStream:
+    """``stream`` reporting every tenth of its rows as a writer consumes them (when it has several batches)."""
+
+    def batches() -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
+        rows_each = _Every10Percent(say, label, stream.num_rows)
+        for batch, pixels in stream.batches():
+            yield batch, pixels
+            rows_each.add(batch.num_rows)
+
+    return dataclasses.replace(stream, batches=batches)
+
+
+def _timestamp(manifest: dict[str, Any]) -> datetime:
+    """The dataset's ``acquisition_datetime``: the manifest's (formats written later match), else now (UTC)."""
+    try:
+        return datetime.fromisoformat(manifest["acquisition_datetime"])
+    except (KeyError, TypeError, ValueError):
+        return datetime.now(UTC).replace(microsecond=0)
+
+
 def ensure_dataset(
     data: DataConfig,
     size: tuple[int, int],
@@ -147,10 +284,12 @@ def ensure_dataset(
 ) -> DatasetFiles:
     """Generate the images of ``data`` at ``size`` and write them in ``formats``, reusing what is on disk.
 
-    The folder is ``data_dir / "<data_key>-<h>x<w>"``. A format listed in its ``manifest.json`` whose dataset is
-    still there is reused; the others are written (atomically). A format whose library is missing, or whose
-    write fails, is recorded in ``skipped`` with a one-line reason and leaves nothing behind. The manifest is
-    written last, so an interrupted run never lists a half-written format.
+    The folder is ``data_dir / "<data_key>-<h>x<w>"``. The images are generated batch by batch into
+    ``images.npy`` (the reference), then each format's writer consumes a stream of record batches re-read from
+    it, so memory holds a batch or two whatever the dataset size. A format listed in ``manifest.json`` whose
+    dataset is still there is reused; the others are written (atomically). A format whose library is missing, or
+    whose write fails, is recorded in ``skipped`` with a one-line reason and leaves nothing behind. The manifest
+    is rewritten after each format, and lists only finished ones, so an interrupted run keeps what it finished.
     """
     height, width = int(size[0]), int(size[1])
     key = data_key(data)
@@ -162,34 +301,41 @@ def ensure_dataset(
     skipped_before: dict[str, str] = dict(manifest.get("skipped", {}))
     reference = folder / REFERENCE
     say = progress or (lambda _msg: None)
-
-    images: np.ndarray | None = None
-    table: pa.Table | None = None
-
-    def get_images() -> np.ndarray:
-        nonlocal images
-        if images is None:
-            if _reference_matches(reference, shape, data.dtype):
-                images = np.load(reference)
-            else:
-                say(f"generating {data.n_images} images {height}x{width} {data.dtype} (seed {data.seed})")
-                images = generate_images(data.n_images, height, width, data.dtype, data.channels, data.seed)
-                with atomic_output(reference) as tmp, tmp.open("wb") as f:
-                    np.save(f, images)
-        return images
-
-    def get_table() -> pa.Table:
-        nonlocal table
-        if table is None:
-            say(f"building the OME-Arrow table ({data.n_images} images)")
-            table = build_ome_table(get_images())
-        return table
+    rows = batch_rows(data.channels, height, width, data.dtype)
+    several_batches = data.n_images > rows
 
     if not _reference_matches(reference, shape, data.dtype):
-        get_images()
-
+        say(f"generating {data.n_images} images {height}x{width} {data.dtype} (seed {data.seed})")
+        pixels = generate_image_batches(data.n_images, height, width, data.dtype, data.channels, data.seed, rows)
+        write_reference(reference, pixels, shape, data.dtype, say if several_batches else None)
+    when = _timestamp(manifest)
+    stream = reference_stream(reference, when, rows)
+    generator_versions = manifest.get("generator_versions") or {
+        m: _module_version(m) for m in ("numpy", "pyarrow", "ome_arrow")
+    }
     paths: dict[str, Path] = {}
     skipped: dict[str, str] = {}
+
+    def manifest_now() -> dict[str, Any]:
+        skipped_all = {k: v for k, v in skipped_before.items() if k not in paths}
+        skipped_all.update(skipped)
+        return {
+            "manifest_version": MANIFEST_VERSION,
+            "key": key,
+            "source": "generated",
+            "config": dataclasses.asdict(data),
+            "height": height,
+            "width": width,
+            "channels": data.channels,
+            "dtype": data.dtype,
+            "n_images": data.n_images,
+            "reference": REFERENCE,
+            "acquisition_datetime": when.isoformat(),
+            "formats": recorded,
+            "skipped": skipped_all,
+            "generator_versions": generator_versions,
+        }
+
     for name in formats:
         module = get_format(name)
         info = module.INFO
@@ -205,10 +351,9 @@ def ensure_dataset(
             continue
         remove_path(target)  # a leftover not in the manifest is stale
         try:
-            pixels = get_images()
-            ome_table = get_table() if info.kind == "table" else None
             say(f"writing {info.label} to {target}")
-            module.write(ome_table, pixels, target)
+            source = _reporting(stream, say, f"{info.label} written") if several_batches else stream
+            layout = module.write(source, target, rows_per_unit=data.rows_per_unit)
             if not module.looks_like(target):
                 raise FormatError(f"{target}: the writer finished but the result is not a {info.label} dataset")
         except Exception as exc:  # noqa: BLE001 - one format failing must not stop the others
@@ -220,26 +365,11 @@ def ensure_dataset(
         recorded[name] = {
             "path": target.name,
             "versions": {m.split(".", maxsplit=1)[0]: _module_version(m) for m in info.requires},
+            "layout": json.loads(json.dumps(layout or {}, default=str)),  # as it reads back from the manifest
         }
+        _write_json(folder / MANIFEST, manifest_now())  # a long run interrupted later keeps this format
 
-    skipped_all = {k: v for k, v in skipped_before.items() if k not in paths}
-    skipped_all.update(skipped)
-    new_manifest = {
-        "manifest_version": MANIFEST_VERSION,
-        "key": key,
-        "source": "generated",
-        "config": dataclasses.asdict(data),
-        "height": height,
-        "width": width,
-        "channels": data.channels,
-        "dtype": data.dtype,
-        "n_images": data.n_images,
-        "reference": REFERENCE,
-        "formats": recorded,
-        "skipped": skipped_all,
-        "generator_versions": manifest.get("generator_versions")
-        or {m: _module_version(m) for m in ("numpy", "pyarrow", "ome_arrow")},
-    }
+    new_manifest = manifest_now()
     if new_manifest != manifest:
         _write_json(folder / MANIFEST, new_manifest)
 
@@ -255,6 +385,7 @@ def ensure_dataset(
         skipped=skipped,
         reference=reference,
         source="generated",
+        layouts={name: dict(recorded[name].get("layout", {})) for name in paths},
     )
 
 

@@ -6,7 +6,6 @@ track that finished.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from loaderbench.config import ALL_TRACKS, Config, images_for_size
+from loaderbench.config import ALL_TRACKS, Config, dataset_plans
 from loaderbench.datagen import DatasetFiles, ensure_dataset, open_input
 from loaderbench.progress import Progress
 
@@ -45,10 +44,10 @@ def prepare_datasets(cfg: Config, progress: Progress, with_generated: bool) -> l
         progress(f"input {dataset.name}: {dataset.n_images} images {dataset.height}x{dataset.width} {dataset.dtype}"
                  f"{column}")
     if with_generated or not cfg.inputs:
-        for height, width in cfg.data.sizes:
-            data = dataclasses.replace(cfg.data, n_images=images_for_size(cfg.data, height, width))
+        for plan in dataset_plans(cfg):
+            (height, width), data = plan.size, plan.data
             progress(f"data: {data.n_images} images {height}x{width} {data.dtype} (seed {data.seed})")
-            datasets.append(ensure_dataset(data, (height, width), cfg.formats, Path(cfg.data_dir), progress))
+            datasets.append(ensure_dataset(data, plan.size, plan.formats, Path(cfg.data_dir), progress))
     return datasets
 
 
@@ -64,6 +63,7 @@ def _dataset_record(dataset: DatasetFiles) -> dict[str, Any]:
         "n_images": dataset.n_images,
         "column": dataset.column,
         "formats": {name: str(path) for name, path in dataset.paths.items()},
+        "layouts": dataset.layouts,
     }
 
 

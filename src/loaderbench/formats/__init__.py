@@ -10,19 +10,32 @@ modules are imported at the bottom, because those modules import them from here.
 from __future__ import annotations
 
 import contextlib
+import functools
+import itertools
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from loaderbench.config import ALL_FORMATS
-from loaderbench.formats.base import FormatError, FormatInfo, FormatUnavailable
+from loaderbench.formats.base import (
+    BlockReader,
+    FormatError,
+    FormatInfo,
+    FormatUnavailable,
+    ImageStream,
+    check_rows_per_unit,
+    default_rows_per_unit,
+    library_errors,
+    one_line,
+)
 from loaderbench.ome_image import OME_COLUMN
 
 ROW_ID = "row_id"
@@ -32,11 +45,15 @@ SOURCE_COLUMN_KEY = b"loaderbench.ome_column"
 __all__ = [
     "FORMATS",
     "ROW_ID",
+    "BlockReader",
     "FormatError",
     "FormatInfo",
     "FormatUnavailable",
+    "ImageStream",
     "atomic_output",
+    "check_stream",
     "check_table",
+    "compact_batch",
     "detect_format",
     "get_format",
     "has_magic",
@@ -47,18 +64,9 @@ __all__ = [
     "remove_path",
     "sorted_items",
     "source_column",
+    "unit_batches",
+    "unit_record",
 ]
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception as one short line: its type and its message, without native backtraces."""
-    text = str(exc)
-    for marker in ("Backtrace:", "Stack backtrace:"):  # Rust libraries (Vortex, Lance) append native frames
-        text = text.split(marker, 1)[0]
-    text = " ".join(text.split())
-    if len(text) > 300:
-        text = text[:297] + "..."
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def remove_path(path: Path) -> None:
@@ -90,17 +98,6 @@ def atomic_output(path: Path) -> Iterator[Path]:
     except BaseException:
         remove_path(tmp)
         raise
-
-
-@contextlib.contextmanager
-def library_errors(path: Path, what: str) -> Iterator[None]:
-    """Turn any exception a library raises while reading ``path`` into a one-line ``FormatError``."""
-    try:
-        yield
-    except FormatError:
-        raise
-    except Exception as exc:  # libraries raise many types; the user needs one clear line
-        raise FormatError(f"{path}: cannot read as {what}: {one_line(exc)}") from exc
 
 
 def is_ome_struct(data_type: pa.DataType) -> bool:
@@ -204,6 +201,89 @@ def sorted_items(paths: list[Path]) -> list[Path]:
         return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", p.name)]
 
     return sorted(paths, key=key)
+
+
+# --- writers: the stream cut into read units ------------------------------------------------------------------
+
+
+def check_stream(data: Any) -> ImageStream:
+    """``data`` if it is an ``ImageStream``, else ``TypeError`` (before anything is created on disk)."""
+    if not isinstance(data, ImageStream):
+        raise TypeError(f"a format writer takes an ImageStream, got {type(data).__name__}")
+    return data
+
+
+def unit_batches(data: ImageStream, rows_per_unit: int | None) -> tuple[int, Iterator[pa.RecordBatch]]:
+    """The unit size and the stream's record batches cut to it (one pass over ``data.batches()``).
+
+    ``rows_per_unit`` ``None`` picks ``default_rows_per_unit`` of the first batch (about 32 MiB of Arrow data).
+    Every batch but the last holds exactly that many rows: a batch that holds several units is sliced (no copy), a
+    unit that spans several batches is concatenated (one copy of that unit). So a writer holds one unit at a time.
+    """
+    check_stream(data)
+    if rows_per_unit is not None:
+        rows_per_unit = check_rows_per_unit(rows_per_unit)
+    source = (batch for batch, _pixels in data.batches())
+    first = next(source, None)
+    if first is None:
+        return rows_per_unit or 1, iter(())
+    size = rows_per_unit or default_rows_per_unit(first)
+    return size, _rebatch(itertools.chain([first], source), size, data.schema)
+
+
+def _rebatch(batches: Iterator[pa.RecordBatch], size: int, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    for batch in batches:
+        if not batch.schema.equals(schema):
+            raise ValueError(f"a record batch of the stream has schema {batch.schema}, not the stream's {schema}")
+        start = 0
+        while start < batch.num_rows:
+            piece = batch.slice(start, min(size - held, batch.num_rows - start))
+            pending.append(piece)
+            held += piece.num_rows
+            start += piece.num_rows
+            if held == size:
+                yield pending[0] if len(pending) == 1 else pa.concat_batches(pending)
+                pending, held = [], 0
+    if pending:
+        yield pending[0] if len(pending) == 1 else pa.concat_batches(pending)
+
+
+def compact_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """``batch`` with its arrays starting at offset 0 (a copy only when one of them is a slice).
+
+    Lance and Vortex (arrow-rs) panic on sliced struct arrays ("assertion failed: end <= self.len()"), so their
+    writers hand them compact batches.
+    """
+    if not any(column.offset for column in batch.columns):
+        return batch
+    return batch.take(pa.array(np.arange(batch.num_rows, dtype=np.int64)))
+
+
+def unit_record(read_unit: str, rows_per_unit: int) -> dict[str, Any]:
+    """What a writer returns for the manifest: the read unit it used and its rows."""
+    return {"read_unit": read_unit, "rows_per_unit": int(rows_per_unit)}
+
+
+def legacy_write_contract(write: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """TEMPORARY: also accept the old ``write(table, images, path)`` call (``datagen`` and a few tests still make
+    it) by wrapping its arguments in an ``ImageStream``. Remove once every caller passes an ``ImageStream``."""
+
+    @functools.wraps(write)
+    def wrapper(data: Any, path: Any, rows_per_unit: Any = None) -> dict[str, Any]:
+        if isinstance(rows_per_unit, (str, os.PathLike)) and (path is None or isinstance(path, np.ndarray)):
+            table, images, path = data, path, rows_per_unit
+            pixels = images if images is not None and images.ndim == 4 else None
+            if isinstance(table, pa.Table):
+                pixels = pixels if pixels is not None and len(pixels) == table.num_rows else None
+                data = ImageStream.from_table(table, pixels)
+            elif table is None and pixels is not None:
+                data = ImageStream.from_images(pixels)
+            return write(data, Path(path))
+        return write(data, path, rows_per_unit)
+
+    return wrapper
 
 
 # The format modules import the helpers above from this package, so they come after them.

@@ -18,10 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
-from loaderbench.formats import atomic_output, library_errors, sorted_items
-from loaderbench.formats.base import FormatError, FormatInfo
+from loaderbench.formats import (
+    atomic_output,
+    check_stream,
+    legacy_write_contract,
+    library_errors,
+    sorted_items,
+    unit_record,
+)
+from loaderbench.formats.base import FormatError, FormatInfo, ImageStream
 
 INFO = FormatInfo(
     name="ome_zarr",
@@ -29,6 +35,8 @@ INFO = FormatInfo(
     kind="directory",
     filename="ome_zarr/",
     requires=("zarr", "dask", "ome_zarr"),  # not ome_zarr.writer: it warns on import
+    read_unit="chunk",
+    random_access=True,  # one store (one chunk) per image
 )
 
 WRITE_BATCH = 64  # images whose pixel writes go to dask at once
@@ -39,10 +47,14 @@ def item_name(index: int) -> str:
     return f"img_{index:06d}.zarr"
 
 
-def write(table: pa.Table, images: np.ndarray, path: Path) -> None:
-    """Each ``(C, H, W)`` image as an OME-Zarr image with only the full-resolution level."""
+@legacy_write_contract
+def write(data: ImageStream, path: Path, rows_per_unit: int | None = None) -> dict[str, Any]:
+    """Each ``(C, H, W)`` image of ``data`` as an OME-Zarr image with only the full-resolution level, streamed (at
+    most ``WRITE_BATCH`` images pending). The read unit is one chunk (one store) per image, whatever
+    ``rows_per_unit`` says."""
     import zarr  # noqa: PLC0415
 
+    data = check_stream(data)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # ome-zarr builds a deprecated default Scaler at import
         from ome_zarr.writer import write_image  # noqa: PLC0415
@@ -54,15 +66,18 @@ def write(table: pa.Table, images: np.ndarray, path: Path) -> None:
     with atomic_output(path) as tmp, zarr.config.set({"array.write_empty_chunks": True}), _writer_pool() as pool:
         tmp.mkdir()
         pending: list[Any] = []
-        for i, image in enumerate(images):
+        for i, image in enumerate(data.images()):
             group = zarr.open_group(str(tmp / item_name(i)), mode="w")
             pending += write_image(
                 image, group, scale_factors=[], axes="cyx", storage_options={"chunks": image.shape}, compute=False
             )
-            if len(pending) >= WRITE_BATCH or i == len(images) - 1:
+            if len(pending) >= WRITE_BATCH:
                 # one dask run per batch: a third faster than one per image
                 dask.compute(*pending, scheduler="threads", pool=pool)
                 pending = []
+        if pending:
+            dask.compute(*pending, scheduler="threads", pool=pool)
+    return unit_record(INFO.read_unit, 1)
 
 
 @contextlib.contextmanager

@@ -7,12 +7,12 @@ import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
-from loaderbench.formats import atomic_output, one_line, sorted_items
-from loaderbench.formats.base import FormatError, FormatInfo
+from loaderbench.formats import atomic_output, check_stream, legacy_write_contract, one_line, sorted_items, unit_record
+from loaderbench.formats.base import FormatError, FormatInfo, ImageStream
 
 INFO = FormatInfo(
     name="tiff",
@@ -20,6 +20,8 @@ INFO = FormatInfo(
     kind="directory",
     filename="tiff/",
     requires=("tifffile",),
+    read_unit="file",
+    random_access=True,  # one file per image
 )
 
 SUFFIXES = (".tif", ".tiff")
@@ -29,15 +31,19 @@ def item_name(index: int) -> str:
     return f"img_{index:06d}.tiff"
 
 
-def write(table: pa.Table, images: np.ndarray, path: Path) -> None:
-    """Each ``(C, H, W)`` image as a planar, single-page, greyscale TIFF in its own dtype."""
+@legacy_write_contract
+def write(data: ImageStream, path: Path, rows_per_unit: int | None = None) -> dict[str, Any]:
+    """Each ``(C, H, W)`` image of ``data`` as a planar, single-page, greyscale TIFF in its own dtype, streamed
+    batch by batch. The read unit is one file per image, whatever ``rows_per_unit`` says."""
     import tifffile  # noqa: PLC0415
 
+    data = check_stream(data)
     with atomic_output(path) as tmp:
         tmp.mkdir()
-        for i, image in enumerate(images):
+        for i, image in enumerate(data.images()):
             # minisblack: channels stay separate planes, never read as RGB
             tifffile.imwrite(tmp / item_name(i), image, photometric="minisblack")
+    return unit_record(INFO.read_unit, 1)
 
 
 def item_paths(path: Path) -> list[Path]:

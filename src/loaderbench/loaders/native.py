@@ -168,10 +168,8 @@ class NativeImageLoader(IterableDataset):
         kind = sampler or ("random" if shuffle else "sequential")
         if kind not in _SAMPLERS:
             raise ValueError(f"sampler must be one of {list(_SAMPLERS)}, got {kind!r}")
-        crop_h = crop_w = 0
-        if crop_size:
-            crop_h, crop_w = (crop_size, crop_size) if isinstance(crop_size, int) else crop_size
-            crop_h, crop_w = check_int("crop_size", crop_h, 1, INT32_MAX), check_int("crop_size", crop_w, 1, INT32_MAX)
+        transform = transform_options(dtype or torch.float32, scale, mean, std, random_hflip, random_vflip, crop_size,
+                                      random_crop, seed)
         self.dataset = open_native_dataset(source, format, column, max_sample_bytes)
         self.dtype = dtype
         options = _core.LoaderOptions()
@@ -188,16 +186,6 @@ class NativeImageLoader(IterableDataset):
         sampling.world_size = world_size
         sampling.drop_last = drop_uneven
         options.sampler = sampling
-        transform = _core.TransformOptions()
-        transform.output = _OUTPUT_TYPES[dtype or torch.float32]
-        transform.scale = scale
-        transform.mean = list(mean or [])
-        transform.std = list(std or [])
-        transform.random_hflip = random_hflip
-        transform.random_vflip = random_vflip
-        transform.crop_height, transform.crop_width = crop_h, crop_w
-        transform.random_crop = random_crop
-        transform.seed = seed
         self.options = options
         self.transform = transform
         self._rows = self.dataset.rows(transform)  # validates the transform against the images
@@ -238,6 +226,37 @@ class NativeImageLoader(IterableDataset):
     @property
     def num_samples(self) -> int:
         return len(self.dataset)
+
+
+def transform_options(
+    dtype: torch.dtype,
+    scale: bool,
+    mean: Sequence[float] | None,
+    std: Sequence[float] | None,
+    random_hflip: bool,
+    random_vflip: bool,
+    crop_size: int | tuple[int, int] | None,
+    random_crop: bool,
+    seed: int,
+) -> Any:
+    """The core's per-sample conversion and augmentation options (the crop size checked)."""
+    if dtype not in _OUTPUT_TYPES:
+        raise ValueError(f"dtype must be one of {list(_OUTPUT_TYPES)}, got {dtype}")
+    crop_h = crop_w = 0
+    if crop_size:
+        crop_h, crop_w = (crop_size, crop_size) if isinstance(crop_size, int) else crop_size
+        crop_h, crop_w = check_int("crop_size", crop_h, 1, INT32_MAX), check_int("crop_size", crop_w, 1, INT32_MAX)
+    transform = _core.TransformOptions()
+    transform.output = _OUTPUT_TYPES[dtype]
+    transform.scale = scale
+    transform.mean = list(mean or [])
+    transform.std = list(std or [])
+    transform.random_hflip = random_hflip
+    transform.random_vflip = random_vflip
+    transform.crop_height, transform.crop_width = crop_h, crop_w
+    transform.random_crop = random_crop
+    transform.seed = seed
+    return transform
 
 
 def make_pool(rows: Any, options: Any, what: str) -> Any:

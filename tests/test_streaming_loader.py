@@ -1,0 +1,222 @@
+"""The native streaming loaders from Python: every row once, pixel- and row-exact against the in-memory loaders,
+memory bounded by the blocks in flight, clear errors when the file goes bad mid-epoch."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from loaderbench.datagen import build_ome_table, generate_images
+from loaderbench.formats import FormatError, get_format
+from loaderbench.formats.base import ImageStream
+from loaderbench.loaders.native import NativeImageLoader
+from loaderbench.loaders.streaming import StreamingImageLoader, StreamingSparseLoader
+
+BLOCK_FORMATS = [name for name in ("parquet", "parquet_duckdb", "lance", "vortex", "duckdb", "arrow_ipc")
+                 if get_format(name).INFO.unavailable_reason() is None]
+N = 103  # rows: units of 16 leave an uneven last one
+
+
+@pytest.fixture(scope="module")
+def images() -> np.ndarray:
+    return generate_images(N, 12, 10, "uint8", 2, seed=7)
+
+
+@pytest.fixture(scope="module")
+def datasets(images: np.ndarray, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The images in every format with block reads, in units of 16 rows (the last one shorter)."""
+    root = tmp_path_factory.mktemp("streaming")
+    table = build_ome_table(images)
+    paths = {}
+    for name in BLOCK_FORMATS:
+        module = get_format(name)
+        path = root / module.INFO.filename
+        module.write(ImageStream.from_table(table, images, batch_rows=40), path, rows_per_unit=16)
+        paths[name] = path
+    return paths
+
+
+def epoch_rows(loader: StreamingImageLoader, images: np.ndarray) -> list[int]:
+    """One epoch's rows, each batch checked pixel-exact against the reference images."""
+    rows: list[int] = []
+    for batch, indices in loader.iter_with_indices():
+        expected = torch.from_numpy(images[indices]).float().div(255)
+        assert torch.equal(batch, expected)
+        rows += indices
+    return rows
+
+
+@pytest.mark.parametrize("name", BLOCK_FORMATS)
+def test_every_format_streams_every_row_once_pixel_exact(name: str, datasets: dict[str, Path],
+                                                         images: np.ndarray) -> None:  # fmt: skip
+    for shuffle, (chunk, per_block) in itertools.product((False, True), ((16, 1), (7, 3), (1, 20))):
+        loader = StreamingImageLoader(datasets[name], batch_size=8, shuffle=shuffle, seed=3, num_threads=2,
+                                      chunk_size=chunk, chunks_per_block=per_block, memory_budget=1 << 16)
+        rows = epoch_rows(loader, images)
+        assert sorted(rows) == list(range(N)), (name, shuffle, chunk, per_block)
+        assert len(loader) == -(-N // 8)
+        if not shuffle:
+            assert rows == list(range(N))
+
+
+def test_exactly_once_over_threads_ranks_and_block_specs(datasets: dict[str, Path], images: np.ndarray) -> None:
+    path = datasets["arrow_ipc" if "arrow_ipc" in datasets else BLOCK_FORMATS[0]]
+    orders = {}
+    for threads, world, (chunk, per_block), shuffle in itertools.product(
+            (1, 2, 4), (1, 2, 3), ((16, 1), (5, 4)), (False, True)):
+        per_rank = []
+        for rank in range(world):
+            loader = StreamingImageLoader(path, batch_size=6, shuffle=shuffle, seed=11, num_threads=threads,
+                                          rank=rank, world_size=world, chunk_size=chunk,
+                                          chunks_per_block=per_block, memory_budget=1 << 15, prefetch=1)
+            per_rank.append(epoch_rows(loader, images))
+        counts = {len(rows) for rows in per_rank}
+        assert counts == {-(-N // world)}, (threads, world)  # equal shares, padded as DistributedSampler pads
+        union = sorted(set(itertools.chain.from_iterable(per_rank)))
+        assert union == list(range(N))
+        assert sum(len(r) for r in per_rank) - N < world  # only the padding repeats
+        orders.setdefault((world, chunk, per_block, shuffle), per_rank)
+        assert orders[(world, chunk, per_block, shuffle)] == per_rank  # same order whatever the thread count
+
+
+def test_block_scheme_and_epochs(datasets: dict[str, Path], images: np.ndarray) -> None:
+    path = datasets[BLOCK_FORMATS[0]]
+    loader = StreamingImageLoader(path, batch_size=10, shuffle=True, seed=2, chunk_size=10, chunks_per_block=2)
+    first, second = epoch_rows(loader, images), epoch_rows(loader, images)
+    assert first != second and sorted(first) == sorted(second)
+    # the order is a sequence of blocks, each the rows of two whole chunks of 10 (the short last chunk anywhere)
+    start = 0
+    while start < N:
+        chunks: list[int] = []
+        for row in first[start:]:
+            if row // 10 not in chunks:
+                if len(chunks) == 2:
+                    break
+                chunks.append(row // 10)
+        block = {row for chunk in chunks for row in range(chunk * 10, min(chunk * 10 + 10, N))}
+        assert set(first[start:start + len(block)]) == block, start
+        start += len(block)
+    loader.set_epoch(5)
+    assert epoch_rows(loader, images) == epoch_rows(loader, images)
+
+
+def test_same_pixels_and_transforms_as_the_in_memory_loader(datasets: dict[str, Path]) -> None:
+    path = datasets[BLOCK_FORMATS[0]]
+    options = {"mean": [0.5, 0.25], "std": [0.5, 0.5], "random_hflip": True, "crop_size": 8, "seed": 4}
+    in_memory = NativeImageLoader(path, batch_size=N, **options)
+    (reference, rows) = next(iter(in_memory.iter_with_indices()))
+    streaming = StreamingImageLoader(path, batch_size=7, shuffle=True, chunk_size=9, chunks_per_block=2, **options)
+    # the in-memory loader ran epoch 0; so does the streaming one's first epoch
+    got = {}
+    for batch, indices in streaming.iter_with_indices():
+        got.update(zip(indices, batch, strict=False))
+    assert rows == list(range(N))
+    for row in range(N):
+        assert torch.equal(got[row], reference[row]), row
+
+
+def test_memory_is_bounded_by_the_budget(datasets: dict[str, Path], images: np.ndarray) -> None:
+    path = datasets[BLOCK_FORMATS[0]]
+    # a budget below one block: one block at a time, so the peak is one block's bytes
+    one_block = StreamingImageLoader(path, batch_size=4, chunk_size=16, chunks_per_block=1, memory_budget=1)
+    epoch_rows(one_block, images)
+    block_bytes = one_block.epoch_stats()["peak_block_bytes"]
+    assert block_bytes > 0
+    for budget_blocks in (1, 2, 3):
+        budget = int(block_bytes * budget_blocks * 1.2)
+        loader = StreamingImageLoader(path, batch_size=4, chunk_size=16, chunks_per_block=1, memory_budget=budget,
+                                      num_threads=2, io_threads=2)
+        epoch_rows(loader, images)
+        stats = loader.epoch_stats()
+        assert stats["peak_block_bytes"] <= budget, stats
+        assert stats["peak_blocks_in_flight"] <= budget_blocks, stats
+        assert stats["blocks_read"] == -(-N // 16)
+    assert one_block.epoch_stats()["peak_blocks_in_flight"] == 1
+
+
+def test_dataloader_workers_split_the_batches(datasets: dict[str, Path], images: np.ndarray) -> None:
+    path = datasets[BLOCK_FORMATS[0]]
+    loader = StreamingImageLoader(path, batch_size=8, shuffle=True, seed=1, chunk_size=8, chunks_per_block=2)
+    loader.set_epoch(0)
+    alone = epoch_rows(loader, images)
+    batches = list(DataLoader(loader, batch_size=None, num_workers=2))
+    together = torch.cat(batches)
+    assert torch.equal(together, torch.from_numpy(images[alone]).float().div(255))
+
+
+@pytest.mark.parametrize("name", [n for n in ("parquet", "parquet_duckdb", "lance", "vortex", "duckdb", "arrow_ipc")
+                                  if n in BLOCK_FORMATS])
+def test_a_file_truncated_mid_epoch_is_a_clear_error(name: str, tmp_path: Path) -> None:
+    # Images large enough that the file is far bigger than any footer read-ahead (a small file is read whole)
+    big = generate_images(64, 64, 64, "uint8", 1, seed=1)
+    module = get_format(name)
+    copy = tmp_path / module.INFO.filename
+    module.write(ImageStream.from_table(build_ome_table(big), big), copy, rows_per_unit=8)
+    victims = sorted(p for p in copy.rglob("*") if p.is_file() and p.stat().st_size > 50_000) if copy.is_dir() \
+        else [copy]
+    loader = StreamingImageLoader(copy, batch_size=4, chunk_size=8, chunks_per_block=1, memory_budget=1, prefetch=0)
+    iterator = iter(loader)
+    next(iterator)
+    for victim in victims:
+        with victim.open("r+b") as f:
+            f.truncate(victim.stat().st_size // 3)
+    with pytest.raises(RuntimeError, match=copy.name):
+        for _ in iterator:
+            pass
+    iterator.close()
+
+
+def test_bad_arguments_and_formats(datasets: dict[str, Path], tmp_path: Path) -> None:
+    path = datasets[BLOCK_FORMATS[0]]
+    for bad in ({"chunk_size": 0}, {"chunks_per_block": 0}, {"memory_budget": 0}, {"io_threads": 0},
+                {"batch_size": 0}, {"dtype": None}):
+        with pytest.raises(ValueError):
+            StreamingImageLoader(path, **bad)
+    (tmp_path / "tiff").mkdir()
+    with pytest.raises((ValueError, FormatError)):
+        StreamingImageLoader(tmp_path / "tiff", format="tiff")
+    with pytest.raises(FileNotFoundError):
+        StreamingImageLoader(tmp_path / "missing.parquet")
+
+
+def test_sparse_streaming_matches_the_matrix(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq  # noqa: PLC0415
+    import scipy.sparse as sp  # noqa: PLC0415
+
+    matrix = sp.random(300, 40, density=0.1, format="coo", random_state=3, dtype=np.float32)
+    order = np.lexsort((matrix.col, matrix.row))
+    table = pa.table({"soma_dim_0": matrix.row[order].astype(np.int64),
+                      "soma_dim_1": matrix.col[order].astype(np.int64), "soma_data": matrix.data[order]})
+    table = table.replace_schema_metadata({b"shape": b"[300, 40]", b"n_cells": b"300", b"n_genes": b"40"})
+    path = tmp_path / "cells.parquet"
+    pq.write_table(table, path, row_group_size=500)
+    dense = matrix.toarray()
+    for shuffle, threads in itertools.product((False, True), (1, 3)):
+        loader = StreamingSparseLoader(path, "parquet", batch_size=32, shuffle=shuffle, num_threads=threads,
+                                       chunk_size=20, chunks_per_block=3, memory_budget=1 << 14)
+        rows = []
+        for batch, indices in loader.iter_with_indices():
+            assert torch.equal(batch, torch.from_numpy(dense[indices]))
+            rows += indices
+        assert sorted(rows) == list(range(300))
+
+
+def test_readers_are_closed_and_reopened_after_fork(datasets: dict[str, Path], images: np.ndarray) -> None:
+    path = datasets[BLOCK_FORMATS[0]]
+    loader = StreamingImageLoader(path, batch_size=16)
+    epoch_rows(loader, images)
+    loader.close()
+    assert sorted(epoch_rows(loader, images)) == list(range(N))
+    pid = os.fork()
+    if pid == 0:  # the child reads through readers of its own
+        code = 0 if sorted(epoch_rows(loader, images)) == list(range(N)) else 1
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0

@@ -38,6 +38,7 @@ def tiny_config(**overrides):
         "dataloader": {"repeats": 2, "batch_sizes": [4], "num_workers": [0, 2], "batches": 2, "warmup_batches": 0},
         "end_to_end": {"repeats": 1, "steps": 5, "warmup_steps": 1, "batch_size": 4},
         "conversion": {"repeats": 2, "samples": 5, "warmup": 2, "batch_size": 2},
+        "streaming": {"loaders": []},  # the out-of-core rows have tests of their own (test_streaming_rows_*)
     }  # fmt: skip
     for key, value in overrides.items():
         base[key] = {**base[key], **value} if isinstance(value, dict) else value
@@ -146,7 +147,9 @@ def test_getitem_rows_and_columns(getitem_run, tiny_dataset):
     n_native_dir = len(native_formats(tiny_dataset)) - n_table
     assert len(df) == (n_table * (len(cfg.loaders) + 1) + n_dir + n_native_dir) * per_loader  # + native
     check_one_row_per_config_repeat(df, ["format", "loader", "access", "transform"], cfg.repeats)
-    assert set(df.loc[df["format_kind"] == "table", "loader"]) == {"naive", "preloaded", "native"}
+    assert set(df.loc[df["format_kind"] == "table", "loader"]) == {"naive", "preloaded", "native", "random_access"}
+    random_access = df[df["loader"] == "random_access"]
+    assert (random_access["page_cache"] == "warm").all() and random_access["resident_fraction"].ge(0.95).all()
     check_native_rows(df, tiny_dataset, per_loader)
     assert set(df.loc[df["format_kind"] == "directory", "loader"]) == {"decode", "native"}
     assert (df["samples"] == cfg.samples).all() and (df["warmup"] == cfg.warmup).all()
@@ -301,6 +304,28 @@ def test_end_to_end_rows_and_figures(end_to_end_run, tiny_dataset):
     check_ordered(df, "step_p50_ms", "step_p95_ms")
     step_s = df["step_mean_ms"] * df["steps"] / 1000.0
     np.testing.assert_allclose(df["images_per_s"], df["images"] / step_s, rtol=REL)
+
+
+@pytest.mark.parametrize("track", [dataloader, end_to_end])
+def test_streaming_rows_warm_and_cold(track, tiny_dataset):
+    ctx = make_ctx(tiny_dataset, formats=["parquet", "arrow_ipc", "tiff"],
+                   streaming={"loaders": ["native_streaming", "block_torch"], "page_cache": ["warm", "cold"],
+                              "chunk_size": 4, "chunks_per_block": 2})
+    df = track.run(ctx)
+    streamed = df[df["loader"].isin(["native_streaming", "block_torch"])]
+    assert set(streamed["format"]) == {"parquet", "arrow_ipc"}  # TIFF has no block reads
+    per_config = ctx.config.dataloader.repeats if track is dataloader else ctx.config.end_to_end.repeats
+    if track is dataloader:
+        cfg = ctx.config.dataloader
+        expected = 2 * (len(cfg.batch_sizes) * (len(cfg.native_threads) + len(cfg.num_workers))) * 2 * per_config
+    else:
+        expected = 2 * 2 * 2 * per_config  # formats x loaders x cache states
+    assert len(streamed) == expected
+    # this machine's disk drops pages on request; elsewhere a row says it could not ("partial")
+    assert set(streamed["page_cache"]) <= {"warm", "cold", "partial"}
+    assert (streamed["chunk_size"] == 4).all() and (streamed["chunks_per_block"] == 2).all()
+    figure = "samples_per_s" if track is dataloader else "images_per_s"
+    assert (streamed[figure] > 0).all()
 
 
 def test_end_to_end_train_mode_updates_the_model(tiny_dataset):

@@ -40,6 +40,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         out.update({t: {"repeats": args.repeats} for t in ALL_TRACKS})
     if args.train:
         out.setdefault("end_to_end", {})["train"] = True
+    if args.cold:
+        out.setdefault("streaming", {})["page_cache"] = ["warm", "cold"]
     return out
 
 
@@ -139,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, help="random seed for data generation")
     run.add_argument("--repeats", type=int, help="repeats for every track")
     run.add_argument("--train", action="store_true", help="Track 3: a training step instead of inference")
+    run.add_argument("--cold", action="store_true",
+                     help="measure the disk-reading rows (random_access, native_streaming, block_torch) with a cold "
+                          "page cache too: the dataset's pages are evicted before every repeat")
     run.add_argument("--quiet", action="store_true", help="no progress lines")
     run.set_defaults(func=cmd_run)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -186,3 +187,69 @@ def make_native_loader(target: Target, source: Any | None = None, **options: Any
     options.setdefault("rank", 0)
     options.setdefault("world_size", 1)
     return loader_class(table, **options)
+
+
+#: loader names of the out-of-core rows
+RANDOM_ACCESS = "random_access"
+STREAMING = "native_streaming"
+BLOCK_TORCH = "block_torch"
+
+
+def has_block_reads(target: Target) -> bool:
+    """Whether the target's format reads blocks of rows through its own library (the Arrow-backed formats)."""
+    return bool(getattr(target.module.INFO, "block_reads", False)) and hasattr(target.module, "block_reader")
+
+
+def page_cache_states(ctx: TrackContext) -> list[str]:
+    """The page-cache states each disk-reading row is measured in (``streaming.page_cache``)."""
+    return list(ctx.config.streaming.page_cache)
+
+
+def set_page_cache(target: Target, state: str) -> dict[str, Any]:
+    """Put the target's files in ``state`` before a timed repeat: ``cold`` evicts their pages, ``warm`` reads them
+    once. Returns the result columns: ``page_cache`` (what was measured: ``cold``, ``warm``, or ``partial`` when
+    eviction did not take) and ``resident_fraction``."""
+    from loaderbench import page_cache  # noqa: PLC0415
+
+    if state == "cold":
+        result = page_cache.evict(target.path)
+        return {"page_cache": result.page_cache, "resident_fraction": result.resident_fraction}
+    with contextlib.suppress(page_cache.PageCacheUnsupported):
+        resident = page_cache.resident_fraction(target.path)
+        if resident >= page_cache.WARM_THRESHOLD:  # already cached (e.g. the previous repeat): no second read
+            return {"page_cache": "warm", "resident_fraction": resident}
+    result = page_cache.warm(target.path)
+    return {"page_cache": result.page_cache, "resident_fraction": result.resident_fraction}
+
+
+def streaming_options(ctx: TrackContext) -> dict[str, Any]:
+    """The block settings every out-of-core row shares (``streaming`` in the config)."""
+    st = ctx.config.streaming
+    return {"chunk_size": st.chunk_size or None, "chunks_per_block": st.chunks_per_block}
+
+
+def make_streaming_loader(ctx: TrackContext, target: Target, **options: Any) -> Any:
+    """The native streaming loader over the target's file: nothing read but the footer and one probe row."""
+    from loaderbench.loaders.streaming import StreamingImageLoader  # noqa: PLC0415 - needs the core
+
+    st = ctx.config.streaming
+    options.setdefault("rank", 0)
+    options.setdefault("world_size", 1)
+    return StreamingImageLoader(target.path, format=target.format_name, column=target.column,
+                                memory_budget=st.memory_budget_mb * 2**20, io_threads=st.io_threads,
+                                **streaming_options(ctx), **options)
+
+
+def make_block_torch_loader(ctx: TrackContext, target: Target, *, batch_size: int, num_workers: int,
+                            shuffle: bool, transform: str = "none") -> Any:  # fmt: skip
+    """The torch baseline of the streaming rows: ``BlockBatchDataset`` (a block per step through the same reader,
+    decoded vectorised) in a ``DataLoader(batch_size=None)`` with ``num_workers`` workers."""
+    from torch.utils.data import DataLoader  # noqa: PLC0415
+
+    from loaderbench.loaders.block_datasets import BlockBatchDataset, batch_transform  # noqa: PLC0415
+
+    dataset = BlockBatchDataset(target.module, target.path, batch_size=batch_size, shuffle=shuffle,
+                                seed=ctx.config.data.seed, transform=batch_transform(transform),
+                                column=target.column, **streaming_options(ctx))
+    kwargs = {"prefetch_factor": 2} if num_workers else {}
+    return DataLoader(dataset, batch_size=None, num_workers=num_workers, **kwargs)

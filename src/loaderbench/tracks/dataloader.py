@@ -14,6 +14,11 @@ Arrow-backed formats also get ``native`` rows, one per batch size x ``native_thr
 batched iterable itself (as ``DataLoader(loader, batch_size=None)`` would wrap it), timed the same way — ``next()``
 on it, the first batch including ``iter()`` (where its C++ threads start). Those rows have ``num_workers`` 0 and
 ``num_threads`` set; torch rows have ``num_threads`` empty. Neither side shuffles.
+
+Formats with block reads also get the out-of-core rows (``streaming.loaders``), nothing pre-loaded: ``native_streaming``
+(the C++ streaming loader, per ``native_threads``) and ``block_torch`` (a block per step through the same reader, per
+``num_workers``), both on the same chunk/block settings, each repeat starting from the page-cache state of its row
+(``page_cache``: ``cold`` evicts the dataset's pages first).
 """
 
 from __future__ import annotations
@@ -31,15 +36,22 @@ from loaderbench.loaders.seed import make_dataset
 from loaderbench.memory import PeakMemorySampler
 from loaderbench.stats import latency_stats, per_second
 from loaderbench.tracks.common import (
+    BLOCK_TORCH,
     NATIVE,
+    STREAMING,
     Target,
     TrackContext,
     batch_len,
     common_columns,
     effective_pin_memory,
+    has_block_reads,
     iter_targets,
+    make_block_torch_loader,
     make_native_loader,
+    make_streaming_loader,
+    page_cache_states,
     runs_native,
+    set_page_cache,
     shutdown_loader,
     timed_construct,
 )
@@ -156,6 +168,8 @@ def run(ctx: TrackContext) -> pd.DataFrame:
         del dataset
         if runs_native(ctx, target, NAME):
             _run_native(ctx, target, rows)
+        if has_block_reads(target) and ctx.config.streaming.loaders:
+            _run_streaming(ctx, target, rows)
     return pd.DataFrame(rows)
 
 
@@ -212,3 +226,56 @@ def _run_native(ctx: TrackContext, target: Target, rows: list[dict[str, Any]]) -
                     }
                 )
             del loader
+
+
+def _run_streaming(ctx: TrackContext, target: Target, rows: list[dict[str, Any]]) -> None:
+    """The out-of-core rows of one target: each streaming loader x batch size x threads or workers x page-cache
+    state, one epoch per repeat, the cache state set before each."""
+    cfg, st = ctx.config.dataloader, ctx.config.streaming
+    configs = []
+    if STREAMING in st.loaders and runs_native(ctx, target, NAME):
+        configs += [(STREAMING, b, 0, t) for b in cfg.batch_sizes for t in cfg.native_threads]
+    if BLOCK_TORCH in st.loaders:
+        configs += [(BLOCK_TORCH, b, w, None) for b in cfg.batch_sizes for w in cfg.num_workers]
+    for loader_name, batch_size, num_workers, num_threads in configs:
+        for state in page_cache_states(ctx):
+            ctx.progress(
+                f"[{NAME}] {target.dataset.name} {target.label} loader={loader_name} batch_size={batch_size} "
+                + (f"num_threads={num_threads}" if num_threads else f"num_workers={num_workers}")
+                + f" page_cache={state} ({cfg.repeats} repeats)"
+            )
+            if loader_name == STREAMING:
+                loader, setup_s = timed_construct(make_streaming_loader, ctx, target, batch_size=batch_size,
+                                                  num_threads=num_threads, seed=ctx.config.data.seed)
+            else:
+                loader, setup_s = timed_construct(make_block_torch_loader, ctx, target, batch_size=batch_size,
+                                                  num_workers=num_workers, shuffle=False)
+            try:
+                for repeat in range(cfg.repeats):
+                    cache = set_page_cache(target, state)
+                    with PeakMemorySampler() as memory:
+                        epoch = time_epoch(loader, cfg.warmup_batches, cfg.batches)
+                    rows.append(
+                        {
+                            **common_columns(target, loader_name, repeat),
+                            "batch_size": batch_size,
+                            "num_workers": num_workers,
+                            "num_threads": num_threads,
+                            "pin_memory": False,
+                            "persistent_workers": False,
+                            "prefetch_factor": 2 if num_workers else None,
+                            **cache,
+                            **streaming_columns(ctx),
+                            **epoch_columns(epoch, cfg.warmup_batches, memory, setup_s),
+                        }
+                    )
+            finally:
+                shutdown_loader(loader)
+                del loader
+
+
+def streaming_columns(ctx: TrackContext) -> dict[str, Any]:
+    """The block settings of an out-of-core row."""
+    st = ctx.config.streaming
+    return {"chunk_size": st.chunk_size, "chunks_per_block": st.chunks_per_block,
+            "memory_budget_mb": st.memory_budget_mb}

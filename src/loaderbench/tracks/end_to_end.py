@@ -8,7 +8,9 @@ one epoch (that restart counts as data wait, as it would in training).
 
 Arrow-backed formats also get a ``native`` row: the native loader (``num_threads`` = the largest of
 ``dataloader.native_threads``, ``num_workers`` 0, the same shuffle and normalisation) feeds the same model; its data
-wait is its own ``next()``.
+wait is its own ``next()``. Formats with block reads also get the out-of-core rows (``streaming.loaders``):
+``native_streaming`` (same threads, shuffle and normalisation) and ``block_torch`` (``num_workers`` workers, each a
+block per step, the transform applied per batch), per page-cache state.
 """
 
 from __future__ import annotations
@@ -27,18 +29,25 @@ from loaderbench.loaders.transforms import make_transform
 from loaderbench.model import SimpleEmbeddingModel
 from loaderbench.stats import ns_to_ms, per_second
 from loaderbench.tracks.common import (
+    BLOCK_TORCH,
     NATIVE,
+    STREAMING,
     Target,
     TrackContext,
     batch_len,
     common_columns,
+    has_block_reads,
     iter_targets,
+    make_block_torch_loader,
     make_native_loader,
+    make_streaming_loader,
+    page_cache_states,
     runs_native,
+    set_page_cache,
     shutdown_loader,
     timed_construct,
 )
-from loaderbench.tracks.dataloader import dataset_loader_name, make_loader
+from loaderbench.tracks.dataloader import dataset_loader_name, make_loader, streaming_columns
 from loaderbench.tracks.getitem import native_transform_options
 
 NAME = "end_to_end"
@@ -179,4 +188,39 @@ def run(ctx: TrackContext) -> pd.DataFrame:
         del dataset
         if runs_native(ctx, target, NAME):
             _run_native(ctx, target, rows)
+        if has_block_reads(target) and ctx.config.streaming.loaders:
+            _run_streaming(ctx, target, rows)
     return pd.DataFrame(rows)
+
+
+def _run_streaming(ctx: TrackContext, target: Target, rows: list[dict[str, Any]]) -> None:
+    cfg, st = ctx.config.end_to_end, ctx.config.streaming
+    threads = native_threads(ctx)
+    configs = []
+    if STREAMING in st.loaders and runs_native(ctx, target, NAME):
+        configs.append((STREAMING, 0, threads))
+    if BLOCK_TORCH in st.loaders:
+        configs.append((BLOCK_TORCH, cfg.num_workers, None))
+    for loader_name, num_workers, num_threads in configs:
+        for state in page_cache_states(ctx):
+            ctx.progress(
+                f"[{NAME}] {target.dataset.name} {target.label} loader={loader_name} batch_size={cfg.batch_size} "
+                f"page_cache={state} ({cfg.repeats} x {cfg.steps} steps)"
+            )
+            if loader_name == STREAMING:
+                loader, setup_s = timed_construct(
+                    make_streaming_loader, ctx, target, batch_size=cfg.batch_size, shuffle=cfg.shuffle,
+                    num_threads=threads, seed=ctx.config.data.seed, **native_transform_options(cfg.transform),
+                )  # fmt: skip
+            else:
+                loader, setup_s = timed_construct(
+                    make_block_torch_loader, ctx, target, batch_size=cfg.batch_size, num_workers=num_workers,
+                    shuffle=cfg.shuffle, transform=cfg.transform,
+                )  # fmt: skip
+            for repeat in range(cfg.repeats):
+                model, optimizer = _model_and_optimizer(target.dataset.channels, cfg.train)
+                cache = set_page_cache(target, state)
+                loop = run_loop(loader, model, optimizer, cfg.warmup_steps + cfg.steps)
+                rows.append({**_row(ctx, target, loader_name, repeat, loop, num_workers, num_threads, setup_s),
+                             **cache, **streaming_columns(ctx)})
+            del loader

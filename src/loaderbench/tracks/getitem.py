@@ -7,10 +7,16 @@ repeat warms up on the first ``warmup`` indices, then times every ``dataset[i]``
 Arrow-backed formats also get a ``native`` row: ``loader[i]`` of the native loader, with the transform given as its
 own options (``native_transform_options``), so one loader is built per transform (``setup_s`` is that
 construction: reading the table and validating it, no pre-load).
+
+Formats with block reads also get a ``random_access`` row (in ``getitem.loaders``): each call fetches one row
+through the format's own random access (a Parquet row group, a Lance ``take``, a DuckDB range query, ...), nothing
+pre-loaded — the "read one random row" that format comparisons measure — per page-cache state (``cold`` evicts
+the dataset's pages before every repeat).
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,13 +29,17 @@ from loaderbench.loaders.transforms import make_transform
 from loaderbench.stats import latency_stats, per_second
 from loaderbench.tracks.common import (
     NATIVE,
+    RANDOM_ACCESS,
     Target,
     TrackContext,
     access_indices,
     common_columns,
+    has_block_reads,
     iter_targets,
     make_native_loader,
+    page_cache_states,
     runs_native,
+    set_page_cache,
     timed_construct,
 )
 
@@ -96,6 +106,31 @@ def _run_native(ctx: TrackContext, target: Target, rows: list[dict[str, Any]]) -
         del loader
 
 
+def _run_random_access(ctx: TrackContext, target: Target, rows: list[dict[str, Any]]) -> None:
+    """One row per call through the format's random access, per access pattern x transform x page-cache state."""
+    from loaderbench.loaders.block_datasets import RandomAccessDataset  # noqa: PLC0415
+
+    cfg = ctx.config.getitem
+    seed = ctx.config.data.seed
+    dataset, setup_s = timed_construct(RandomAccessDataset, target.module, target.path, column=target.column)
+    try:
+        for access, transform_name, state in itertools.product(cfg.access, cfg.transforms, page_cache_states(ctx)):
+            ctx.progress(f"[{NAME}] {target.dataset.name} {target.label} loader={RANDOM_ACCESS} access={access} "
+                         f"transform={transform_name} page_cache={state} ({cfg.repeats} x {cfg.samples} samples)")
+            indices = access_indices(access, len(dataset), cfg.samples, seed).tolist()
+            # cold: no warm-up (it would bring back the pages of the rows it reads)
+            warm = [] if state == "cold" else [indices[i % len(indices)] for i in range(cfg.warmup)]
+            for repeat in range(cfg.repeats):
+                torch.manual_seed(seed)
+                dataset.transform = make_transform(transform_name, crop_size=cfg.crop_size)
+                cache = set_page_cache(target, state)
+                times = time_calls(dataset.__getitem__, indices, warm)
+                rows.append({**_row(target, RANDOM_ACCESS, repeat, access, transform_name, times, warm, setup_s),
+                             **cache})
+    finally:
+        dataset.reader.close()
+
+
 def run(ctx: TrackContext) -> pd.DataFrame:
     """One row per format x loader x access x transform x repeat."""
     cfg = ctx.config.getitem
@@ -104,6 +139,8 @@ def run(ctx: TrackContext) -> pd.DataFrame:
     for target in iter_targets(ctx):
         loaders = cfg.loaders if target.kind == "table" else list(loaders_for(target.module))
         for loader in loaders:
+            if loader == RANDOM_ACCESS:
+                continue
             ctx.progress(f"[{NAME}] {target.dataset.name} {target.label} loader={loader}: building dataset")
             dataset, setup_s = timed_construct(make_dataset, target.module, target.path, loader,
                                                column=target.column)
@@ -126,4 +163,6 @@ def run(ctx: TrackContext) -> pd.DataFrame:
             del dataset
         if runs_native(ctx, target, NAME):
             _run_native(ctx, target, rows)
+        if RANDOM_ACCESS in cfg.loaders and has_block_reads(target):
+            _run_random_access(ctx, target, rows)
     return pd.DataFrame(rows)

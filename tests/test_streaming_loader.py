@@ -138,6 +138,7 @@ def test_memory_is_bounded_by_the_budget(datasets: dict[str, Path], images: np.n
         assert stats["peak_block_bytes"] <= budget, stats
         assert stats["peak_blocks_in_flight"] <= budget_blocks, stats
         assert stats["blocks_read"] == -(-N // 16)
+        assert loader._readers.opened <= 2  # one reader per I/O thread, reused from block to block
     assert one_block.epoch_stats()["peak_blocks_in_flight"] == 1
 
 
@@ -164,9 +165,9 @@ def test_a_file_truncated_mid_epoch_is_a_clear_error(name: str, tmp_path: Path) 
     loader = StreamingImageLoader(copy, batch_size=4, chunk_size=8, chunks_per_block=1, memory_budget=1, prefetch=0)
     iterator = iter(loader)
     next(iterator)
-    for victim in victims:
+    for victim in victims:  # cut to 16 KiB: a DuckDB file keeps free blocks at its end, so a third may hold it all
         with victim.open("r+b") as f:
-            f.truncate(victim.stat().st_size // 3)
+            f.truncate(min(victim.stat().st_size // 3, 16384))
     with pytest.raises(RuntimeError, match=copy.name):
         for _ in iterator:
             pass

@@ -124,8 +124,10 @@ class ArrowIpcBlockReader(BlockReader):
             mapped.close()
 
 
-def block_reader(path: Path, column: str | None = None, *, copy_rows: bool = False) -> ArrowIpcBlockReader:
-    """An ``ArrowIpcBlockReader`` over ``path`` (zero-copy unless ``copy_rows``)."""
+def block_reader(path: Path, column: str | None = None, *, copy_rows: bool = True) -> ArrowIpcBlockReader:
+    """An ``ArrowIpcBlockReader`` over ``path``. By default each read's rows are copied out of the map, so a block a
+    loader holds cannot fault when the file is truncated under it (the copy costs one memcpy of the rows read, as a
+    plain ``read`` would); ``copy_rows=False`` gives zero-copy views into the map."""
     return ArrowIpcBlockReader(path, column, copy_rows=copy_rows)
 
 

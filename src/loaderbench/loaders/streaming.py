@@ -62,32 +62,44 @@ def _close_live_epochs() -> None:
         native_epoch.close()
 
 
-class _ReaderPerThread:
-    """A format reader per (process, I/O thread): readers hold file handles and connections that neither fork
-    (DataLoader workers) nor, for some libraries, concurrent calls tolerate. ``close()`` closes every one."""
+class _ReaderPool:
+    """Format readers for the I/O threads: a read takes a free reader (opening one when none is free, so at most one
+    per I/O thread) and gives it back. Not thread-local storage: a C++ I/O thread gets a new Python thread state for
+    every block it reads, so its thread-locals would not last from one block to the next. Per process: readers hold
+    file handles and connections that do not survive a fork (DataLoader workers open their own). ``close()`` closes
+    every one."""
 
     def __init__(self, open_reader: Callable[[], Any]) -> None:
         self._open = open_reader
-        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._free: list[Any] = []
         self._opened: list[Any] = []
         self._pid = os.getpid()
-        self._lock = threading.Lock()
 
     def read(self, rows: np.ndarray) -> Any:
-        if os.getpid() != self._pid:  # a forked copy: the parent's readers are not ours to use or close
-            self._local, self._opened, self._pid = threading.local(), [], os.getpid()
-        reader = getattr(self._local, "reader", None)
+        with self._lock:
+            if os.getpid() != self._pid:  # a forked copy: the parent's readers are not ours to use or close
+                self._free, self._opened, self._pid = [], [], os.getpid()
+            reader = self._free.pop() if self._free else None
         if reader is None:
             reader = self._open()
-            self._local.reader = reader
             with self._lock:
                 self._opened.append(reader)
-        return reader.read(rows)
+        try:
+            return reader.read(rows)
+        finally:
+            with self._lock:
+                if reader in self._opened:  # not closed meanwhile
+                    self._free.append(reader)
+
+    @property
+    def opened(self) -> int:
+        """Readers opened in this process (at most the I/O threads that read at once)."""
+        return len(self._opened)
 
     def close(self) -> None:
         with self._lock:
-            opened, self._opened = self._opened, []
-        self._local = threading.local()
+            opened, self._opened, self._free = self._opened, [], []
         for reader in opened:
             reader.close()
 
@@ -151,12 +163,12 @@ class _StreamingLoader(IterableDataset):
         self._epoch = 0
         self._epoch_fixed = False
         self._source: Any = None
-        self._readers: _ReaderPerThread | None = None
+        self._readers: _ReaderPool | None = None
         self._pool: Any = None
         self._last_stats: dict[str, int] = {}
         self._last_epoch: weakref.ReferenceType[Any] | None = None
 
-    def _attach(self, source: Any, readers: _ReaderPerThread, what: str, unit_starts: np.ndarray) -> None:
+    def _attach(self, source: Any, readers: _ReaderPool, what: str, unit_starts: np.ndarray) -> None:
         self._source, self._readers = source, readers
         self.unit_starts = np.asarray(unit_starts, dtype=np.int64)
         self.options.chunk_size = self._chunk_size or unit_rows(self.unit_starts, len(source))
@@ -273,7 +285,7 @@ class StreamingImageLoader(_StreamingLoader):
         max_sample_bytes = check_int("max_sample_bytes", max_sample_bytes, 1, INT64_MAX)
         path, module = block_format(source, format)
         self.path, self.format = path, module.INFO.name
-        readers = _ReaderPerThread(lambda: module.block_reader(path, column=column))
+        readers = _ReaderPool(lambda: module.block_reader(path, column=column))  # (captures no self)
         with module.block_reader(path, column=column) as probe:
             rows, self.unit_name, units = probe.num_rows, probe.unit_name, probe.unit_starts
         source_ = _core.BlockSource.images(readers.read, rows, self.transform, max_sample_bytes)
@@ -324,9 +336,11 @@ class StreamingSparseLoader(_StreamingLoader):
                          memory_budget=memory_budget, io_threads=io_threads)
         from loaderbench.sparse.block_readers import open_block_reader  # noqa: PLC0415
 
-        self.path, self.form = Path(source), form
-        readers = _ReaderPerThread(lambda: open_block_reader(form, self.path))
-        with open_block_reader(form, self.path) as probe:
+        path = self.path = Path(source)
+        self.form = form
+        # The opener must not capture self: the core holds it, and a cycle through C++ is never collected.
+        readers = _ReaderPool(lambda: open_block_reader(form, path))
+        with open_block_reader(form, path) as probe:
             rows, genes, self.unit_name, units = probe.num_rows, probe.num_cols, probe.unit_name, probe.unit_starts
         self.n_genes = genes
         source_ = _core.BlockSource.sparse(readers.read, rows, genes)

@@ -14,7 +14,7 @@ from typing import Any
 DEFAULT_BLOCK_SPECS = {"quick": ["8192 / [8, 256]"], "full": [
     "8192 / [1, 512]", "16384 / [1,1024]", "32768 / [1,2048]", "65536 / [1,2048]", "131072 / [1,2048]",
 ]}
-DEFAULT_METHODS = "np.array,scipy.csr,native,torch,scdataset,annbatch"
+DEFAULT_METHODS = "np.array,scipy.csr,native,native_streaming,torch,scdataset,annbatch"
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

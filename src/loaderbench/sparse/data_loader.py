@@ -19,7 +19,7 @@ from loaderbench.sparse import EPOCHS_TRACK
 from loaderbench.sparse.blocks import BlockSpec
 from loaderbench.sparse.datagen import SparseDataset
 from loaderbench.sparse.measure import ALL_LOADERS, RunSpec, run_spec, run_spec_isolated
-from loaderbench.sparse.methods import LoaderSettings
+from loaderbench.sparse.methods import NATIVE_METHODS, LoaderSettings
 
 
 def expand_settings(specs: list[BlockSpec], methods: list[str], *, batch_size: int = 1024, shuffle: str = "block",
@@ -35,7 +35,7 @@ def expand_settings(specs: list[BlockSpec], methods: list[str], *, batch_size: i
             common: dict[str, Any] = {"method": method, "chunk_size": spec.chunk_size,
                                       "chunks_per_block": spec.chunks_per_block, "batch_size": batch_size,
                                       "shuffle": shuffle, "seed": seed}
-            if method == "native":
+            if method in NATIVE_METHODS:
                 out += [LoaderSettings(**common, num_threads=t, prefetch=prefetch) for t in (threads or [1])]
             elif method in ("torch", "scdataset"):
                 out += [LoaderSettings(**common, num_workers=w) for w in (workers or [0])]
@@ -84,8 +84,8 @@ def run_data_loader(
 
 def describe(s: LoaderSettings) -> str:
     """``native x2 threads, 16x1024, batch 1024, block`` and the like."""
-    if s.method == "native":
-        how = f"native x{s.num_threads} thread{'s' if s.num_threads > 1 else ''}"
+    if s.method in NATIVE_METHODS:
+        how = f"{s.method} x{s.num_threads} thread{'s' if s.num_threads > 1 else ''}"
     elif s.method in ("torch", "scdataset"):
         how = f"{s.method} ({s.num_workers} workers)"
     else:

@@ -25,14 +25,22 @@ from typing import Any
 from loaderbench import interrupts
 from loaderbench.formats import one_line
 from loaderbench.memory import PeakMemorySampler
-from loaderbench.sparse.methods import METHODS, SEED_METHODS, LoaderSettings, NativeMethodLoader, SeedMethodLoader
+from loaderbench.sparse.methods import (
+    METHODS,
+    NATIVE_METHODS,
+    SEED_METHODS,
+    LoaderSettings,
+    NativeMethodLoader,
+    SeedMethodLoader,
+    StreamingMethodLoader,
+)
 from loaderbench.sparse.peers import PEER_CLASSES, PEERS, PeerUnavailable
 from loaderbench.sparse.sources import CooParquet
 from loaderbench.stats import per_second
 
 #: the file each loader reads (the ``format`` column)
-SOURCE_FORMAT = {"np.array": "parquet", "scipy.csr": "parquet", "native": "parquet", "torch": "h5ad",
-                 "scdataset": "h5ad", "annbatch": "zarr"}
+SOURCE_FORMAT = {"np.array": "parquet", "scipy.csr": "parquet", "native": "parquet", "native_streaming": "parquet",
+                 "torch": "h5ad", "scdataset": "h5ad", "annbatch": "zarr"}
 ALL_LOADERS = (*METHODS, *PEERS)
 
 
@@ -71,6 +79,9 @@ def build_loader(paths: dict[str, Path], settings: LoaderSettings, shape: tuple[
         coo = CooParquet(paths["parquet"], n_obs, n_vars, check_genes=False)
         settings.check(coo.n_obs)
         return NativeMethodLoader(coo.native_matrix(), settings)
+    if method == "native_streaming":
+        coo = CooParquet(paths["parquet"], n_obs, n_vars, check_genes=False)
+        return StreamingMethodLoader(paths["parquet"], coo.n_obs, settings)
     if method in PEER_CLASSES:
         return PEER_CLASSES[method](paths, settings)
     raise ValueError(f"unknown method {method!r} (choose from {', '.join(ALL_LOADERS)})")
@@ -90,8 +101,8 @@ def _base_row(spec: RunSpec) -> dict[str, Any]:
         "chunks_per_block": s.chunks_per_block,
         "batch_size": s.batch_size,
         "shuffle": s.shuffle,
-        "num_threads": s.num_threads if s.method == "native" else 0,
-        "prefetch": (DEFAULT_PREFETCH if s.prefetch is None else s.prefetch) if s.method == "native" else 0,
+        "num_threads": s.num_threads if s.method in NATIVE_METHODS else 0,
+        "prefetch": (DEFAULT_PREFETCH if s.prefetch is None else s.prefetch) if s.method in NATIVE_METHODS else 0,
         "num_workers": s.num_workers if s.method in ("torch", "scdataset") else 0,
         "seed": s.seed,
         "max_batches": spec.max_batches,

@@ -9,7 +9,9 @@ from the COO Parquet (row group by row group, as a SOMA chunk read), then
 - ``scipy.csr``: arrow table -> ``scipy.sparse.csr_matrix`` of the block, each batch sliced and densified.
 
 A batch may span two blocks (the seed's pipe filled a batch from the next chunk). ``native`` is
-``NativeSparseLoader`` over a CSR copy of the whole matrix with ``chunk_size = block / C``, ``chunks_per_block = C``.
+``NativeSparseLoader`` over a CSR copy of the whole matrix with ``chunk_size = block / C``, ``chunks_per_block = C``;
+``native_streaming`` is ``StreamingSparseLoader`` over the COO Parquet: the same block scheme, each block's cells read
+from the row groups holding them on the core's I/O threads, memory bounded by the blocks in flight.
 Every iterator yields ``(batch, cell ids)``; the ids are ``None`` unless asked for (they cost a copy per batch).
 """
 
@@ -27,7 +29,8 @@ from loaderbench.sparse.blocks import SHUFFLES, BlockSpec, block_groups, runs
 from loaderbench.sparse.sources import CooParquet
 
 SEED_METHODS = ("np.array", "scipy.csr")
-METHODS = (*SEED_METHODS, "native")
+NATIVE_METHODS = ("native", "native_streaming")  # loaderbench's own: C++ threads (num_threads)
+METHODS = (*SEED_METHODS, *NATIVE_METHODS)
 
 Batch = tuple[torch.Tensor, np.ndarray | None]
 
@@ -160,3 +163,23 @@ class NativeMethodLoader:
 
     def __len__(self) -> int:
         return len(self.loader)
+
+
+class StreamingMethodLoader(NativeMethodLoader):
+    """``StreamingSparseLoader`` over the COO Parquet (blocks read as the seed's methods read them, but on the
+    core's I/O threads, densified on its worker threads; the whole matrix is never held)."""
+
+    def __init__(self, path: Any, n_obs: int, settings: LoaderSettings) -> None:
+        from loaderbench.loaders.streaming import StreamingSparseLoader  # noqa: PLC0415 - needs the compiled core
+
+        settings.check(n_obs)
+        if settings.shuffle == "random":
+            raise ValueError("native_streaming reads blocks: shuffle must be 'block' or 'none' (chunk_size=1 gives "
+                             "a global permutation served block by block)")
+        self.settings = settings
+        self.loader = StreamingSparseLoader(
+            path, "parquet", batch_size=settings.batch_size, shuffle=settings.shuffle == "block",
+            chunk_size=settings.chunk_size, chunks_per_block=settings.chunks_per_block, seed=settings.seed,
+            num_threads=settings.num_threads, prefetch=settings.prefetch, rank=settings.rank,
+            world_size=settings.world_size, drop_last=settings.drop_last,
+        )

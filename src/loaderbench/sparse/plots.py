@@ -15,16 +15,17 @@ from matplotlib.lines import Line2D
 
 from loaderbench.results import atomic_write_bytes
 from loaderbench.sparse.data_loader import per_config
+from loaderbench.sparse.methods import NATIVE_METHODS
 
 PLOT_NAME = "sparse_speed_vs_memory.png"
-COLORS = {"np.array": "#d62728", "scipy.csr": "#ff7f0e", "native": "#2ca02c", "torch": "#1f77b4",
-          "scdataset": "#9467bd", "annbatch": "#8c564b"}
+COLORS = {"np.array": "#d62728", "scipy.csr": "#ff7f0e", "native": "#2ca02c", "native_streaming": "#17becf",
+          "torch": "#1f77b4", "scdataset": "#9467bd", "annbatch": "#8c564b"}
 _MARKERS = {0: "o", 1: "s", 2: "^", 4: "D", 8: "v"}
 
 
 def _label(row: pd.Series) -> str:
-    if row["loader"] == "native":
-        return f"native x{int(row['num_threads'])}"
+    if row["loader"] in NATIVE_METHODS:
+        return f"{row['loader']} x{int(row['num_threads'])}"
     if row["loader"] in ("torch", "scdataset"):
         return f"{row['loader']} w{int(row['num_workers'])}"
     return str(row["loader"])
@@ -46,8 +47,8 @@ def speed_vs_memory(epochs: pd.DataFrame, out_dir: str | os.PathLike[str]) -> Pa
     for series, group in table.groupby("series", sort=True):
         loader = group["loader"].iloc[0]
         color = COLORS.get(loader, "#7f7f7f")
-        parallel = group["num_threads"] if loader == "native" else group["num_workers"]  # marker: threads/workers
-        marker = _MARKERS.get(int(parallel.iloc[0]), "o") if loader in ("native", "torch", "scdataset") else "o"
+        parallel = group["num_threads"] if loader in NATIVE_METHODS else group["num_workers"]  # marker: threads/workers
+        marker = _MARKERS.get(int(parallel.iloc[0]), "o") if loader in (*NATIVE_METHODS, "torch", "scdataset") else "o"
         ax.scatter(group["peak_pss_mb"], group["samples_per_s"], s=marker_size[group.index], c=color, marker=marker,
                    alpha=0.75, edgecolors="black", linewidths=0.5)
         handles.append(Line2D([], [], marker=marker, color=color, linestyle="", markeredgecolor="black",

@@ -15,6 +15,7 @@ from loaderbench.report.html import escape_html as _e
 from loaderbench.results import read_track
 from loaderbench.sparse import EPOCHS_TRACK, READ_CHUNKS_TRACK, RUN_TRACK
 from loaderbench.sparse.data_loader import per_config
+from loaderbench.sparse.methods import NATIVE_METHODS
 from loaderbench.sparse.plots import speed_vs_memory
 from loaderbench.sparse.read_chunks import READERS, SHUFFLES, summary_table
 
@@ -47,7 +48,7 @@ def _speed_section(out_dir: Path, epochs: pd.DataFrame) -> str:
     ok = table[table["status"] == "ok"].sort_values(["block_size", "chunks_per_block", "loader"])
     rows = []
     for _, r in ok.iterrows():
-        how = (f"{int(r['num_threads'])} threads" if r["loader"] == "native" else
+        how = (f"{int(r['num_threads'])} threads" if r["loader"] in NATIVE_METHODS else
                f"{int(r['num_workers'])} workers" if r["loader"] in ("torch", "scdataset") else "")
         rows.append([_td(_e(r["loader"])), _td(_e(how)), _td(_e(r["block_spec"])), _td(_number(r["block_size"]), True),
                      _td(_number(r["batch_size"]), True), _td(_e(r["shuffle"])),

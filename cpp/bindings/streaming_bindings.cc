@@ -141,7 +141,8 @@ void bind_streaming(nb::module_& m) {
       .def_rw("chunk_size", &StreamingOptions::chunk_size)
       .def_rw("chunks_per_block", &StreamingOptions::chunks_per_block)
       .def_rw("memory_budget", &StreamingOptions::memory_budget)
-      .def_rw("io_threads", &StreamingOptions::io_threads);
+      .def_rw("io_threads", &StreamingOptions::io_threads)
+      .def_rw("max_blocks_in_flight", &StreamingOptions::max_blocks_in_flight);
 
   m.def("streaming_batches_per_epoch", &streaming_batches_per_epoch, nb::arg("rows"), nb::arg("options"),
         "Batches per epoch for this rank (and DataLoader worker share) of a streaming loader.");

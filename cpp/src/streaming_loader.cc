@@ -131,6 +131,10 @@ void validate_streaming_options(const StreamingOptions& o) {
   at_least_one("chunk_size", o.chunk_size);
   at_least_one("chunks_per_block", o.chunks_per_block);
   at_least_one("memory_budget", o.memory_budget);
+  if (o.max_blocks_in_flight < 0) {
+    throw std::invalid_argument("max_blocks_in_flight must be >= 0 (0: io_threads + 2), got " +
+                                std::to_string(o.max_blocks_in_flight));
+  }
   if (o.io_threads < 1 || o.io_threads > kMaxIoThreads) {
     throw std::invalid_argument("io_threads must lie in [1, " + std::to_string(kMaxIoThreads) + "] (got " +
                                 std::to_string(o.io_threads) + ")");
@@ -260,6 +264,9 @@ int64_t StreamingEpochIterator::peak_blocks_in_flight() const {
 bool StreamingEpochIterator::may_claim_block() const {
   if (in_flight_.empty()) return true;          // nothing held: always progress
   if (largest_block_bytes_ < 0) return false;   // no size known yet: one read at a time until one finishes
+  const int64_t most = options_.max_blocks_in_flight > 0 ? options_.max_blocks_in_flight
+                                                         : int64_t{options_.io_threads} + 2;
+  if (static_cast<int64_t>(in_flight_.size()) >= most) return false;
   // Held bytes, plus the reads in progress and this one, each at the largest size seen so far (in 128 bits: no
   // product or sum of int64 values overflows them).
   const uint128_t reserved = static_cast<uint128_t>(reading_ + 1) * static_cast<uint64_t>(largest_block_bytes_);

@@ -507,6 +507,28 @@ TEST(StreamingEpochIterator, MemoryStaysWithinTheBudget) {
   });
 }
 
+TEST(StreamingEpochIterator, ReadsRunAheadByABoundedNumberOfBlocks) {
+  with_watchdog([] {
+    // A budget that would hold every block: the count cap (io_threads + 2 by default, or as set) bounds them.
+    auto source = std::make_shared<FakeSource>(60 * 16);
+    for (int io : {1, 2}) {
+      for (int64_t cap : {0, 1, 3}) {
+        StreamingOptions o = options_of(8, true, 16, 1);
+        o.loader.num_threads = 2;
+        o.io_threads = io;
+        o.memory_budget = int64_t{1} << 40;
+        o.max_blocks_in_flight = cap;
+        const EpochResult r = run_epoch(source, o, 0);
+        EXPECT_EQ(static_cast<int64_t>(r.order.size()), 60 * 16);
+        EXPECT_LE(r.peak_blocks_in_flight, cap > 0 ? cap : io + 2);
+      }
+    }
+    StreamingOptions bad = options_of(8, true, 16, 1);
+    bad.max_blocks_in_flight = -1;
+    EXPECT_THROW(validate_streaming_options(bad), std::invalid_argument);
+  });
+}
+
 TEST(StreamingEpochIterator, ABudgetBelowOneBlockStillFinishesOneBlockAtATime) {
   with_watchdog([] {
     auto source = std::make_shared<FakeSource>(200);

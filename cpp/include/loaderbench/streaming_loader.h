@@ -48,6 +48,10 @@ struct StreamingOptions {
   int64_t chunks_per_block = 1;         // chunks read together and shuffled together
   int64_t memory_budget = 256 << 20;    // bytes of blocks in flight (at least one block is always allowed)
   int io_threads = 1;                   // 1..kMaxIoThreads
+  // Blocks read and not yet released, at most (0: io_threads + 2 — the block being written, the next one a batch
+  // may reach into, and one read ahead per I/O thread). The budget caps bytes; this caps how far reads run ahead,
+  // so a long epoch holds no more than a short one.
+  int64_t max_blocks_in_flight = 0;
 };
 
 constexpr int kMaxIoThreads = 256;

@@ -139,6 +139,7 @@ class _StreamingLoader(IterableDataset):
         chunks_per_block: int,
         memory_budget: int,
         io_threads: int,
+        max_blocks_in_flight: int = 0,
     ) -> None:
         loader = _core.LoaderOptions()
         loader.batch_size = check_int("batch_size", batch_size, 1, INT32_MAX)
@@ -159,6 +160,7 @@ class _StreamingLoader(IterableDataset):
         options.chunks_per_block = check_int("chunks_per_block", chunks_per_block, 1, INT64_MAX)
         options.memory_budget = check_int("memory_budget", memory_budget, 1, INT64_MAX)
         options.io_threads = check_int("io_threads", io_threads, 1, MAX_IO_THREADS)
+        options.max_blocks_in_flight = check_int("max_blocks_in_flight", max_blocks_in_flight, 0, INT64_MAX)
         self.options = options
         self._epoch = 0
         self._epoch_fixed = False
@@ -210,7 +212,8 @@ class _StreamingLoader(IterableDataset):
         options = self.options
         if worker_share()[1] > 1:  # a DataLoader worker assembles (and reads the blocks of) every N-th batch
             options = _core.StreamingOptions()
-            for name in ("shuffle", "chunk_size", "chunks_per_block", "memory_budget", "io_threads"):
+            for name in ("shuffle", "chunk_size", "chunks_per_block", "memory_budget", "io_threads",
+                         "max_blocks_in_flight"):
                 setattr(options, name, getattr(self.options, name))
             options.loader = worker_options(self.options.loader)
         # Threads start here, never in __init__: they would not survive a fork.
@@ -240,7 +243,8 @@ class StreamingImageLoader(_StreamingLoader):
     Arguments as ``NativeImageLoader`` (torch's names; conversion and augmentation alike), plus the block scheme
     (``chunk_size``, by default the rows of the format's read unit so that a chunk is one unit read;
     ``chunks_per_block``), ``memory_budget`` (bytes of blocks held at once; at least one block is
-    always allowed) and ``io_threads`` (blocks read at once). ``shuffle=True`` shuffles chunks and the rows within
+    always allowed), ``io_threads`` (blocks read at once) and ``max_blocks_in_flight`` (blocks read and not yet
+    released; 0 = ``io_threads + 2``, which keeps every I/O thread busy while bounding how far reads run ahead). ``shuffle=True`` shuffles chunks and the rows within
     each block; every row comes exactly once per epoch. With ``DataLoader(num_workers=N)`` each worker reads and
     assembles every N-th batch; the loader's own threads are usually the better use of the cores.
     """
@@ -262,6 +266,7 @@ class StreamingImageLoader(_StreamingLoader):
         chunks_per_block: int = DEFAULT_CHUNKS_PER_BLOCK,
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
         io_threads: int = DEFAULT_IO_THREADS,
+        max_blocks_in_flight: int = 0,
         dtype: torch.dtype = torch.float32,
         scale: bool = True,
         mean: Sequence[float] | None = None,
@@ -277,7 +282,8 @@ class StreamingImageLoader(_StreamingLoader):
         super().__init__(batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, seed=seed,
                          num_threads=num_threads, prefetch=prefetch, rank=rank, world_size=world_size,
                          drop_uneven=drop_uneven, chunk_size=chunk_size, chunks_per_block=chunks_per_block,
-                         memory_budget=memory_budget, io_threads=io_threads)
+                         memory_budget=memory_budget, io_threads=io_threads,
+                         max_blocks_in_flight=max_blocks_in_flight)
         if dtype is None:
             raise ValueError("the streaming loader converts every sample (dtype=None views need the data in memory)")
         self.transform = transform_options(dtype, scale, mean, std, random_hflip, random_vflip, crop_size,
@@ -329,11 +335,13 @@ class StreamingSparseLoader(_StreamingLoader):
         chunks_per_block: int = DEFAULT_CHUNKS_PER_BLOCK,
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
         io_threads: int = DEFAULT_IO_THREADS,
+        max_blocks_in_flight: int = 0,
     ) -> None:
         super().__init__(batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, seed=seed,
                          num_threads=num_threads, prefetch=prefetch, rank=rank, world_size=world_size,
                          drop_uneven=drop_uneven, chunk_size=chunk_size, chunks_per_block=chunks_per_block,
-                         memory_budget=memory_budget, io_threads=io_threads)
+                         memory_budget=memory_budget, io_threads=io_threads,
+                         max_blocks_in_flight=max_blocks_in_flight)
         from loaderbench.sparse.block_readers import open_block_reader  # noqa: PLC0415
 
         path = self.path = Path(source)

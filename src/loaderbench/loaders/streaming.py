@@ -244,9 +244,10 @@ class StreamingImageLoader(_StreamingLoader):
     (``chunk_size``, by default the rows of the format's read unit so that a chunk is one unit read;
     ``chunks_per_block``), ``memory_budget`` (bytes of blocks held at once; at least one block is
     always allowed), ``io_threads`` (blocks read at once) and ``max_blocks_in_flight`` (blocks read and not yet
-    released; 0 = ``io_threads + 2``, which keeps every I/O thread busy while bounding how far reads run ahead). ``shuffle=True`` shuffles chunks and the rows within
-    each block; every row comes exactly once per epoch. With ``DataLoader(num_workers=N)`` each worker reads and
-    assembles every N-th batch; the loader's own threads are usually the better use of the cores.
+    released; 0 = ``io_threads + 2``, which keeps every I/O thread busy while bounding how far reads run ahead).
+    ``shuffle=True`` shuffles chunks and the rows within each block; every row comes exactly once per epoch. With
+    ``DataLoader(num_workers=N)`` each worker reads and assembles every N-th batch; the loader's own threads are
+    usually the better use of the cores.
     """
 
     def __init__(

@@ -1,0 +1,320 @@
+#!/usr/bin/env python
+"""Out of core: the native streaming loader against the disk, the in-memory loader and torch, in one run.
+
+Every figure is measured here, on datasets generated once and cached under ``--data-dir`` (seed 42, uint8, written
+by the formats' own writers with ``rows_per_unit`` rows per read unit), with the block scheme of arrayloader-benchmarks
+(chunks of one read unit, ``chunks_per_block`` of them read and shuffled together), shuffled, batch ``BATCH_SIZE``:
+
+- s1 ``s1_memory_flatness``: peak USS of one shuffled epoch at N = ``n_large`` / at N = ``n_small`` (same block
+  settings, 32x32 images, Parquet), each in a fresh subprocess. Target <= 1.1. Also: peak USS - the process's USS
+  before the epoch <= 2 x blocks in flight x block bytes (``s1_within_block_bound``).
+- s2 ``s2_cold_vs_disk``: cold-cache samples/s x bytes per sample on disk / the sequential read bandwidth of the same
+  files read cold with plain buffered reads, in the same run. Target >= 0.7.
+- s3 ``s3_warm_vs_in_memory``: warm-cache streaming / the in-memory native loader (``NativeImageLoader`` over the
+  whole table, already read) on the same data and settings. Target >= 0.8.
+- s4 ``s4_vs_torch_streaming``: native streaming / the best ``block_torch`` DataLoader (workers 0, 2, 4: the same
+  blocks through the same reader, decoded vectorised), cold and warm (the lower of the two is the figure). Target >= 3.
+- ``formats``: per format, Track 1 random-access p50 (one row through the format's own random access) and
+  streaming samples/s, cold and warm: the table users read to choose a format.
+
+- ``--million`` (once, in full mode's spirit): one shuffled streaming epoch over 1,000,000 images of 100x100 in
+  Parquet (about 20 GB on disk), its wall time and peak memory, beside what the in-memory loader does on the same
+  file in a subprocess limited to this machine's memory (``RLIMIT_AS``): it cannot hold the table.
+
+Progress goes to stdout; the LAST line of stdout is one JSON object with every figure and its raw measurements.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch.utils.data import DataLoader
+
+from loaderbench import page_cache
+from loaderbench.config import DataConfig
+from loaderbench.datagen import ensure_dataset
+from loaderbench.formats import get_format
+from loaderbench.loaders.block_datasets import BlockBatchDataset, RandomAccessDataset
+from loaderbench.loaders.native import NativeImageLoader
+from loaderbench.loaders.streaming import StreamingImageLoader
+from loaderbench.memory import PeakMemorySampler, process_tree_memory_mb
+from loaderbench.results import collect_environment
+
+warnings.filterwarnings("ignore", message="This DataLoader will create", category=UserWarning)
+
+REPO = Path(__file__).resolve().parents[1]
+SEED = 42
+BATCH_SIZE = 64
+THREADS = 2
+WORKERS = (0, 2, 4)
+FORMATS = ("parquet", "parquet_duckdb", "lance", "vortex", "duckdb", "arrow_ipc")
+MODES = {
+    # n: images for s2-s4 and the format table (100x100); n_small / n_large: s1 (32x32)
+    "quick": {"n": 8_192, "n_small": 20_000, "n_large": 200_000, "rows_per_unit": 512, "chunks_per_block": 4,
+              "repeats": 3, "random_samples": 30},
+    "full": {"n": 65_536, "n_small": 20_000, "n_large": 200_000, "rows_per_unit": 1024, "chunks_per_block": 8,
+             "repeats": 5, "random_samples": 100},
+}
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def dataset(n: int, size: int, formats: tuple[str, ...], rows_per_unit: int, data_dir: Path) -> dict[str, Path]:
+    data = DataConfig(n_images=n, sizes=[[size, size]], seed=SEED, rows_per_unit=rows_per_unit)
+    files = ensure_dataset(data, (size, size), list(formats), data_dir, say)
+    for name, reason in files.skipped.items():
+        say(f"  {name} skipped: {reason}")
+    return files.paths
+
+
+def set_cache(path: Path, state: str) -> str:
+    result = page_cache.evict(path) if state == "cold" else page_cache.warm(path)
+    return result.page_cache
+
+
+def epoch_rate(make, path: Path, state: str, repeats: int) -> dict[str, Any]:
+    """Median samples/s of ``repeats`` full epochs, the page cache set to ``state`` before each (one warm-up epoch
+    first when warm)."""
+    loader = make()
+    rates, states = [], []
+    if state == "warm":
+        sum(len(b) for b in loader)
+    for _ in range(repeats):
+        states.append(set_cache(path, state))
+        start = time.perf_counter()
+        samples = sum(len(batch) for batch in loader)
+        rates.append(samples / (time.perf_counter() - start))
+    return {"samples_per_s": statistics.median(rates), "per_epoch": rates, "page_cache": states,
+            "spread": [min(rates), max(rates)]}
+
+
+def streaming(path: Path, chunks_per_block: int, **options: Any) -> StreamingImageLoader:
+    return StreamingImageLoader(path, batch_size=BATCH_SIZE, shuffle=True, seed=SEED, num_threads=THREADS,
+                                chunks_per_block=chunks_per_block, rank=0, world_size=1, **options)
+
+
+def block_torch(module: Any, path: Path, chunk_size: int, chunks_per_block: int, workers: int) -> DataLoader:
+    ds = BlockBatchDataset(module, path, batch_size=BATCH_SIZE, chunk_size=chunk_size,
+                           chunks_per_block=chunks_per_block, shuffle=True, seed=SEED)
+    return DataLoader(ds, batch_size=None, num_workers=workers, **({"prefetch_factor": 2} if workers else {}))
+
+
+def cold_read_bandwidth(path: Path) -> float:
+    """Bytes per second reading every file of ``path`` once with plain buffered reads, cache evicted first."""
+    page_cache.evict(path)
+    files = page_cache.dataset_files(path)
+    start = time.perf_counter()
+    total = 0
+    for file in files:
+        with open(file, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                total += len(chunk)
+    return total / (time.perf_counter() - start)
+
+
+def bytes_on_disk(path: Path) -> int:
+    return sum(f.stat().st_size for f in page_cache.dataset_files(path))
+
+
+def random_access_p50(module: Any, path: Path, state: str, samples: int) -> float:
+    """p50 ms of one ``__getitem__`` through the format's random access (cold: pages evicted before each call)."""
+    ds = RandomAccessDataset(module, path)
+    rng = np.random.default_rng(SEED)
+    times = []
+    for idx in rng.integers(0, len(ds), size=samples):
+        if state == "cold":
+            page_cache.evict(path)
+        start = time.perf_counter_ns()
+        ds[int(idx)]
+        times.append(time.perf_counter_ns() - start)
+    ds.reader.close()
+    return float(np.percentile(times, 50) / 1e6)
+
+
+def memory_child(path: str, chunks_per_block: int, budget: int) -> None:
+    """One shuffled epoch in this process: prints JSON with the peak USS and the USS before the epoch."""
+    loader = streaming(Path(path), chunks_per_block, memory_budget=budget)
+    before, _ = process_tree_memory_mb()
+    with PeakMemorySampler(interval_s=0.005) as memory:
+        samples = sum(len(b) for b in loader)
+    stats = loader.epoch_stats()
+    print(json.dumps({"peak_uss_mb": memory.peak_mb, "before_uss_mb": before, "samples": samples, **stats}))
+
+
+def measure_memory(path: Path, chunks_per_block: int, budget: int) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, __file__, "--memory-child", str(path), str(chunks_per_block), str(budget)],
+                         capture_output=True, text=True, check=True, cwd=REPO)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def in_memory_child(path: str) -> None:
+    """The in-memory native loader on ``path`` under an address-space limit of the machine's memory."""
+    import resource  # noqa: PLC0415
+
+    import psutil  # noqa: PLC0415
+
+    limit = psutil.virtual_memory().total
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    start = time.perf_counter()
+    try:
+        loader = NativeImageLoader(path, batch_size=BATCH_SIZE, shuffle=True, num_threads=THREADS, rank=0,
+                                   world_size=1)
+        samples = sum(len(b) for b in loader)
+        outcome = f"ran: {samples} samples"
+    except BaseException as exc:  # noqa: BLE001 - the outcome is the measurement
+        outcome = f"failed after {time.perf_counter() - start:.1f} s: {type(exc).__name__}: {str(exc)[:200]}"
+    print(json.dumps({"outcome": outcome, "address_space_limit_gb": limit / 1e9}))
+
+
+def million(data_dir: Path) -> dict[str, Any]:
+    """One streaming epoch over a million images, and the in-memory loader's outcome on the same file."""
+    path = dataset(1_000_000, 100, ("parquet",), 1024, data_dir)["parquet"]
+    loader = StreamingImageLoader(path, batch_size=256, shuffle=True, seed=SEED, num_threads=THREADS,
+                                  chunks_per_block=4, rank=0, world_size=1)
+    page_cache.evict(path)
+    with PeakMemorySampler(interval_s=0.05) as memory:
+        start = time.perf_counter()
+        samples = sum(len(b) for b in loader)
+        wall = time.perf_counter() - start
+    say(f"  million: {samples:,} samples in {wall:.0f} s ({samples / wall:,.0f}/s), peak USS {memory.peak_mb:,.0f} MB")
+    child = subprocess.run([sys.executable, __file__, "--in-memory-child", str(path)], capture_output=True,
+                           text=True, cwd=REPO)
+    last = (child.stdout.strip().splitlines() or [""])[-1]
+    try:
+        in_memory = json.loads(last)
+    except ValueError:
+        in_memory = {"outcome": f"exit code {child.returncode}: {child.stderr.strip()[-300:]}"}
+    in_memory["exit_code"] = child.returncode
+    say(f"  in-memory loader: {in_memory}")
+    return {"samples": samples, "wall_s": wall, "samples_per_s": samples / wall, "peak_uss_mb": memory.peak_mb,
+            "bytes_on_disk": bytes_on_disk(path), "page_cache": "cold at start", **loader.epoch_stats(),
+            "in_memory_loader": in_memory}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mode", choices=MODES, default="quick")
+    parser.add_argument("--data-dir", default=str(REPO / "data" / "bench-streaming"))
+    parser.add_argument("--out", help="also write the JSON here (a directory)")
+    parser.add_argument("--million", action="store_true",
+                        help="only the million-image epoch (generates ~30 GB under --data-dir the first time)")
+    parser.add_argument("--memory-child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--in-memory-child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_child:
+        memory_child(args.memory_child[0], int(args.memory_child[1]), int(args.memory_child[2]))
+        return
+    if args.in_memory_child:
+        in_memory_child(args.in_memory_child)
+        return
+    if args.million:
+        result = {"million": million(Path(args.data_dir)), **collect_environment()}
+        line = json.dumps(result, default=float)
+        if args.out:
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+            (Path(args.out) / "streaming_million.json").write_text(line + "\n")
+        print(line)
+        return
+    m = MODES[args.mode]
+    data_dir = Path(args.data_dir)
+    rows_per_unit, per_block, repeats = m["rows_per_unit"], m["chunks_per_block"], m["repeats"]
+    budget = 256 * 2**20
+    figures: dict[str, Any] = {}
+
+    say(f"s1: memory of one shuffled epoch at N={m['n_small']:,} and N={m['n_large']:,} (32x32, Parquet)")
+    memory = {}
+    for n in (m["n_small"], m["n_large"]):
+        path = dataset(n, 32, ("parquet",), rows_per_unit, data_dir)["parquet"]
+        memory[n] = measure_memory(path, per_block, budget)
+        say(f"  N={n:,}: {memory[n]}")
+    small, large = memory[m["n_small"]], memory[m["n_large"]]
+    s1 = large["peak_uss_mb"] / small["peak_uss_mb"]
+    growth = large["peak_uss_mb"] - large["before_uss_mb"]
+    # peak_block_bytes is the most held at once: blocks in flight x block bytes
+    bound_mb = 2 * large["peak_block_bytes"] / 2**20
+    figures["s1"] = {"memory": {str(k): v for k, v in memory.items()}, "growth_mb": growth,
+                     "bound_mb (2 x blocks in flight x block bytes)": bound_mb}
+
+    say(f"data: {m['n']:,} images 100x100 in {', '.join(FORMATS)} ({rows_per_unit} rows per unit)")
+    paths = dataset(m["n"], 100, FORMATS, rows_per_unit, data_dir)
+    table_rows = []
+    for name, path in paths.items():
+        module = get_format(name)
+        row: dict[str, Any] = {"format": name, "bytes_on_disk": bytes_on_disk(path)}
+        for state in ("warm", "cold"):
+            row[f"random_access_p50_ms_{state}"] = random_access_p50(module, path, state, m["random_samples"])
+            row[f"streaming_{state}"] = epoch_rate(lambda p=path: streaming(p, per_block), path, state, repeats)
+            say(f"  {name} {state}: random access p50 {row[f'random_access_p50_ms_{state}']:.2f} ms, streaming "
+                f"{row[f'streaming_{state}']['samples_per_s']:,.0f} samples/s")
+        table_rows.append(row)
+    figures["formats"] = table_rows
+
+    main_format = "parquet"
+    path, module = paths[main_format], get_format(main_format)
+    say(f"s2-s4 on {main_format}")
+    disk_bw = statistics.median(cold_read_bandwidth(path) for _ in range(3))
+    per_sample = bytes_on_disk(path) / m["n"]
+    cold = next(r for r in table_rows if r["format"] == main_format)["streaming_cold"]
+    warm = next(r for r in table_rows if r["format"] == main_format)["streaming_warm"]
+    s2 = cold["samples_per_s"] * per_sample / disk_bw
+    figures["s2"] = {"cold_samples_per_s": cold["samples_per_s"], "bytes_per_sample_on_disk": per_sample,
+                     "cold_read_bytes_per_s": disk_bw}
+    say(f"  s2: {cold['samples_per_s']:,.0f} samples/s x {per_sample:,.0f} B / {disk_bw / 1e6:,.0f} MB/s = {s2:.2f}")
+
+    whole = NativeImageLoader(module.read_table(path), batch_size=BATCH_SIZE, shuffle=True, seed=SEED,
+                              num_threads=THREADS, rank=0, world_size=1)
+    in_memory = epoch_rate(lambda: whole, path, "warm", repeats)
+    s3 = warm["samples_per_s"] / in_memory["samples_per_s"]
+    figures["s3"] = {"streaming_warm": warm, "in_memory": in_memory}
+    say(f"  s3: streaming warm {warm['samples_per_s']:,.0f} / in-memory {in_memory['samples_per_s']:,.0f} = {s3:.2f}")
+
+    chunk = rows_per_unit
+    torch_rates: dict[str, Any] = {}
+    for state in ("warm", "cold"):
+        for workers in WORKERS:
+            torch_rates[f"{state}_workers{workers}"] = epoch_rate(
+                lambda w=workers: block_torch(module, path, chunk, per_block, w), path, state, repeats)
+            say(f"  block_torch {state} workers={workers}: "
+                f"{torch_rates[f'{state}_workers{workers}']['samples_per_s']:,.0f} samples/s")
+    best = {state: max(v["samples_per_s"] for k, v in torch_rates.items() if k.startswith(state))
+            for state in ("warm", "cold")}
+    s4_by_state = {"warm": warm["samples_per_s"] / best["warm"], "cold": cold["samples_per_s"] / best["cold"]}
+    s4 = min(s4_by_state.values())
+    figures["s4"] = {"block_torch": torch_rates, "best_torch": best, "ratio_by_state": s4_by_state}
+    say(f"  s4: warm {s4_by_state['warm']:.2f}, cold {s4_by_state['cold']:.2f}")
+
+    targets = {
+        "s1_memory_flatness": {"value": s1, "target": "<= 1.1", "met": s1 <= 1.1},
+        "s1_within_block_bound": {"value": growth, "target": f"<= {bound_mb:.1f} MB", "met": growth <= bound_mb},
+        "s2_cold_vs_disk": {"value": s2, "target": ">= 0.7", "met": s2 >= 0.7},
+        "s3_warm_vs_in_memory": {"value": s3, "target": ">= 0.8", "met": s3 >= 0.8},
+        "s4_vs_torch_streaming": {"value": s4, "target": ">= 3", "met": s4 >= 3},
+    }
+    result = {
+        "s1_memory_flatness": s1, "s2_cold_vs_disk": s2, "s3_warm_vs_in_memory": s3, "s4_vs_torch_streaming": s4,
+        "targets": targets, "figures": figures,
+        "config": {"mode": args.mode, **m, "batch_size": BATCH_SIZE, "threads": THREADS, "memory_budget": budget,
+                   "cpu_count": os.cpu_count()},
+        **collect_environment(),
+    }
+    line = json.dumps(result, default=float)
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / f"streaming_{args.mode}.json").write_text(line + "\n")
+    print(line)
+
+
+if __name__ == "__main__":
+    main()

@@ -9,6 +9,7 @@ import pytest
 from loaderbench import _core
 from loaderbench.datagen import build_ome_table, generate_images
 from loaderbench.formats import FormatError, get_format
+from loaderbench.formats.base import ImageStream
 from loaderbench.inspect import QUICK_ITEMS, format_inspection, inspect_dataset, sample_indices
 
 
@@ -121,7 +122,9 @@ def test_inspect_missing_path(tmp_path) -> None:
 
 def _write(name: str, images: np.ndarray, path):
     module = get_format(name)
-    module.write(build_ome_table(images) if module.INFO.kind == "table" else None, images, path)
+    stream = ImageStream.from_table(build_ome_table(images), images) if module.INFO.kind == "table" \
+        else ImageStream.from_images(images)
+    module.write(stream, path)
     return path
 
 
@@ -187,7 +190,7 @@ def test_inspect_quick_validates_only_the_first_rows(tmp_path, monkeypatch) -> N
     rows[6]["pixels_meta"]["size_x"] = 13  # row 6: declared shape no longer matches the stored pixels
     bad = _replace_image_column(table, pa.array(rows, type=table.schema.field("ome_image").type))
     path = tmp_path / "images.parquet"
-    get_format("parquet").write(bad, np.zeros(0), path)
+    get_format("parquet").write(ImageStream.from_table(bad), path)
     with pytest.raises(FormatError, match="row 6") as exc:
         inspect_dataset(path)
     assert str(path) in str(exc.value) and "\n" not in str(exc.value)

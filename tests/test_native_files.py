@@ -14,6 +14,7 @@ _core = pytest.importorskip("loaderbench._core")
 tifffile = pytest.importorskip("tifffile")
 zarr = pytest.importorskip("zarr")
 
+from loaderbench.formats.base import ImageStream  # noqa: E402
 from loaderbench.loaders.native import NativeImageLoader  # noqa: E402
 
 if not (_core.file_format_available("tiff") and _core.file_format_available("ome_zarr")):
@@ -129,8 +130,8 @@ def test_written_by_the_formats_module(tmp_path: Path) -> None:
     from loaderbench.formats import ome_zarr, tiff
 
     images = _images(3, (2, 8, 8), np.uint16, seed=5)
-    tiff.write(None, images, tmp_path / "tiff")
-    ome_zarr.write(None, images, tmp_path / "oz")
+    tiff.write(ImageStream.from_images(images), tmp_path / "tiff")
+    ome_zarr.write(ImageStream.from_images(images), tmp_path / "oz")
     np.testing.assert_array_equal(_native_stored(tmp_path / "tiff", "tiff"), images.astype(np.float32))
     np.testing.assert_array_equal(_native_stored(tmp_path / "oz", "ome_zarr"), images.astype(np.float32))
 

@@ -66,6 +66,7 @@ class Shared:
             from loaderbench.config import ALL_FORMATS  # noqa: PLC0415
             from loaderbench.datagen import build_ome_table  # noqa: PLC0415
             from loaderbench.formats import get_format  # noqa: PLC0415
+            from loaderbench.formats.base import ImageStream  # noqa: PLC0415
 
             images = builders.patterned_images(6)
             table = build_ome_table(images)
@@ -73,7 +74,7 @@ class Shared:
             for name in ALL_FORMATS:
                 module = get_format(name)
                 target = self.root / "base" / module.INFO.filename.rstrip("/")
-                module.write(table, images, target)
+                module.write(ImageStream.from_table(table, images), target)
                 paths[name] = target
             self._paths = paths
         return self._paths

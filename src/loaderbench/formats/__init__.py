@@ -10,12 +10,11 @@ modules are imported at the bottom, because those modules import them from here.
 from __future__ import annotations
 
 import contextlib
-import functools
 import itertools
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -264,26 +263,6 @@ def compact_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
 def unit_record(read_unit: str, rows_per_unit: int) -> dict[str, Any]:
     """What a writer returns for the manifest: the read unit it used and its rows."""
     return {"read_unit": read_unit, "rows_per_unit": int(rows_per_unit)}
-
-
-def legacy_write_contract(write: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
-    """TEMPORARY: also accept the old ``write(table, images, path)`` call (``datagen`` and a few tests still make
-    it) by wrapping its arguments in an ``ImageStream``. Remove once every caller passes an ``ImageStream``."""
-
-    @functools.wraps(write)
-    def wrapper(data: Any, path: Any, rows_per_unit: Any = None) -> dict[str, Any]:
-        if isinstance(rows_per_unit, (str, os.PathLike)) and (path is None or isinstance(path, np.ndarray)):
-            table, images, path = data, path, rows_per_unit
-            pixels = images if images is not None and images.ndim == 4 else None
-            if isinstance(table, pa.Table):
-                pixels = pixels if pixels is not None and len(pixels) == table.num_rows else None
-                data = ImageStream.from_table(table, pixels)
-            elif table is None and pixels is not None:
-                data = ImageStream.from_images(pixels)
-            return write(data, Path(path))
-        return write(data, path, rows_per_unit)
-
-    return wrapper
 
 
 # The format modules import the helpers above from this package, so they come after them.

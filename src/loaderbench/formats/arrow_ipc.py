@@ -14,7 +14,6 @@ from loaderbench.formats import (
     check_stream,
     check_table,
     has_magic,
-    legacy_write_contract,
     library_errors,
     ome_column,
     unit_batches,
@@ -45,7 +44,6 @@ INFO = FormatInfo(
 )
 
 
-@legacy_write_contract
 def write(data: ImageStream, path: Path, rows_per_unit: int | None = None) -> dict[str, Any]:
     """Stream ``data`` into an uncompressed Arrow IPC file (Feather v2 layout), one record batch per unit."""
     data = check_stream(data)

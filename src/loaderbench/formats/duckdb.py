@@ -14,7 +14,6 @@ from loaderbench.formats import (
     check_stream,
     check_table,
     has_magic,
-    legacy_write_contract,
     library_errors,
     ome_column,
     unit_batches,
@@ -68,7 +67,6 @@ def storage_row_group_size(rows_per_unit: int) -> int:
     return -(-rows_per_unit // VECTOR_SIZE) * VECTOR_SIZE
 
 
-@legacy_write_contract
 def write(data: ImageStream, path: Path, rows_per_unit: int | None = None) -> dict[str, Any]:
     """``CREATE TABLE images AS SELECT * FROM src`` with a ``RecordBatchReader`` over ``data`` registered as
     ``src`` (DuckDB streams it into storage), in a new database file attached with ``ROW_GROUP_SIZE`` =

@@ -14,7 +14,6 @@ from loaderbench.formats import (
     check_stream,
     check_table,
     compact_batch,
-    legacy_write_contract,
     library_errors,
     ome_column,
     unit_batches,
@@ -44,7 +43,6 @@ INFO = FormatInfo(
 )
 
 
-@legacy_write_contract
 def write(data: ImageStream, path: Path, rows_per_unit: int | None = None) -> dict[str, Any]:
     """``lance.write_dataset`` from a ``RecordBatchReader`` over ``data`` (streamed), one fragment (data file) of
     ``rows_per_unit`` rows per unit (``max_rows_per_file``; ``max_rows_per_group`` too, which only the legacy

@@ -22,7 +22,6 @@ import numpy as np
 from loaderbench.formats import (
     atomic_output,
     check_stream,
-    legacy_write_contract,
     library_errors,
     sorted_items,
     unit_record,
@@ -47,7 +46,6 @@ def item_name(index: int) -> str:
     return f"img_{index:06d}.zarr"
 
 
-@legacy_write_contract
 def write(data: ImageStream, path: Path, rows_per_unit: int | None = None) -> dict[str, Any]:
     """Each ``(C, H, W)`` image of ``data`` as an OME-Zarr image with only the full-resolution level, streamed (at
     most ``WRITE_BATCH`` images pending). The read unit is one chunk (one store) per image, whatever

@@ -13,7 +13,6 @@ from loaderbench.formats import (
     check_stream,
     check_table,
     has_magic,
-    legacy_write_contract,
     library_errors,
     ome_column,
     unit_batches,
@@ -43,7 +42,6 @@ INFO = FormatInfo(
 )
 
 
-@legacy_write_contract
 def write(data: ImageStream, path: Path, rows_per_unit: int | None = None) -> dict[str, Any]:
     """Stream ``data`` into one zstd-compressed Parquet file with ``pq.ParquetWriter``, one row group of
     ``rows_per_unit`` rows per ``write_batch`` (a row group is held in memory while it is written: one unit)."""

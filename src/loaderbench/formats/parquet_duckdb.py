@@ -13,7 +13,6 @@ from loaderbench.formats import (
     check_stream,
     check_table,
     has_magic,
-    legacy_write_contract,
     library_errors,
     unit_batches,
     unit_record,
@@ -36,7 +35,6 @@ INFO = FormatInfo(
 )
 
 
-@legacy_write_contract
 def write(data: ImageStream, path: Path, rows_per_unit: int | None = None) -> dict[str, Any]:
     """``COPY (SELECT * FROM tbl) TO 'x.parquet' (FORMAT PARQUET, COMPRESSION ZSTD, ROW_GROUP_SIZE n)`` with a
     ``RecordBatchReader`` over ``data`` registered as ``tbl`` (the seed's statement; DuckDB's default, snappy,

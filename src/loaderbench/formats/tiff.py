@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from loaderbench.formats import atomic_output, check_stream, legacy_write_contract, one_line, sorted_items, unit_record
+from loaderbench.formats import atomic_output, check_stream, one_line, sorted_items, unit_record
 from loaderbench.formats.base import FormatError, FormatInfo, ImageStream
 
 INFO = FormatInfo(
@@ -31,7 +31,6 @@ def item_name(index: int) -> str:
     return f"img_{index:06d}.tiff"
 
 
-@legacy_write_contract
 def write(data: ImageStream, path: Path, rows_per_unit: int | None = None) -> dict[str, Any]:
     """Each ``(C, H, W)`` image of ``data`` as a planar, single-page, greyscale TIFF in its own dtype, streamed
     batch by batch. The read unit is one file per image, whatever ``rows_per_unit`` says."""

@@ -20,7 +20,6 @@ from loaderbench.formats import (
     check_table,
     compact_batch,
     has_magic,
-    legacy_write_contract,
     library_errors,
     ome_column,
     unit_batches,
@@ -53,7 +52,6 @@ INFO = FormatInfo(
 MAGIC = b"VTXF"
 
 
-@legacy_write_contract
 def write(data: ImageStream, path: Path, rows_per_unit: int | None = None) -> dict[str, Any]:
     """``vortex.io.write(reader, path)`` from a ``RecordBatchReader`` over ``data``: Vortex streams it (it holds
     what it is encoding, not the dataset) and picks its own encodings per column and its own row split.

@@ -44,7 +44,7 @@ from loaderbench import page_cache
 from loaderbench.config import DataConfig
 from loaderbench.datagen import ensure_dataset
 from loaderbench.formats import get_format
-from loaderbench.loaders.block_datasets import BlockBatchDataset, RandomAccessDataset
+from loaderbench.loaders.block_datasets import BlockBatchDataset, RandomAccessDataset, close_readers
 from loaderbench.loaders.native import NativeImageLoader
 from loaderbench.loaders.streaming import StreamingImageLoader
 from loaderbench.memory import PeakMemorySampler, process_tree_memory_mb
@@ -92,6 +92,7 @@ def epoch_rate(make, path: Path, state: str, repeats: int) -> dict[str, Any]:
     if state == "warm":
         sum(len(b) for b in loader)
     for _ in range(repeats):
+        close_readers(loader)  # a memory-mapped file keeps its pages
         states.append(set_cache(path, state))
         start = time.perf_counter()
         samples = sum(len(batch) for batch in loader)

@@ -184,3 +184,13 @@ def batch_transform(name: str) -> Callable[[torch.Tensor], torch.Tensor] | None:
     if name == "augment":
         return augment
     raise ValueError(f"unknown transform {name!r} (choose from none, normalize, augment)")
+
+
+def close_readers(loader: Any) -> None:
+    """Close the format readers a loader keeps open (a streaming loader, a ``DataLoader`` over a block dataset, or
+    the dataset itself); they reopen on the next read. Before evicting a dataset's pages: a file a reader keeps
+    memory-mapped keeps its pages in the cache."""
+    for owner in (loader, getattr(loader, "dataset", None)):
+        for closer in (getattr(owner, "close", None), getattr(getattr(owner, "reader", None), "close", None)):
+            if callable(closer):
+                closer()

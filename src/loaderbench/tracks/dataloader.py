@@ -252,7 +252,7 @@ def _run_streaming(ctx: TrackContext, target: Target, rows: list[dict[str, Any]]
                                                   num_workers=num_workers, shuffle=False)
             try:
                 for repeat in range(cfg.repeats):
-                    cache = set_page_cache(target, state)
+                    cache = set_page_cache(target, state, loader)
                     with PeakMemorySampler() as memory:
                         epoch = time_epoch(loader, cfg.warmup_batches, cfg.batches)
                     rows.append(

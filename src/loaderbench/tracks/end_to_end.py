@@ -219,7 +219,7 @@ def _run_streaming(ctx: TrackContext, target: Target, rows: list[dict[str, Any]]
                 )  # fmt: skip
             for repeat in range(cfg.repeats):
                 model, optimizer = _model_and_optimizer(target.dataset.channels, cfg.train)
-                cache = set_page_cache(target, state)
+                cache = set_page_cache(target, state, loader)
                 loop = run_loop(loader, model, optimizer, cfg.warmup_steps + cfg.steps)
                 rows.append({**_row(ctx, target, loader_name, repeat, loop, num_workers, num_threads, setup_s),
                              **cache, **streaming_columns(ctx)})

@@ -123,7 +123,7 @@ def _run_random_access(ctx: TrackContext, target: Target, rows: list[dict[str, A
             for repeat in range(cfg.repeats):
                 torch.manual_seed(seed)
                 dataset.transform = make_transform(transform_name, crop_size=cfg.crop_size)
-                cache = set_page_cache(target, state)
+                cache = set_page_cache(target, state, dataset)
                 times = time_calls(dataset.__getitem__, indices, warm)
                 rows.append({**_row(target, RANDOM_ACCESS, repeat, access, transform_name, times, warm, setup_s),
                              **cache})

@@ -39,6 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from loaderbench.formats import one_line
+from loaderbench.formats.base import check_rows
 from loaderbench.sparse.blocks import runs
 from loaderbench.sparse.sources import (
     COLUMNS,
@@ -159,25 +160,7 @@ class SparseBlockReader(ABC):
 
     def check_rows(self, rows: Any) -> np.ndarray:
         """``rows`` as a 1-D int64 array, or ``ValueError`` when it is not sorted, unique and in ``[0, num_rows)``."""
-        array = np.asarray(rows)
-        if array.ndim != 1:
-            raise ValueError(f"rows must be a 1-D array of cell ids, got shape {array.shape}")
-        if array.size == 0:
-            return np.empty(0, dtype=np.int64)
-        if not np.issubdtype(array.dtype, np.integer):
-            raise ValueError(f"rows must be integer cell ids, got dtype {array.dtype}")
-        if array.dtype == np.uint64 and int(array.max()) > np.iinfo(np.int64).max:
-            raise ValueError(f"cell id {int(array.max())} is out of range [0, {self.num_rows})")
-        array = array.astype(np.int64, copy=False)
-        steps = np.diff(array)
-        if np.any(steps <= 0):
-            at = int(np.flatnonzero(steps <= 0)[0])
-            raise ValueError(f"rows must be sorted and unique: rows[{at}] = {array[at]}, rows[{at + 1}] = "
-                             f"{array[at + 1]}")
-        if array[0] < 0 or array[-1] >= self.num_rows:
-            bad = int(array[0]) if array[0] < 0 else int(array[-1])
-            raise ValueError(f"cell id {bad} is out of range [0, {self.num_rows}) of {self.path}")
-        return array
+        return check_rows(rows, self.num_rows, self.path)
 
     def read(self, rows: Any) -> pa.Table:
         """The entries of cells ``rows`` (sorted, unique) as COO with local rows (see the module docstring)."""

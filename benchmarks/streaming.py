@@ -38,13 +38,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from torch.utils.data import DataLoader
 
 from loaderbench import page_cache
 from loaderbench.config import DataConfig
 from loaderbench.datagen import ensure_dataset
 from loaderbench.formats import get_format
-from loaderbench.loaders.block_datasets import BlockBatchDataset, RandomAccessDataset, close_readers
+from loaderbench.loaders.block_datasets import (
+    BlockBatchDataset,
+    RandomAccessDataset,
+    block_dataloader,
+    close_readers,
+)
 from loaderbench.loaders.native import NativeImageLoader
 from loaderbench.loaders.streaming import StreamingImageLoader
 from loaderbench.memory import PeakMemorySampler, process_tree_memory_mb
@@ -106,10 +110,10 @@ def streaming(path: Path, chunks_per_block: int, **options: Any) -> StreamingIma
                                 chunks_per_block=chunks_per_block, rank=0, world_size=1, **options)
 
 
-def block_torch(module: Any, path: Path, chunk_size: int, chunks_per_block: int, workers: int) -> DataLoader:
+def block_torch(module: Any, path: Path, chunk_size: int, chunks_per_block: int, workers: int) -> Any:
     ds = BlockBatchDataset(module, path, batch_size=BATCH_SIZE, chunk_size=chunk_size,
                            chunks_per_block=chunks_per_block, shuffle=True, seed=SEED)
-    return DataLoader(ds, batch_size=None, num_workers=workers, **({"prefetch_factor": 2} if workers else {}))
+    return block_dataloader(ds, workers)
 
 
 def cold_read_bandwidth(path: Path) -> float:

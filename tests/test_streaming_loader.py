@@ -221,3 +221,23 @@ def test_readers_are_closed_and_reopened_after_fork(datasets: dict[str, Path], i
         os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.WEXITSTATUS(status) == 0
+
+
+@pytest.mark.parametrize("name", [n for n in ("lance", "parquet") if n in BLOCK_FORMATS])
+def test_block_torch_workers_read_every_row_once(name: str, datasets: dict[str, Path], images: np.ndarray) -> None:
+    """The torch baseline with DataLoader workers: forked for Parquet; spawned for Lance, whose runtime does not
+    survive a fork (forked workers segfaulted)."""
+    from loaderbench.loaders.block_datasets import BlockBatchDataset, batch_transform, block_dataloader
+
+    module = get_format(name)
+    dataset = BlockBatchDataset(module, datasets[name], batch_size=8, chunk_size=16, chunks_per_block=2,
+                                shuffle=True, seed=3, transform=batch_transform("none"))
+    loader = block_dataloader(dataset, num_workers=2)
+    assert (loader.multiprocessing_context is not None) == (not module.INFO.fork_safe)
+    batches = list(loader)
+    together = torch.cat(batches)
+    assert len(together) == N
+    # every image exactly once: match each output to its reference image
+    reference = torch.from_numpy(images).float().div(255).flatten(1)
+    matches = (together.flatten(1)[:, None, :] == reference[None]).all(-1)
+    assert matches.sum(1).eq(1).all() and matches.sum(0).eq(1).all()

@@ -108,6 +108,9 @@ class FormatInfo:
     #: one block reader's ``read`` may run on several threads at once, in parallel (the others serialise them with a
     #: lock: open one reader per thread to read in parallel)
     concurrent_reads: bool = False
+    #: the library works in a process forked after it was used (Lance's runtime does not: DataLoader workers that
+    #: read it must be spawned)
+    fork_safe: bool = True
 
     @property
     def whole_table(self) -> bool:

@@ -40,6 +40,7 @@ INFO = FormatInfo(
     random_access=True,  # take reads the pages holding the row
     unit_chosen_by_writer=True,
     concurrent_reads=True,
+    fork_safe=False,  # lance warns "not fork-safe ... use spawn or forkserver"; forked workers segfault
 )
 
 

@@ -49,7 +49,15 @@ class _LazyReader:
         self._reader = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_reader": None, "_pid": -1}
+        # The module by name: modules do not pickle (spawned DataLoader workers), and a reader never crosses over.
+        return {**self.__dict__, "format_module": self.format_module.INFO.name, "_reader": None, "_pid": -1}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        from loaderbench.formats import get_format  # noqa: PLC0415
+
+        self.__dict__.update(state)
+        if isinstance(self.format_module, str):
+            self.format_module = get_format(self.format_module)
 
 
 class RandomAccessDataset(_StoredImageDataset):
@@ -168,22 +176,38 @@ def to_chw_batch(images_nczyx: np.ndarray) -> np.ndarray:
     return images_nczyx[:, :, 0] if images_nczyx.shape[2] == 1 else images_nczyx
 
 
+def _normalize(batch: torch.Tensor) -> torch.Tensor:
+    return batch.sub_(0.5).div_(0.5)
+
+
+def _augment(batch: torch.Tensor) -> torch.Tensor:
+    flip = torch.rand(len(batch)) < 0.5
+    batch[flip] = batch[flip].flip(-1)
+    return _normalize(batch)
+
+
 def batch_transform(name: str) -> Callable[[torch.Tensor], torch.Tensor] | None:
-    """Track 1's transforms for whole ``[B, C, H, W]`` batches, vectorised: ``none``; ``normalize`` (mean and std
-    0.5, as ``Normalize((0.5,), (0.5,))``); ``augment`` (a random horizontal flip per sample, then normalize)."""
-    if name == "none":
-        return None
-    if name == "normalize":
-        return lambda batch: batch.sub_(0.5).div_(0.5)
+    """Track 1's transforms for whole ``[B, C, H, W]`` batches, vectorised (module functions: they pickle into
+    spawned workers): ``none``; ``normalize`` (mean and std 0.5, as ``Normalize((0.5,), (0.5,))``); ``augment`` (a
+    random horizontal flip per sample, then normalize)."""
+    transforms = {"none": None, "normalize": _normalize, "augment": _augment}
+    if name not in transforms:
+        raise ValueError(f"unknown transform {name!r} (choose from none, normalize, augment)")
+    return transforms[name]
 
-    def augment(batch: torch.Tensor) -> torch.Tensor:
-        flip = torch.rand(len(batch)) < 0.5
-        batch[flip] = batch[flip].flip(-1)
-        return batch.sub_(0.5).div_(0.5)
 
-    if name == "augment":
-        return augment
-    raise ValueError(f"unknown transform {name!r} (choose from none, normalize, augment)")
+def block_dataloader(dataset: BlockBatchDataset, num_workers: int) -> Any:
+    """``DataLoader(dataset, batch_size=None, num_workers=...)`` as a torch user would build it: 2 batches prefetched
+    per worker; for a format whose library does not survive a fork (Lance), spawned workers kept for the loader's
+    life (a spawn costs an interpreter start-up per worker, so once, not per epoch)."""
+    from torch.utils.data import DataLoader  # noqa: PLC0415
+
+    kwargs: dict[str, Any] = {}
+    if num_workers:
+        kwargs["prefetch_factor"] = 2
+        if not dataset.reader.format_module.INFO.fork_safe:
+            kwargs.update(multiprocessing_context="spawn", persistent_workers=True)
+    return DataLoader(dataset, batch_size=None, num_workers=num_workers, **kwargs)
 
 
 def close_readers(loader: Any) -> None:

@@ -248,12 +248,13 @@ def make_block_torch_loader(ctx: TrackContext, target: Target, *, batch_size: in
                             shuffle: bool, transform: str = "none") -> Any:  # fmt: skip
     """The torch baseline of the streaming rows: ``BlockBatchDataset`` (a block per step through the same reader,
     decoded vectorised) in a ``DataLoader(batch_size=None)`` with ``num_workers`` workers."""
-    from torch.utils.data import DataLoader  # noqa: PLC0415
-
-    from loaderbench.loaders.block_datasets import BlockBatchDataset, batch_transform  # noqa: PLC0415
+    from loaderbench.loaders.block_datasets import (  # noqa: PLC0415
+        BlockBatchDataset,
+        batch_transform,
+        block_dataloader,
+    )
 
     dataset = BlockBatchDataset(target.module, target.path, batch_size=batch_size, shuffle=shuffle,
                                 seed=ctx.config.data.seed, transform=batch_transform(transform),
                                 column=target.column, **streaming_options(ctx))
-    kwargs = {"prefetch_factor": 2} if num_workers else {}
-    return DataLoader(dataset, batch_size=None, num_workers=num_workers, **kwargs)
+    return block_dataloader(dataset, num_workers)

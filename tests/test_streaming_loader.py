@@ -228,6 +228,7 @@ def test_block_torch_workers_read_every_row_once(name: str, datasets: dict[str, 
     """The torch baseline with DataLoader workers: forked for Parquet; spawned for Lance, whose runtime does not
     survive a fork (forked workers segfaulted)."""
     from loaderbench.loaders.block_datasets import BlockBatchDataset, batch_transform, block_dataloader
+    from loaderbench.tracks.common import shutdown_loader
 
     module = get_format(name)
     dataset = BlockBatchDataset(module, datasets[name], batch_size=8, chunk_size=16, chunks_per_block=2,
@@ -235,6 +236,7 @@ def test_block_torch_workers_read_every_row_once(name: str, datasets: dict[str, 
     loader = block_dataloader(dataset, num_workers=2)
     assert (loader.multiprocessing_context is not None) == (not module.INFO.fork_safe)
     batches = list(loader)
+    shutdown_loader(loader)  # persistent (spawned) workers stop now, not when the loader is collected
     together = torch.cat(batches)
     assert len(together) == N
     # every image exactly once: match each output to its reference image

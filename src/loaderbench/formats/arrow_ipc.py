@@ -74,9 +74,7 @@ class ArrowIpcBlockReader(BlockReader):
     reads are serialised (they are cheap: no decode).
     """
 
-    unit_name = INFO.read_unit
-    label = INFO.label
-    concurrent_reads = INFO.concurrent_reads
+    info = INFO
 
     def __init__(self, path: str | Path, column: str | None = None, *, copy_rows: bool = False) -> None:
         self.copy_rows = copy_rows

@@ -347,10 +347,18 @@ class BlockReader(ABC):
       not in the child); open a new reader in the child.
     """
 
+    #: the format this reader reads; a subclass that sets it gets the three attributes below from it
+    info: ClassVar[FormatInfo | None] = None
     unit_name: ClassVar[str] = ""
     label: ClassVar[str] = ""
     #: ``read`` may run on several threads at once on this one reader (the library takes parallel calls)
     concurrent_reads: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        info = cls.__dict__.get("info")
+        if info is not None:
+            cls.unit_name, cls.label, cls.concurrent_reads = info.read_unit, info.label, info.concurrent_reads
 
     path: Path
     num_rows: int

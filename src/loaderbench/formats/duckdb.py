@@ -207,7 +207,7 @@ class DuckDBFileBlockReader(DuckDBBlockReader):
     """``DuckDBBlockReader`` over table ``images`` of a database file (read-only connection); units are the
     table's row groups (``ROW_GROUP_SIZE`` at write, 122,880 rows by default)."""
 
-    label = INFO.label
+    info = INFO
 
     def _open(self, column: str | None) -> tuple[int, np.ndarray]:
         if not looks_like(self.path):

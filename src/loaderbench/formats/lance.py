@@ -78,9 +78,7 @@ class LanceBlockReader(BlockReader):
     in parallel.
     """
 
-    unit_name = INFO.read_unit
-    label = INFO.label
-    concurrent_reads = INFO.concurrent_reads
+    info = INFO
 
     def _open(self, column: str | None) -> tuple[int, np.ndarray]:
         import lance  # noqa: PLC0415

@@ -74,9 +74,7 @@ class ParquetBlockReader(BlockReader):
     safe for concurrent calls: reads are serialised (one reader per thread to read in parallel).
     """
 
-    unit_name = INFO.read_unit
-    label = INFO.label
-    concurrent_reads = INFO.concurrent_reads
+    info = INFO
 
     def __init__(self, path: str | Path, column: str | None = None, *, use_threads: bool = True) -> None:
         self.use_threads = use_threads

@@ -65,7 +65,7 @@ class ParquetDuckDBBlockReader(DuckDBBlockReader):
     cache on, so a read does not parse the footer again); units are the file's row groups (``parquet_metadata``).
     DuckDB decodes a whole row group for one row of it (about 0.1 s for 833 images of 100x100)."""
 
-    label = INFO.label
+    info = INFO
     position_column = "file_row_number"
 
     def _connect(self) -> Any:

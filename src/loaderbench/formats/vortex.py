@@ -109,9 +109,7 @@ class VortexBlockReader(BlockReader):
     takes parallel calls (its scans run on Vortex's threads), so reads on several threads run in parallel.
     """
 
-    unit_name = INFO.read_unit
-    label = INFO.label
-    concurrent_reads = INFO.concurrent_reads
+    info = INFO
 
     def _open(self, column: str | None) -> tuple[int, np.ndarray]:
         import vortex  # noqa: PLC0415

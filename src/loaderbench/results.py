@@ -202,15 +202,14 @@ def read_track(out_dir: str | os.PathLike[str], track: str) -> pd.DataFrame | No
     return pd.read_parquet(path, filesystem=pyarrow.fs.LocalFileSystem())
 
 
-# Results that the profiler and the sparse benchmark lay out in their own report sections.
-OWN_SECTION_PREFIXES = ("profile_", "sparse")
-
-
 def track_names(out_dir: str | os.PathLike[str]) -> list[str]:
-    """The image tracks, then any other ``<name>.parquet`` found (a later loader's track), minus those with their
-    own report section."""
+    """The image tracks, then any other ``<name>.parquet`` found (a later loader's track), minus those a registered
+    section provider lays out itself (``loaderbench.sections``)."""
+    from loaderbench.sections import own_file_prefixes  # noqa: PLC0415
+
+    own = own_file_prefixes()
     extra = sorted(p.stem for p in Path(out_dir).glob("*.parquet")
-                   if p.stem not in TRACKS and not p.stem.startswith(OWN_SECTION_PREFIXES))
+                   if p.stem not in TRACKS and not (own and p.stem.startswith(own)))
     return [*TRACKS, *extra]
 
 

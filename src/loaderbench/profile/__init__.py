@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from loaderbench import sections
+
 #: the models ``loaderbench profile --model`` can run: Track 3's small one, or a larger stand-in for a backbone
 MODELS = ("small", "large")
 
@@ -17,11 +19,13 @@ _LAZY = {
     **dict.fromkeys(("Breakdown", "ProfileError", "SampleTimes", "StageShare", "StageTimer",
                      "accelerator_utilisation", "amdahl_ceiling", "amdahl_speedup", "breakdown"), "stages"),
     "run_profile": "runner",
-    "ProfileOptions": "runner",
+    "ProfileOptions": "records",
     "profile_sections": "report",
 }
 
 __all__ = ["MODELS", *_LAZY]
+
+sections.register("profile", html="loaderbench.profile.report:profile_sections", own_files=("profile_",))
 
 
 def __getattr__(name: str) -> Any:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from loaderbench.profile.runner import COMPUTE, MODEL, LoopResult, ProfileRun
+from loaderbench.profile.records import COMPUTE, MODEL, LoopResult, ProfileRun
 from loaderbench.profile.stages import (
     DATA_WAIT,
     LOADER_OVERHEAD,

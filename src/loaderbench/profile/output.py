@@ -20,7 +20,7 @@ import pandas as pd
 
 from loaderbench.profile.analysis import ab_table, au_table, recommendations, stages_table, times
 from loaderbench.profile.plots import plot_profile
-from loaderbench.profile.runner import ProfileRun
+from loaderbench.profile.records import ProfileRun
 from loaderbench.results import (
     PAGE_CACHE_NOTE,
     collect_environment,

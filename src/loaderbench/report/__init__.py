@@ -36,16 +36,15 @@ COMPARE_COLUMNS = (
 
 
 def render_report(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """Render ``plots/<track>.png`` for every track with rows, then ``report.html``; returns
+    """Render ``plots/<track>.png`` for every track with rows, then ``report.html`` with the sections registered in
+    ``loaderbench.sections`` (the profiler's, the sparse benchmark's); returns
     ``{"plots": [Path, ...], "html": Path}``."""
-    from loaderbench.profile.report import profile_sections
     from loaderbench.report.html import render_html
     from loaderbench.report.plots import render_plots
-    from loaderbench.sparse.report import sparse_sections
+    from loaderbench.sections import html_sections
 
     plots = render_plots(out_dir)
-    sections = [*profile_sections(out_dir), *sparse_sections(out_dir)]
-    return {"plots": plots, "html": render_html(out_dir, extra_sections=sections)}
+    return {"plots": plots, "html": render_html(out_dir, extra_sections=html_sections(out_dir))}
 
 
 def compare(dir_a: str | os.PathLike[str], dir_b: str | os.PathLike[str]) -> pd.DataFrame:

@@ -21,6 +21,7 @@ from loaderbench.results import (
     read_track,
     track_names,
 )
+from loaderbench.sections import terminal_parts
 from loaderbench.seed_figures import is_seed_run, seed_comparison_lines
 
 
@@ -67,9 +68,7 @@ def summary_table(out_dir: str | os.PathLike[str]) -> str:
             parts.append(f"== {TRACKS[track].title if track in TRACKS else track} [{track}] ==\n   no rows recorded")
         else:
             parts.append(track_table(track, df))
-    from loaderbench.sparse.report import sparse_terminal  # noqa: PLC0415 - pandas-only, but keep import order lazy
-
-    parts += sparse_terminal(out_dir)
+    parts += terminal_parts(out_dir)
     if is_seed_run(summary.get("config") or {}):
         seed_lines = seed_comparison_lines(read_track(out_dir, "getitem"), read_track(out_dir, "end_to_end"))
         if seed_lines:

@@ -9,8 +9,13 @@ Modules: ``datagen`` (counts matrix, stored as SOMA-like COO Parquet, ``.h5ad``,
 
 from __future__ import annotations
 
+from loaderbench import sections
+
 #: results files written by the sparse commands (beside the image tracks' ``<track>.parquet``)
 READ_CHUNKS_TRACK = "sparse_read_chunks"
 EPOCHS_TRACK = "sparse_epochs"
 #: the rows ``loaderbench run --tracks sparse`` stores as ``sparse.parquet``
 RUN_TRACK = "sparse"
+
+sections.register("sparse", html="loaderbench.sparse.report:sparse_sections",
+                  terminal="loaderbench.sparse.report:sparse_terminal", own_files=("sparse",))

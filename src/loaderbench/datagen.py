@@ -36,6 +36,7 @@ from loaderbench.formats import (
 from loaderbench.formats.base import FormatError, ImageStream
 from loaderbench.ome_batch import MAX_BATCH_PIXELS, build_ome_batch, ome_batch_schema
 from loaderbench.ome_image import OME_COLUMN, PIXEL_TYPES, OMEImageError, decode_struct, to_chw
+from loaderbench.progress import task as progress_task
 
 MANIFEST = "manifest.json"
 REFERENCE = "images.npy"
@@ -178,20 +179,6 @@ def _reference_matches(path: Path, shape: tuple[int, ...], dtype: str) -> bool:
     return saved.shape == shape and str(saved.dtype) == dtype
 
 
-class _Every10Percent:
-    """Reports ``<label> 30% (300/1000 images)`` each time another tenth of ``total`` rows is done."""
-
-    def __init__(self, say: Callable[[str], None], label: str, total: int) -> None:
-        self.say, self.label, self.total, self.done, self.next_tenth = say, label, total, 0, 1
-
-    def add(self, rows: int) -> None:
-        self.done += rows
-        tenth = self.done * 10 // self.total
-        if tenth >= self.next_tenth:
-            self.say(f"{self.label} {tenth * 10}% ({self.done}/{self.total} images)")
-            self.next_tenth = tenth + 1
-
-
 def write_reference(
     path: Path, batches: Iterator[np.ndarray], shape: tuple[int, ...], dtype: str,
     progress: Callable[[str], None] | None = None,
@@ -201,8 +188,7 @@ def write_reference(
     The file is laid out by ``np.lib.format.open_memmap``, then filled with ordinary writes: pages of a mapping
     stay in the process's RSS until unmapped, so writing through it would count the whole dataset as resident.
     """
-    rows_each = _Every10Percent(progress, "generated", shape[0]) if progress else None
-    with atomic_output(path) as tmp:
+    with atomic_output(path) as tmp, progress_task(progress, "generating images", shape[0], "images") as rows_done:
         layout = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(dtype), shape=shape)
         offset = layout.offset
         del layout  # unmapped before a page is touched
@@ -216,8 +202,7 @@ def write_reference(
                                      f"{shape}")
                 f.write(memoryview(np.ascontiguousarray(batch, dtype=dtype)).cast("B"))
                 written += len(batch)
-                if rows_each is not None:
-                    rows_each.add(len(batch))
+                rows_done.advance(len(batch))
         if written != shape[0]:
             raise ValueError(f"{path}: {written} images generated, {shape[0]} expected")
 
@@ -259,10 +244,10 @@ def _reporting(stream: ImageStream, say: Callable[[str], None], label: str) -> I
     """``stream`` reporting every tenth of its rows as a writer consumes them (when it has several batches)."""
 
     def batches() -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
-        rows_each = _Every10Percent(say, label, stream.num_rows)
-        for batch, pixels in stream.batches():
-            yield batch, pixels
-            rows_each.add(batch.num_rows)
+        with progress_task(say, label, stream.num_rows, "images") as rows_done:
+            for batch, pixels in stream.batches():
+                yield batch, pixels
+                rows_done.advance(batch.num_rows)
 
     return dataclasses.replace(stream, batches=batches)
 

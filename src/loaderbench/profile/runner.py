@@ -57,6 +57,7 @@ from loaderbench.profile.stages import (
     accelerator_utilisation,
 )
 from loaderbench.progress import Progress
+from loaderbench.progress import task as progress_task
 from loaderbench.stats import per_second
 from loaderbench.tracks.common import shutdown_loader
 
@@ -237,16 +238,18 @@ def measure_profile(options: ProfileOptions, progress: Callable[[str], None] | N
     seconds = dict.fromkeys(loops, 0.0)
     # Round-robin: repeat r of every loop runs before repeat r + 1 of any, so a change in the machine's load hits
     # all configurations alike and the A/B ratios are taken within one round.
-    for round_index in range(options.repeats):
-        for index, (role, loop) in enumerate(loops.items(), start=1):
-            what = f"{options.model} model" if loop.compute == MODEL else f"sleep {options.compute_ms:g} ms"
-            progress(
-                f"[profile] round {round_index + 1}/{options.repeats}, {index}/{len(loops)}: {loop.label} -> {what} "
-                f"({options.steps} steps of {options.batch_size})"
-            )
-            loop_start = time.perf_counter()
-            repeats[role].append(run_repeat(loop, options, data, model, indices, cached))
-            seconds[role] += time.perf_counter() - loop_start
+    with progress_task(progress, "[profile] loops", options.repeats * len(loops), "loops") as done:
+        for round_index in range(options.repeats):
+            for index, (role, loop) in enumerate(loops.items(), start=1):
+                what = f"{options.model} model" if loop.compute == MODEL else f"sleep {options.compute_ms:g} ms"
+                progress(
+                    f"[profile] round {round_index + 1}/{options.repeats}, {index}/{len(loops)}: {loop.label} -> "
+                    f"{what} ({options.steps} steps of {options.batch_size})"
+                )
+                loop_start = time.perf_counter()
+                repeats[role].append(run_repeat(loop, options, data, model, indices, cached))
+                seconds[role] += time.perf_counter() - loop_start
+                done.advance()
     results = {role: LoopResult(loop, repeats[role], seconds[role]) for role, loop in loops.items()}
     return ProfileRun(
         options=options,

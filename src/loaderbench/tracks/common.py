@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from loaderbench.config import Config
+from loaderbench.progress import task as progress_task
 
 if TYPE_CHECKING:
     from loaderbench.datagen import DatasetFiles
@@ -59,15 +60,21 @@ class Target:
         return self.module.read_table(self.path, column=self.column)
 
 
-def iter_targets(ctx: TrackContext) -> Iterator[Target]:
-    """Each dataset x each of its formats that the config selects (a user's input runs in whatever format it has)."""
+def iter_targets(ctx: TrackContext, label: str | None = None) -> Iterator[Target]:
+    """Each dataset x each of its formats that the config selects (a user's input runs in whatever format it has);
+    with a ``label``, progress follows them (a bar on a terminal, else a line every tenth with the time left)."""
     from loaderbench.formats import get_format  # noqa: PLC0415 - keeps tracks importable without every format
 
-    for dataset in ctx.datasets:
-        for name, path in dataset.paths.items():
-            if dataset.source != "input" and name not in ctx.config.formats:
-                continue
-            yield Target(dataset, name, get_format(name), Path(path))
+    pairs = [(dataset, name, Path(path)) for dataset in ctx.datasets for name, path in dataset.paths.items()
+             if dataset.source == "input" or name in ctx.config.formats]
+    if label is None:
+        for dataset, name, path in pairs:
+            yield Target(dataset, name, get_format(name), path)
+        return
+    with progress_task(ctx.progress, label, len(pairs), "datasets x formats") as done:
+        for dataset, name, path in pairs:
+            yield Target(dataset, name, get_format(name), path)
+            done.advance()
 
 
 def common_columns(target: Target, loader: str, repeat: int) -> dict[str, Any]:

@@ -219,7 +219,7 @@ def run(ctx: TrackContext) -> pd.DataFrame:
     cfg = ctx.config.conversion
     seed = ctx.config.data.seed
     rows = []
-    for target in iter_targets(ctx):
+    for target in iter_targets(ctx, f"track {NAME}"):
         loader_name = dataset_loader_name(target.kind)
         ctx.progress(
             f"[{NAME}] {target.dataset.name} {target.label} loader={loader_name} "

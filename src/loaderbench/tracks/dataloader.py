@@ -125,7 +125,7 @@ def run(ctx: TrackContext) -> pd.DataFrame:
     cfg = ctx.config.dataloader
     pin_memory = effective_pin_memory(cfg.pin_memory)
     rows = []
-    for target in iter_targets(ctx):
+    for target in iter_targets(ctx, f"track {NAME}"):
         loader_name = dataset_loader_name(target.kind)
         ctx.progress(f"[{NAME}] {target.dataset.name} {target.label} loader={loader_name}: building dataset")
         dataset, setup_s = timed_construct(make_dataset, target.module, target.path, loader_name,

@@ -168,7 +168,7 @@ def run(ctx: TrackContext) -> pd.DataFrame:
     cfg = ctx.config.end_to_end
     mode = "train" if cfg.train else "inference"
     rows: list[dict[str, Any]] = []
-    for target in iter_targets(ctx):
+    for target in iter_targets(ctx, f"track {NAME}"):
         loader_name = dataset_loader_name(target.kind)
         ctx.progress(
             f"[{NAME}] {target.dataset.name} {target.label} loader={loader_name} mode={mode} "

@@ -136,7 +136,7 @@ def run(ctx: TrackContext) -> pd.DataFrame:
     cfg = ctx.config.getitem
     seed = ctx.config.data.seed
     rows: list[dict[str, Any]] = []
-    for target in iter_targets(ctx):
+    for target in iter_targets(ctx, f"track {NAME}"):
         loaders = cfg.loaders if target.kind == "table" else list(loaders_for(target.module))
         for loader in loaders:
             if loader == RANDOM_ACCESS:

@@ -41,7 +41,7 @@ from loaderbench.datagen import (
 from loaderbench.formats import FORMATS, FormatError
 from loaderbench.formats.base import FormatInfo, ImageStream
 from loaderbench.ome_batch import build_ome_batch, build_ome_images, ome_batch_schema
-from loaderbench.ome_image import OME_COLUMN, decode_struct, to_chw
+from loaderbench.ome_image import OME_COLUMN, decode_column, decode_struct, to_chw
 
 SMALL = (8, 12)  # height, width
 
@@ -220,6 +220,64 @@ def test_only_the_acquisition_time_differs_from_ome_arrows_defaults() -> None:
     assert len(set(mine.field("acquisition_datetime").to_pylist())) == 1
 
 
+@pytest.mark.parametrize("layout", ["bytes", "bytes-zstd", "bytes-lz4"])
+def test_byte_layouts_equal_ome_arrows_byte_chunks(layout: str) -> None:
+    """uint16 images (no widening): the vectorised byte chunks equal ``from_numpy(chunk_encoding="bytes", ...)``
+    image by image, compressed payloads included."""
+    images = generate_images(3, 600, 520, "uint16", 2, seed=4)  # a 2x2 chunk grid per plane
+    codec = {"bytes": None, "bytes-zstd": "zstd", "bytes-lz4": "lz4"}[layout]
+    mine = build_ome_images(images, 0, WHEN, layout)
+    mine.validate(full=True)
+    for i, value in enumerate(mine.to_pylist()):
+        theirs = ome_arrow.from_numpy(images[i].reshape(1, 2, 1, 600, 520), image_id=f"img-{i}",
+                                      chunk_encoding="bytes", chunk_compression=codec, acquisition_datetime=WHEN)
+        theirs = theirs.as_py()
+        assert [c["compression"] for c in value["chunks"]] == [c["compression"] for c in theirs["chunks"]]
+        assert value["planes"] == theirs["planes"] == []
+        # the payloads decode to the same pixels (compressed bytes may differ by codec settings)
+        np.testing.assert_array_equal(to_chw(decode_struct(value)), to_chw(decode_struct(theirs)))
+        np.testing.assert_array_equal(to_chw(decode_struct(value)), images[i])
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "float32"])
+@pytest.mark.parametrize("layout", ["ome-arrow", "planes", "chunks", "bytes", "bytes-zstd", "bytes-lz4"])
+def test_every_layout_decodes_exactly_and_keeps_its_dtype(dtype: str, layout: str) -> None:
+    images = generate_images(4, 515, 9, dtype, 2, seed=3)
+    if dtype == "float32" and layout in ("planes", "chunks"):
+        with pytest.raises(ValueError, match="cannot use the"):
+            build_ome_images(images, layout=layout)
+        return
+    column = build_ome_images(images, layout=layout)
+    column.validate(full=True)
+    values = column.to_pylist()
+    assert {v["pixels_meta"]["type"] for v in values} == {dtype}  # uint8 declared as uint8, bytes included
+    if layout == "planes":
+        assert all(v["chunks"] == [] and v["planes"] for v in values)
+    if layout == "chunks":
+        assert all(v["planes"] == [] and v["chunks"] for v in values)
+    for i, value in enumerate(values):
+        np.testing.assert_array_equal(to_chw(decode_struct(value)), images[i])
+    np.testing.assert_array_equal(decode_column(column)[:, :, 0], images)
+
+
+def test_a_layout_reaches_the_files_and_the_manifest(tmp_path: Path) -> None:
+    cfg = small_config(layout="bytes-zstd")
+    ds = ensure_dataset(cfg, SMALL, ["parquet"], tmp_path)
+    assert json.loads((ds.root / "manifest.json").read_text())["layout"] == "bytes-zstd"
+    assert ds.root.name.split("-")[0] != data_key(small_config())  # its own cache folder
+    chunks = pq.read_table(ds.paths["parquet"]).column(OME_COLUMN).combine_chunks().field("chunks")
+    assert set(chunks.flatten().field("compression").to_pylist()) == {"zstd"}
+
+
+def test_unknown_or_impossible_layouts_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="data.layout"):
+        load_config("quick", overrides={"data": {"layout": "jpeg"}})
+    with pytest.raises(ConfigError, match="cannot hold float32"):
+        load_config("quick", overrides={"data": {"layout": "planes", "dtype": "float32"}})
+    assert data_key(load_config("quick").data) == data_key(load_config("quick", overrides={
+        "data": {"layout": "ome-arrow"}}).data)
+
+
 def test_builder_rejects_what_ome_arrow_would_not_store() -> None:
     with pytest.raises(ValueError, match="N, C, H, W"):
         build_ome_images(np.zeros((2, 3, 4), np.uint8))
@@ -253,7 +311,10 @@ def test_reference_is_written_and_read_batch_by_batch(tmp_path: Path) -> None:
     messages: list[str] = []
     write_reference(path, iter(np.array_split(images, [4, 8])), images.shape, "uint16", messages.append)
     np.testing.assert_array_equal(np.load(path), images)
-    assert messages == ["generated 40% (4/10 images)", "generated 80% (8/10 images)", "generated 100% (10/10 images)"]
+    assert messages[0] == "generating images: 0/10 images"
+    assert [m.split(",")[0] for m in messages[1:3]] == ["generating images: 4/10 images (40%)",
+                                                         "generating images: 8/10 images (80%)"]
+    assert "left" in messages[1] and messages[3].startswith("generating images: 10/10 images in ")
     parts = list(read_reference_batches(path, rows=4))
     assert [len(p) for p in parts] == [4, 4, 2]
     assert all(type(p) is np.ndarray for p in parts)  # plain arrays: no mapping left in the process
@@ -310,10 +371,9 @@ def test_ensure_dataset_streams_batches_and_records_the_read_unit(
     images = generate_images(10, *SMALL, "uint8", 1, seed=1)
     np.testing.assert_array_equal(np.load(ds.reference), images)
     assert writer.calls == [{"rows": [4, 4, 2], "rows_per_unit": 5}]
-    assert [m for m in messages if m.startswith("generated")] == [
-        "generated 40% (4/10 images)", "generated 80% (8/10 images)", "generated 100% (10/10 images)"
-    ]
-    assert "Parquet (pyarrow) written 100% (10/10 images)" in messages
+    assert [m.split(",")[0] for m in messages if m.startswith("generating images: ")][1:3] == [
+        "generating images: 4/10 images (40%)", "generating images: 8/10 images (80%)"]
+    assert any(m.startswith("Parquet (pyarrow) written: 10/10 images in ") for m in messages)
     table = pq.read_table(ds.paths["parquet"])
     manifest = json.loads((ds.root / "manifest.json").read_text())
     when = datetime.fromisoformat(manifest["acquisition_datetime"])

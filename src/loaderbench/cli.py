@@ -11,7 +11,16 @@ from pathlib import Path
 from typing import Any
 
 from loaderbench import __version__, interrupts
-from loaderbench.config import ALL_FORMATS, ALL_TRACKS, DTYPES, OPTIONAL_TRACKS, PRESETS, ConfigError, load_config
+from loaderbench.config import (
+    ALL_FORMATS,
+    ALL_TRACKS,
+    DTYPES,
+    LAYOUTS,
+    OPTIONAL_TRACKS,
+    PRESETS,
+    ConfigError,
+    load_config,
+)
 
 
 def _size(text: str) -> list[int]:
@@ -33,6 +42,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     if args.column is not None:
         out["column"] = args.column
     data = {k: v for k, v in (("n_images", args.n_images), ("sizes", args.size), ("dtype", args.dtype),
+                              ("layout", args.layout),
                               ("channels", args.channels), ("seed", args.seed)) if v is not None}
     if data:
         out["data"] = data
@@ -137,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--n-images", type=int, help="number of generated images")
     run.add_argument("--size", type=_size, action="append", metavar="HxW", help="image size (repeatable)")
     run.add_argument("--dtype", choices=DTYPES, help="pixel dtype of generated images")
+    run.add_argument("--layout", choices=LAYOUTS,
+                     help="how the table formats store the generated pixels: ome-arrow's default (planes + chunks, "
+                          "uint16 lists), planes, chunks, or byte chunks raw / zstd / lz4 (default ome-arrow)")
     run.add_argument("--channels", type=int, help="channels per generated image")
     run.add_argument("--seed", type=int, help="random seed for data generation")
     run.add_argument("--repeats", type=int, help="repeats for every track")

@@ -27,6 +27,8 @@ PRESETS = ("quick", "seed", "full")
 #: the out-of-core loaders of Tracks 2 and 3 (``streaming.loaders``)
 STREAMING_LOADERS = ("native_streaming", "block_torch")
 PAGE_CACHE_STATES = ("warm", "cold")
+#: data.layout: the pixel layouts of the generated OME-Arrow tables (loaderbench.ome_batch.LAYOUTS)
+LAYOUTS = ("ome-arrow", "planes", "chunks", "bytes", "bytes-zstd", "bytes-lz4")
 
 
 class ConfigError(ValueError):
@@ -45,6 +47,9 @@ class DataConfig:
     max_pixels: int = 0  # cap images per size so that n*C*H*W <= max_pixels (0 = no cap): keeps 1000x1000 in RAM
     # rows per read unit (Parquet row group, Lance fragment, ...) the writers use; None = each writer's choice
     rows_per_unit: int | None = None
+    # how the table formats store the pixels (LAYOUTS): ome-arrow's default (planes + chunks as uint16 lists), one of
+    # the two, or byte chunks raw / zstd / lz4 (ome-arrow's recommended layout for large images is bytes-zstd)
+    layout: str = "ome-arrow"
     # further datasets, each of one size with its own image count and formats (see DATASET_KEYS); [] = none
     datasets: list[dict[str, Any]] = field(default_factory=list)
 
@@ -284,6 +289,10 @@ def validate(cfg: Config) -> Config:
     _check_positive(d.channels, "data.channels")
     _check_positive(d.max_pixels, "data.max_pixels", 0)
     _check_choices([d.dtype], DTYPES, "data.dtype")
+    _check_choices([d.layout], LAYOUTS, "data.layout")
+    if d.dtype == "float32" and d.layout in ("planes", "chunks"):
+        raise ConfigError(f"data.layout {d.layout!r} cannot hold float32 pixels (ome-arrow's lists are uint16): "
+                          "use a bytes layout")
     if d.rows_per_unit is not None:
         _check_positive(d.rows_per_unit, "data.rows_per_unit")
     if not d.sizes:
@@ -375,13 +384,15 @@ def images_for_size(data: DataConfig, height: int, width: int) -> int:
 def data_key(data: DataConfig) -> str:
     """A short hash of everything that determines the generated images and their files (the data cache key).
 
-    ``datasets`` is left out (each of them has its own key), and ``rows_per_unit`` is hashed only when set, so
-    the keys of configs without them are those they had before these keys existed.
+    ``datasets`` is left out (each of them has its own key), and ``rows_per_unit`` and ``layout`` are hashed only
+    when not the default, so the keys of configs without them are those they had before these keys existed.
     """
     values = dataclasses.asdict(data)
     values.pop("datasets")
     if values["rows_per_unit"] is None:
         values.pop("rows_per_unit")
+    if values["layout"] == "ome-arrow":
+        values.pop("layout")
     blob = json.dumps(values, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
 

@@ -34,7 +34,7 @@ from loaderbench.formats import (
     source_column,
 )
 from loaderbench.formats.base import FormatError, ImageStream
-from loaderbench.ome_batch import MAX_BATCH_PIXELS, build_ome_batch, ome_batch_schema
+from loaderbench.ome_batch import DEFAULT_LAYOUT, MAX_BATCH_PIXELS, build_ome_batch, ome_batch_schema
 from loaderbench.ome_image import OME_COLUMN, PIXEL_TYPES, OMEImageError, decode_struct, to_chw
 from loaderbench.progress import task as progress_task
 
@@ -109,8 +109,10 @@ def ome_struct(image_chw: np.ndarray, image_id: str, acquisition_datetime: datet
     return ome_arrow.from_numpy(tczyx, image_id=image_id, dtype_meta=dtype, acquisition_datetime=acquisition_datetime)
 
 
-def build_ome_table(images: np.ndarray, acquisition_datetime: datetime | None = None) -> pa.Table:
-    """The seed's table: ``row_id`` (int64) and ``ome_image`` (the OME-Arrow struct) for ``(N, C, H, W)`` images.
+def build_ome_table(images: np.ndarray, acquisition_datetime: datetime | None = None,
+                    layout: str = DEFAULT_LAYOUT) -> pa.Table:
+    """The seed's table: ``row_id`` (int64) and ``ome_image`` (the OME-Arrow struct) for ``(N, C, H, W)`` images,
+    its pixels stored in ``layout`` (``ome_batch.LAYOUTS``; default: as ``ome_arrow.from_numpy`` writes them).
 
     One chunk when its pixel lists fit 32-bit offsets (always, but for gigapixel inputs), else one per batch.
     """
@@ -121,7 +123,7 @@ def build_ome_table(images: np.ndarray, acquisition_datetime: datetime | None = 
     when = acquisition_datetime or datetime.now(UTC)
     per_image = int(np.prod(images.shape[1:]))
     rows = len(images) if len(images) * per_image <= MAX_BATCH_PIXELS else MAX_BATCH_PIXELS // per_image
-    batches = [build_ome_batch(images[s : s + rows], s, when) for s in range(0, len(images), rows)]
+    batches = [build_ome_batch(images[s : s + rows], s, when, layout) for s in range(0, len(images), rows)]
     return pa.Table.from_batches(batches)
 
 
@@ -223,7 +225,8 @@ def read_reference_batches(path: Path, rows: int, start: int = 0, stop: int | No
             yield out
 
 
-def reference_stream(path: Path, acquisition_datetime: datetime, rows: int | None = None) -> ImageStream:
+def reference_stream(path: Path, acquisition_datetime: datetime, rows: int | None = None,
+                     layout: str = DEFAULT_LAYOUT) -> ImageStream:
     """The dataset of a saved ``images.npy`` as an ``ImageStream``: each ``batches()`` call re-reads the pixels
     batch by batch and builds their record batch with the vectorised builder (ids and row_id global)."""
     header = np.load(path, mmap_mode="r")
@@ -234,10 +237,10 @@ def reference_stream(path: Path, acquisition_datetime: datetime, rows: int | Non
     def batches() -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
         start = 0
         for pixels in read_reference_batches(path, rows):
-            yield build_ome_batch(pixels, start, acquisition_datetime), pixels
+            yield build_ome_batch(pixels, start, acquisition_datetime, layout), pixels
             start += len(pixels)
 
-    return ImageStream(schema=ome_batch_schema(dtype), num_rows=int(shape[0]), batches=batches)
+    return ImageStream(schema=ome_batch_schema(dtype, layout), num_rows=int(shape[0]), batches=batches)
 
 
 def _reporting(stream: ImageStream, say: Callable[[str], None], label: str) -> ImageStream:
@@ -294,7 +297,7 @@ def ensure_dataset(
         pixels = generate_image_batches(data.n_images, height, width, data.dtype, data.channels, data.seed, rows)
         write_reference(reference, pixels, shape, data.dtype, say if several_batches else None)
     when = _timestamp(manifest)
-    stream = reference_stream(reference, when, rows)
+    stream = reference_stream(reference, when, rows, data.layout)
     generator_versions = manifest.get("generator_versions") or {
         m: _module_version(m) for m in ("numpy", "pyarrow", "ome_arrow")
     }
@@ -313,6 +316,7 @@ def ensure_dataset(
             "width": width,
             "channels": data.channels,
             "dtype": data.dtype,
+            "layout": data.layout,
             "n_images": data.n_images,
             "reference": REFERENCE,
             "acquisition_datetime": when.isoformat(),

@@ -7,6 +7,13 @@ for a whole ``(N, C, H, W)`` batch with a handful of numpy operations: the struc
 0.1.0 writes them (chunks of at most ``1 x 512 x 512``, row-major in Z, Y, X; uint8 widened to ``list<uint16>``
 with ``pixels_meta.type`` keeping "uint8"; float32 as raw ``pixel_bytes`` chunks and no planes), and a test
 checks every value against ``ome_arrow.from_numpy`` image by image.
+
+``layout`` chooses how the pixels are stored (``LAYOUTS``): ``ome-arrow`` is what ``from_numpy`` writes by default
+(planes and chunks, both ``list<uint16>``); ``planes`` or ``chunks`` keep one of the two; ``bytes``, ``bytes-zstd``
+and ``bytes-lz4`` are byte chunks (``pixel_bytes``, raw or compressed chunk by chunk with pyarrow's codecs, as
+``from_numpy(chunk_encoding="bytes", chunk_compression=...)`` stores them) in the images' own dtype, declared as
+that dtype (``from_numpy`` widens uint8 to uint16 there: a reader scaling by the declared type would see
+near-black images).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from loaderbench.config import LAYOUTS
 from loaderbench.ome_image import OME_COLUMN
 
 #: ome_arrow.from_numpy's default chunk shape (Z, Y, X); images larger than this in Y or X get several chunks
@@ -25,6 +33,10 @@ CHUNK_SHAPE = (1, 512, 512)
 #: list<uint16> has 32-bit offsets: one batch may hold at most this many pixels
 MAX_BATCH_PIXELS = 2**31 - 1
 SUPPORTED_DTYPES = ("uint8", "uint16", "float32")
+#: how the pixels are stored (config.LAYOUTS); the first, "ome-arrow", is ome_arrow.from_numpy's default
+DEFAULT_LAYOUT = LAYOUTS[0]
+#: byte layouts -> the chunks' ``compression`` value and pyarrow codec (None: raw)
+BYTE_CODECS = {"bytes": None, "bytes-zstd": "zstd", "bytes-lz4": "lz4"}
 
 
 @functools.cache
@@ -40,18 +52,45 @@ def _ome_meta() -> tuple[pa.StructType, pa.StructType, str, str]:
     return OME_ARROW_STRUCT, OME_ARROW_BYTE_STRUCT, str(OME_ARROW_TAG_TYPE), str(OME_ARROW_TAG_VERSION)
 
 
-def ome_image_type(dtype: str | np.dtype) -> pa.StructType:
-    """The ``ome_image`` struct type ome-arrow gives images of ``dtype``: byte chunks for float32, lists else."""
+def check_layout(dtype: str | np.dtype, layout: str) -> None:
+    """A clear error for an unknown layout or one that cannot hold ``dtype`` (float32 has no list layout)."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r} (choose from {', '.join(LAYOUTS)})")
+    if np.dtype(dtype).name == "float32" and layout in ("planes", "chunks"):
+        raise ValueError(f"float32 images cannot use the {layout!r} layout: ome-arrow stores lists as uint16; use "
+                         "a bytes layout")
+
+
+def _by_bytes(dtype_name: str, layout: str) -> bool:
+    return layout in BYTE_CODECS or dtype_name == "float32"
+
+
+def ome_image_type(dtype: str | np.dtype, layout: str = DEFAULT_LAYOUT) -> pa.StructType:
+    """The ``ome_image`` struct type of images of ``dtype`` in ``layout``: byte chunks for float32 and the bytes
+    layouts, lists else."""
     name = np.dtype(dtype).name
     if name not in SUPPORTED_DTYPES:
         raise ValueError(f"unsupported dtype {name!r} ({', '.join(SUPPORTED_DTYPES)})")
+    check_layout(name, layout)
     list_struct, byte_struct, _, _ = _ome_meta()
-    return byte_struct if name == "float32" else list_struct
+    return byte_struct if _by_bytes(name, layout) else list_struct
 
 
-def ome_batch_schema(dtype: str | np.dtype) -> pa.Schema:
+def ome_batch_schema(dtype: str | np.dtype, layout: str = DEFAULT_LAYOUT) -> pa.Schema:
     """The generated table's schema: ``row_id`` (int64) and ``ome_image``."""
-    return pa.schema([pa.field("row_id", pa.int64()), pa.field(OME_COLUMN, ome_image_type(dtype))])
+    return pa.schema([pa.field("row_id", pa.int64()), pa.field(OME_COLUMN, ome_image_type(dtype, layout))])
+
+
+def _byte_chunks(payload: np.ndarray, offsets: np.ndarray, codec: str | None) -> pa.Array:
+    """``large_binary`` chunks: ``payload`` (bytes) cut at ``offsets``, each compressed with ``codec`` if given."""
+    if codec is None:
+        return pa.Array.from_buffers(pa.large_binary(), len(offsets) - 1,
+                                     [None, pa.py_buffer(offsets), pa.py_buffer(payload)])
+    compressor = pa.Codec(codec)
+    view = memoryview(payload)
+    return pa.array([compressor.compress(view[a:b], asbytes=True) for a, b in zip(offsets[:-1], offsets[1:],
+                                                                                   strict=True)],
+                    type=pa.large_binary())
 
 
 def _repeat(value: object, data_type: pa.DataType, n: int) -> pa.Array:
@@ -93,7 +132,7 @@ def _chunk_order(images: np.ndarray, cells: list[tuple[int, int, int, int]], dty
 
 
 def build_ome_images(
-    images: np.ndarray, start: int = 0, acquisition_datetime: datetime | None = None
+    images: np.ndarray, start: int = 0, acquisition_datetime: datetime | None = None, layout: str = DEFAULT_LAYOUT
 ) -> pa.StructArray:
     """The ``ome_image`` values of ``(N, C, H, W)`` images, equal to ``ome_arrow.from_numpy`` of each image.
 
@@ -111,9 +150,9 @@ def build_ome_images(
         raise ValueError(f"{n * c * h * w} pixels in one batch exceed list<uint16>'s 32-bit offsets: build "
                          "the column in smaller batches")
     dtype_name = images.dtype.name
-    image_type = ome_image_type(dtype_name)
+    image_type = ome_image_type(dtype_name, layout)
     _, _, tag_type, tag_version = _ome_meta()
-    by_bytes = dtype_name == "float32"
+    by_bytes = _by_bytes(dtype_name, layout)
     field = image_type.field
     meta_type: pa.StructType = field("pixels_meta").type
     meta = meta_type.field
@@ -193,13 +232,11 @@ def build_ome_images(
     plane_offsets = np.arange(nc + 1, dtype=np.int64) * (h * w)
     if by_bytes:
         payload = _chunk_order(images, cells, images.dtype)
+        codec = BYTE_CODECS.get(layout)
         chunk_columns["dtype"] = _repeat(dtype_name, pa.string(), nk)
-        chunk_columns["compression"] = pa.nulls(nk, pa.string())
-        chunk_columns["pixel_bytes"] = pa.Array.from_buffers(
-            pa.large_binary(),
-            nk,
-            [None, pa.py_buffer(pixel_offsets * images.dtype.itemsize), pa.py_buffer(payload.view(np.uint8))],
-        )
+        chunk_columns["compression"] = (_repeat(codec, pa.string(), nk) if codec else pa.nulls(nk, pa.string()))
+        chunk_columns["pixel_bytes"] = _byte_chunks(payload.view(np.uint8), pixel_offsets * images.dtype.itemsize,
+                                                    codec)
         # from_numpy drops the planes when chunks are bytes: an empty list per image
         planes = pa.ListArray.from_arrays(
             pa.array(np.zeros(n + 1, np.int32)), pa.array([], plane_type), type=field("planes").type
@@ -219,7 +256,11 @@ def build_ome_images(
             },
         )
         planes = _list(field("planes").type, np.arange(n + 1) * c, plane_struct)
+        if layout == "chunks":
+            planes = _list(field("planes").type, np.zeros(n + 1, np.int64), plane_struct.slice(0, 0))
     chunks = _list(field("chunks").type, np.arange(n + 1) * (c * k), _struct(chunk_type, chunk_columns))
+    if layout == "planes":
+        chunks = _list(field("chunks").type, np.zeros(n + 1, np.int64), _struct(chunk_type, chunk_columns).slice(0, 0))
 
     ids = pc.binary_join_element_wise("img-", pc.cast(pa.array(np.arange(start, start + n)), pa.string()), "")
     return _struct(
@@ -241,9 +282,9 @@ def build_ome_images(
 
 
 def build_ome_batch(
-    images: np.ndarray, start: int = 0, acquisition_datetime: datetime | None = None
+    images: np.ndarray, start: int = 0, acquisition_datetime: datetime | None = None, layout: str = DEFAULT_LAYOUT
 ) -> pa.RecordBatch:
     """A record batch of the generated table: ``row_id`` ``start..start+N-1`` and their ``ome_image`` values."""
-    column = build_ome_images(images, start, acquisition_datetime)
+    column = build_ome_images(images, start, acquisition_datetime, layout)
     row_ids = pa.array(np.arange(start, start + len(column), dtype=np.int64))
-    return pa.RecordBatch.from_arrays([row_ids, column], schema=ome_batch_schema(images.dtype))
+    return pa.RecordBatch.from_arrays([row_ids, column], schema=ome_batch_schema(images.dtype, layout))

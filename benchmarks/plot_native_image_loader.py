@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Bar chart of the native image loader's goal ratios (p1-p4, p6) against their targets, as a PNG.
+"""Bar chart of the native image loader's goal ratios (p1 per peer workload, p2-p4, p6) against their targets, as a PNG.
 
 Reads the JSON that ``native_image_loader.py --out DIR`` saved, or any file whose last non-empty line is that JSON
 (e.g. the captured stdout of a run).
@@ -14,7 +14,10 @@ from pathlib import Path
 from typing import Any
 
 LABELS = {
-    "p1": "p1 throughput\nnative / best DataLoader",
+    "p1": "p1 throughput\nnative / best peer",
+    "p1_vs_seed_dataloader": "throughput\nnative / seed DataLoader",
+    "p1_zstd_chunks_100x100": "zstd chunks\nnative / best peer",
+    "p1_uncompressed_1000x1000": "1000x1000\nnative / best peer",
     "p2": "p2 bytes/s\nnative / memcpy",
     "p3": "p3 time to first batch\npre-loaded / native",
     "p4": "p4 __getitem__ p50\npre-loaded / native",
@@ -41,7 +44,7 @@ def plot(result: dict[str, Any], out: Path) -> Path:
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     targets = result["targets"]
-    keys = [k for k in LABELS if k in targets]
+    keys = [k for k in LABELS if k in targets and targets[k]["value"] is not None]
     values = [float(targets[k]["value"]) for k in keys]
     goals = [float(targets[k]["target"]) for k in keys]
     met = [bool(targets[k]["met"]) for k in keys]

@@ -41,4 +41,7 @@ echo "setup: installing loaderbench and its dependencies (builds the C++ core)"
   || { "${PIP[@]}" install attrs more-itertools shapely pyarrow-hotfix \
        && "${PIP[@]}" install --no-deps tiledbsoma==2.3.0 somacore==1.0.29; } \
   || echo "setup: tiledbsoma not installed - the sparse benchmark will report it as unavailable"
+# The image peers (Hugging Face datasets, LitData, WebDataset, SPDL; lance.torch comes with pylance), pinned; a peer
+# that fails to install is reported and its benchmark rows say why.
+bash scripts/setup_image_peers.sh "$VENV"
 "$VENV/bin/python" -c "import loaderbench._core, torch; print('setup: ok (torch', torch.__version__ + ')')"

@@ -90,6 +90,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from loaderbench.report import compare  # noqa: PLC0415
+    from loaderbench.report.compare_html import render_compare_html  # noqa: PLC0415
     from loaderbench.report.terminal import compare_table  # noqa: PLC0415
 
     for d in (args.dir_a, args.dir_b):
@@ -100,6 +101,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print("No configuration appears in both runs.")
         return 1
     print(compare_table(table))
+    page = render_compare_html(table, args.dir_a, args.dir_b, args.html)
+    print(f"Wrote {page}")
     return 0
 
 
@@ -167,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="compare two result directories (ratios B/A of the medians)")
     compare.add_argument("dir_a", metavar="DIR_A")
     compare.add_argument("dir_b", metavar="DIR_B")
+    compare.add_argument("--html", default="compare.html", metavar="PATH",
+                         help="where to write the comparison page (default: compare.html)")
     compare.set_defaults(func=cmd_compare)
 
     inspect = sub.add_parser("inspect", help="validate an OME-Arrow dataset as the loaders would and describe it",

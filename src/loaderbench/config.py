@@ -18,8 +18,11 @@ from typing import Any
 
 ALL_FORMATS = ("parquet", "parquet_duckdb", "lance", "vortex", "duckdb", "tiff", "ome_zarr", "arrow_ipc")
 ALL_TRACKS = ("getitem", "dataloader", "end_to_end", "conversion")
-# Run only when named (`--tracks sparse`): its own data (cells x genes), not the image formats.
-OPTIONAL_TRACKS = ("sparse",)
+# Run only when named: ``peers`` (the other loaders users could pick, each in a fresh process: minutes) and
+# ``sparse`` (its own data, cells x genes, not the image formats).
+OPTIONAL_TRACKS = ("peers", "sparse")
+#: the tracks that read the generated (or the user's) image datasets
+IMAGE_TRACKS = (*ALL_TRACKS, "peers")
 DTYPES = ("uint8", "uint16", "float32")
 ACCESS_PATTERNS = ("sequential", "random")
 TRANSFORMS = ("none", "normalize", "augment")
@@ -123,6 +126,18 @@ class StreamingConfig:
 
 
 @dataclass
+class PeersConfig:
+    """``--tracks peers``: the loaders users could pick instead, on each image dataset's Parquet file, each peer x
+    variant in a fresh process (``loaderbench.loaders.peers``)."""
+
+    names: list[str] = field(default_factory=list)  # [] = every registered peer
+    batch_size: int = 256
+    epochs: int = 3  # timed epochs, after one warm-up epoch
+    shuffle: bool = True
+    timeout_s: int = 900  # per peer x variant: a peer that takes longer is a row with status "error"
+
+
+@dataclass
 class ConversionConfig:
     """Track 4: numpy load vs the torch conversion from the stored dtype."""
 
@@ -149,6 +164,7 @@ class Config:
     end_to_end: EndToEndConfig = field(default_factory=EndToEndConfig)
     conversion: ConversionConfig = field(default_factory=ConversionConfig)
     streaming: StreamingConfig = field(default_factory=StreamingConfig)
+    peers: PeersConfig = field(default_factory=PeersConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -187,6 +203,7 @@ def _preset(name: str) -> dict[str, Any]:
             "end_to_end": {"steps": 10, "warmup_steps": 2},
             "conversion": {"samples": 50, "warmup": 5},
             "streaming": {"chunks_per_block": 2},  # chunks of one unit: 4 blocks of 64 images
+            "peers": {"batch_size": 32},  # 8 batches an epoch of 256 images
         }
     raise ConfigError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)})")
 
@@ -339,6 +356,11 @@ def validate(cfg: Config) -> Config:
         _check_positive(getattr(st, key), f"streaming.{key}")
     _check_positive(st.chunk_size, "streaming.chunk_size", 0)
     _check_choices(st.page_cache, PAGE_CACHE_STATES, "streaming.page_cache")
+    p = cfg.peers
+    if not isinstance(p.names, list) or not all(isinstance(n, str) for n in p.names):
+        raise ConfigError(f"peers.names must be a list of peer names, got {p.names!r}")
+    for key in ("batch_size", "epochs", "timeout_s"):
+        _check_positive(getattr(p, key), f"peers.{key}")
     c = cfg.conversion
     for key in ("repeats", "samples", "batch_size"):
         _check_positive(getattr(c, key), f"conversion.{key}")

@@ -136,6 +136,14 @@ TRACKS: dict[str, TrackSpec] = {
         ),
         headline=("overhead_pct", "numpy_p50_ms", "conversion_p50_ms", "torch_p50_ms"),
     ),
+    "peers": TrackSpec(
+        title="Peers: the loaders users could pick instead",
+        keys=("variant", "workload", "batch_size"),
+        info=("epochs", "shuffle", "status", "reason", "user_code_lines", "shuffle_note", "settings", "versions",
+              "fastest"),
+        metrics=("samples_per_s", "first_batch_ms", "prepare_s", "peak_uss_mb", "peak_pss_mb"),
+        headline=("samples_per_s", "first_batch_ms", "peak_uss_mb"),
+    ),
 }
 
 
@@ -418,6 +426,35 @@ def sort_rows(df: pd.DataFrame) -> pd.DataFrame:
     keyed = df.assign(**ranks)
     keyed = keyed.sort_values(by=[*ranks, *params], kind="stable", na_position="last")
     return keyed.drop(columns=list(ranks)).reset_index(drop=True)
+
+
+def peer_label(row: pd.Series | dict[str, Any]) -> str:
+    """A ``peers`` row's name: ``peer / variant`` (the variant left out when a peer has none)."""
+    variant = row.get("variant") or ""
+    return f"{row['loader']} / {variant}" if variant else str(row["loader"])
+
+
+def peer_verdict(table: pd.DataFrame) -> list[str]:
+    """Per dataset of a ``peers`` medians table: the fastest peer, the native loader against the best other, and
+    every peer that did not run with its reason."""
+    lines: list[str] = []
+    for dataset, part in table.groupby("dataset", sort=False):
+        ran = part[(part["status"] == "ok") & part["samples_per_s"].notna()]
+        if ran.empty:
+            lines.append(f"{dataset}: no peer ran.")
+        else:
+            best = ran.loc[ran["samples_per_s"].idxmax()]
+            lines.append(f"{dataset}: fastest {peer_label(best)} at {best['samples_per_s']:,.0f} samples/s.")
+            native, others = ran[ran["loader"] == NATIVE], ran[ran["loader"] != NATIVE]
+            if not native.empty and not others.empty:
+                mine = native.loc[native["samples_per_s"].idxmax()]
+                rival = others.loc[others["samples_per_s"].idxmax()]
+                ratio = mine["samples_per_s"] / rival["samples_per_s"]
+                lines.append(f"{dataset}: native ({peer_label(mine)}) is {ratio:.2f}x the strongest other loader, "
+                             f"{peer_label(rival)} ({rival['samples_per_s']:,.0f} samples/s).")
+        for _, row in part[part["status"] != "ok"].iterrows():
+            lines.append(f"{dataset}: {peer_label(row)} {row['status']}: {row['reason']}")
+    return lines
 
 
 def medians(track: str, df: pd.DataFrame) -> pd.DataFrame:

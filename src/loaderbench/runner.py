@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from loaderbench.config import ALL_TRACKS, Config, dataset_plans
+from loaderbench.config import IMAGE_TRACKS, Config, dataset_plans
 from loaderbench.datagen import DatasetFiles, ensure_dataset, open_input
 from loaderbench.progress import Progress
 
@@ -36,7 +36,7 @@ class RunOutcome:
 
 def prepare_datasets(cfg: Config, progress: Progress, with_generated: bool) -> list[DatasetFiles]:
     """The user's inputs, and generated data (cached by config hash) unless only inputs were asked for."""
-    if not set(cfg.tracks) & set(ALL_TRACKS):
+    if not set(cfg.tracks) & set(IMAGE_TRACKS):
         return []  # only tracks with their own data (sparse): no image data to prepare
     datasets = [open_input(spec, cfg.column or None) for spec in cfg.inputs]
     for dataset in datasets:

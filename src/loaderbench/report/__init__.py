@@ -32,6 +32,11 @@ COMPARE_COLUMNS = (
     "b",
     "ratio",
     "higher_is_better",
+    "a_min",
+    "a_max",
+    "b_min",
+    "b_max",
+    "within_spread",
 )
 
 
@@ -47,11 +52,20 @@ def render_report(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
     return {"plots": plots, "html": render_html(out_dir, extra_sections=html_sections(out_dir))}
 
 
+def _spreads(joined: pd.DataFrame, metric: str) -> dict[str, pd.Series]:
+    """Each run's min and max over its repeats of ``metric``, and whether the two ranges overlap."""
+    ends = {f"{run}_{end}": joined[f"{metric}_{end}_{run}"].astype(float) for run in "ab" for end in ("min", "max")}
+    overlap = (ends["a_min"] <= ends["b_max"]) & (ends["b_min"] <= ends["a_max"])
+    return {**ends, "within_spread": overlap}
+
+
 def compare(dir_a: str | os.PathLike[str], dir_b: str | os.PathLike[str]) -> pd.DataFrame:
     """Per configuration present in both runs, the medians of each headline metric and their ratio b/a.
 
     Long format, one row per (track, configuration, metric), columns ``COMPARE_COLUMNS``; ``params`` is the
-    track's other key parameters as ``"name=value, ..."``. Configurations found in one run only are left out.
+    track's other key parameters as ``"name=value, ..."``; ``a_min`` .. ``b_max`` are each run's spread over its
+    repeats, and ``within_spread`` says whether the two ranges overlap (the difference is then within the noise of
+    the repeats). Configurations found in one run only are left out.
     """
     frames = []
     for track in TRACKS:
@@ -65,8 +79,9 @@ def compare(dir_a: str | os.PathLike[str], dir_b: str | os.PathLike[str]) -> pd.
         if not keys or not metrics:
             continue
         label = ["format_label"] if "format_label" in med_a.columns else []
-        joined = med_a[[*keys, *label, *metrics]].merge(
-            med_b[[*keys, *metrics]], on=keys, how="inner", suffixes=("_a", "_b")
+        spread = [f"{m}_{end}" for m in metrics for end in ("min", "max")]
+        joined = med_a[[*keys, *label, *metrics, *spread]].merge(
+            med_b[[*keys, *metrics, *spread]], on=keys, how="inner", suffixes=("_a", "_b")
         )
         params = [k for k in keys if k not in COMMON_KEYS]
         per_track = []
@@ -90,6 +105,7 @@ def compare(dir_a: str | os.PathLike[str], dir_b: str | os.PathLike[str]) -> pd.
                         "b": b,
                         "ratio": (b / a.where(a != 0)).astype(float),
                         "higher_is_better": metric in HIGHER_IS_BETTER,
+                        **_spreads(joined, metric),
                     }
                 )
             )

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from loaderbench.report.verdict import verdict_blocks
 from loaderbench.results import (
     PAGE_CACHE_NOTE,
     TRACKS,
@@ -31,6 +32,7 @@ from loaderbench.results import (
     native_comparison_lines,
     overhead_level,
     param_text,
+    peer_verdict,
     read_summary,
     read_track,
     split_columns,
@@ -159,6 +161,19 @@ def _skipped_section(summary: dict[str, Any]) -> str:
             f"<table><tr><th>format</th><th>reason</th></tr>{rows}</table></div>"
         )
     return f'<section id="skipped-formats"><h2>Skipped formats</h2>{body}</section>'
+
+
+def _verdict_section(out_dir: Path) -> str:
+    """The verdict (``report.verdict``): per dataset what to use and why, then the machine; first on the page."""
+    blocks, machine = verdict_blocks(out_dir)
+    if not blocks:
+        return ""
+    parts = ['<section id="verdict"><h2>Verdict</h2>']
+    for dataset, lines in blocks:
+        items = "".join(f"<li>{_e(line)}</li>" for line in lines)
+        parts.append(f"<h3>{_e(dataset)}</h3><ul>{items}</ul>")
+    parts.append(f'<p class="note">{_e(machine)}</p></section>')
+    return "".join(parts)
 
 
 def _run_section(summary: dict[str, Any]) -> str:
@@ -343,13 +358,20 @@ _INTRO = {
         + _level("significant", "level-bad")
         + " above 30 %."
     ),
+    "peers": (
+        "The loaders a PyTorch user could pick instead, each peer x variant in a fresh process on the same Parquet "
+        "file, with the same batch size, shuffle and output (float32 [B, C, H, W] in [0, 1]). Throughput is the median "
+        "over timed epochs after a warm-up epoch; peak memory counts the whole process tree (DataLoader workers "
+        "included); user code lines are counted from each peer module's loader-building code."
+    ),
 }
-_ESCAPED_LINES = {"getitem": True, "dataloader": True, "end_to_end": False, "conversion": False}
+_ESCAPED_LINES = {"getitem": True, "dataloader": True, "end_to_end": False, "conversion": False, "peers": True}
 _INTERPRETERS = {
     "getitem": _interpret_getitem,
     "dataloader": _interpret_dataloader,
     "end_to_end": _interpret_end_to_end,
     "conversion": _interpret_conversion,
+    "peers": lambda table, _varying: peer_verdict(table),
 }
 
 
@@ -407,7 +429,8 @@ def render_html(out_dir: str | os.PathLike[str], extra_sections: Iterable[tuple[
     """
     out_dir = Path(out_dir)
     summary = read_summary(out_dir) or {}
-    body = [_header(summary, out_dir), "<main>", _skipped_section(summary), _run_section(summary)]
+    body = [_header(summary, out_dir), "<main>", _verdict_section(out_dir), _skipped_section(summary),
+            _run_section(summary)]
     names = track_names(out_dir)
     for track in names:
         df = read_track(out_dir, track)

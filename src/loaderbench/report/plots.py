@@ -30,6 +30,7 @@ from loaderbench.results import (
     loader_label,
     medians,
     param_text,
+    peer_label,
     read_summary,
     read_track,
 )
@@ -539,11 +540,43 @@ def _plot_conversion(fig: Figure, table: pd.DataFrame, df: pd.DataFrame) -> list
     return [Patch(facecolor=color, label=label) for _, label, color in _COMPONENTS] + handles
 
 
+def _plot_peers(fig: Figure, table: pd.DataFrame, df: pd.DataFrame) -> list[Any]:
+    """One panel per dataset: samples/s per peer x variant (median over epochs, min-max bars), fastest first and
+    marked; peers that did not run are named under the panel with their status."""
+    datasets = _unique(table["dataset"])
+    axes = fig.subplots(1, len(datasets), squeeze=False)[0]
+    for ax, dataset in zip(axes, datasets, strict=True):
+        part = table[table["dataset"] == dataset]
+        ran = part[(part["status"] == "ok") & part["samples_per_s"].notna()].sort_values("samples_per_s")
+        missing = part[part["status"] != "ok"]
+        if ran.empty:
+            _no_data(ax, "no peer ran")
+        else:
+            y = np.arange(len(ran))
+            colors = [_GOOD if bool(r["fastest"]) else loader_color(r["loader"], _unique(table["loader"]))
+                      for _, r in ran.iterrows()]
+            ax.barh(y, ran["samples_per_s"], color=colors, xerr=_errors(ran, "samples_per_s"), capsize=2,
+                    error_kw={"elinewidth": 0.8, "ecolor": "#222222"})
+            ax.set_yticks(y)
+            ax.set_yticklabels([peer_label(r) + (" (fastest)" if bool(r["fastest"]) else "")
+                                for _, r in ran.iterrows()], fontsize=8)
+            ax.set_xlabel("samples/s (median over epochs; higher is better)")
+            ax.grid(axis="x", alpha=0.3)
+            ax.set_axisbelow(True)
+        if not missing.empty:
+            notes = "; ".join(f"{peer_label(r)}: {r['status']}" for _, r in missing.iterrows())
+            ax.set_title(f"{dataset}\nnot run: {notes}", fontsize=8)
+        else:
+            ax.set_title(str(dataset), fontsize=9)
+    return []
+
+
 PLOTTERS: dict[str, Callable[[Figure, pd.DataFrame, pd.DataFrame], list[Any]]] = {
     "getitem": _plot_getitem,
     "dataloader": _plot_dataloader,
     "end_to_end": _plot_end_to_end,
     "conversion": _plot_conversion,
+    "peers": _plot_peers,
 }
 _PANEL_COLUMNS = {"end_to_end": 3}
 
@@ -551,6 +584,9 @@ _PANEL_COLUMNS = {"end_to_end": 3}
 def _figure_size(track: str, table: pd.DataFrame) -> tuple[float, float]:
     n_rows = table["image_size"].nunique() if "image_size" in table.columns else 1
     n_groups = table["format"].nunique() if "format" in table.columns else 1
+    if track == "peers":  # horizontal bars: one panel per dataset, one bar per peer x variant
+        n_panels = table["dataset"].nunique() if "dataset" in table.columns else 1
+        return (min(7.0 * n_panels, 28.0), 1.6 + 0.3 * len(table) / max(n_panels, 1))
     if track == "getitem":
         n_cols = (table["access"].nunique() if "access" in table.columns else 1) + 2
     elif track == "dataloader":

@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from loaderbench.report.verdict import verdict_lines
 from loaderbench.results import (
     TRACKS,
     describe_keys,
@@ -17,6 +18,8 @@ from loaderbench.results import (
     medians,
     native_comparison_lines,
     param_text,
+    peer_label,
+    peer_verdict,
     read_summary,
     read_track,
     track_names,
@@ -55,6 +58,25 @@ def track_table(track: str, df: pd.DataFrame) -> str:
     return "\n".join([title, *(f"   {n}" for n in notes), body, *native])
 
 
+def peers_table(df: pd.DataFrame) -> str:
+    """The peer table: per dataset, every peer x variant with its throughput, start-up, memory and code size, the
+    fastest marked with ``*``; then the verdict lines (native vs the strongest other, reasons for missing peers)."""
+    table = medians("peers", df)
+    headers = ["dataset", "peer / variant", "status", "samples/s", "first batch ms", "peak USS MB", "peak PSS MB",
+               "user code lines", ""]
+    rows = []
+    for _, r in table.iterrows():
+        lines = r.get("user_code_lines")
+        rows.append([str(r["dataset"]), peer_label(r), str(r["status"]), format_number(r["samples_per_s"]),
+                     format_number(r["first_batch_ms"]), format_number(r["peak_uss_mb"]),
+                     format_number(r["peak_pss_mb"]), "-" if pd.isna(lines) else str(int(lines)),
+                     "* fastest" if bool(r.get("fastest")) else ""])
+    title = f"== {TRACKS['peers'].title} [peers] =="
+    note = "   medians over timed epochs; peak memory of the whole process tree (workers included)"
+    body = text_table(headers, rows, [False, False, False, True, True, True, True, True, False])
+    return "\n".join([title, note, body, *(f"   {line}" for line in peer_verdict(table))])
+
+
 def summary_table(out_dir: str | os.PathLike[str]) -> str:
     """The run at a glance: per track a compact table of headline medians, then the skipped formats."""
     out_dir = Path(out_dir)
@@ -67,7 +89,7 @@ def summary_table(out_dir: str | os.PathLike[str]) -> str:
         if df.empty:
             parts.append(f"== {TRACKS[track].title if track in TRACKS else track} [{track}] ==\n   no rows recorded")
         else:
-            parts.append(track_table(track, df))
+            parts.append(peers_table(df) if track == "peers" else track_table(track, df))
     parts += terminal_parts(out_dir)
     if is_seed_run(summary.get("config") or {}):
         seed_lines = seed_comparison_lines(read_track(out_dir, "getitem"), read_track(out_dir, "end_to_end"))
@@ -78,18 +100,23 @@ def summary_table(out_dir: str | os.PathLike[str]) -> str:
     skipped: dict[str, Any] = summary.get("skipped_formats") or {}
     if skipped:
         parts.append("Skipped formats:\n" + "\n".join(f"  {name}: {reason}" for name, reason in skipped.items()))
+    verdict = verdict_lines(out_dir)
+    if verdict:
+        parts.append("\n".join(verdict))
     report = out_dir / "report.html"
     if report.is_file():
         parts.append(f"Report: {report}")
     return "\n\n".join(parts) + "\n"
 
 
-def _change(ratio: float, higher_is_better: bool) -> str:
+def _change(row: pd.Series) -> str:
+    """``within spread`` when the runs' repeat ranges overlap, else whether B is better or worse."""
+    ratio = row["ratio"]
     if ratio is None or pd.isna(ratio):
         return "-"
-    if abs(ratio - 1) < 0.05:
-        return "~"
-    return "better" if (ratio > 1) == higher_is_better else "worse"
+    if bool(row.get("within_spread", False)):
+        return "within spread"
+    return "better" if (ratio > 1) == bool(row["higher_is_better"]) else "worse"
 
 
 def compare_table(df: pd.DataFrame) -> str:
@@ -109,7 +136,7 @@ def compare_table(df: pd.DataFrame) -> str:
                 format_number(r["a"]),
                 format_number(r["b"]),
                 "-" if pd.isna(r["ratio"]) else f"{r['ratio']:.2f}",
-                _change(r["ratio"], bool(r["higher_is_better"])),
+                _change(r),
             ]
             for _, r in part.iterrows()
         ]

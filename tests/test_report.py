@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 
 from loaderbench.report import compare, render_report
-from loaderbench.report.html import render_html
+from loaderbench.report.html import escape_html, render_html
+from loaderbench.report.plots import read_manifest
 from loaderbench.report.terminal import compare_table, summary_table
-from loaderbench.results import write_summary, write_track
+from loaderbench.results import read_track, write_summary, write_track
 
 FORMATS = (("parquet", "Parquet (pyarrow)", "table"), ("lance", "Lance", "table"), ("tiff", "TIFF <dir>", "directory"))
 LOADERS = ("naive", "preloaded", "native")
@@ -175,12 +176,23 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+TRACK_NAMES = ("getitem", "dataloader", "end_to_end", "conversion")
+
+
 def test_every_file_exists_and_is_not_empty(run_dir: Path) -> None:
-    for name in ("getitem", "dataloader", "end_to_end", "conversion"):
+    for name in TRACK_NAMES:
         assert (run_dir / f"{name}.parquet").stat().st_size > 0
-        png = run_dir / "plots" / f"{name}.png"
+        png = run_dir / "plots" / f"{name}.png"  # the track's first figure, high-DPI
         assert png.stat().st_size > 10_000, png
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        manifest = read_manifest(run_dir, name)
+        assert manifest is not None and len(manifest["figures"]) >= 2, name  # one figure per question
+        for figure in manifest["figures"]:
+            svg = (run_dir / "plots" / figure["file"]).read_text()
+            assert svg.startswith("<?xml") and "<svg" in svg and len(svg) > 10_000, figure["file"]
+            assert figure["file"].startswith(f"{name}-") and figure["question"]
+            caption = figure["caption"].lower()
+            assert "median across 3 repeats" in caption and "error bars: min-max over" in caption
     assert (run_dir / "summary.json").stat().st_size > 0
     assert (run_dir / "report.html").stat().st_size > 0
 
@@ -189,18 +201,68 @@ def test_html_is_self_contained_and_complete(run_dir: Path) -> None:
     html = (run_dir / "report.html").read_text()
     for section in ("track-getitem", "track-dataloader", "track-end_to_end", "track-conversion", "how-to-read"):
         assert f'id="{section}"' in html, section
-    assert html.count("data:image/png;base64,") == 4
+    # every figure of every track is inlined, with its caption
+    figures = [f for name in TRACK_NAMES for f in read_manifest(run_dir, name)["figures"]]
+    assert html.count('<svg class="plot"') == len(figures)
+    for figure in figures:
+        assert escape_html(figure["caption"]) in html
+    assert "<?xml" not in html and "<metadata>" not in html
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
     assert "<link" not in html and "<script src" not in html
     # Skipped format and its reason are visible, escaped.
     assert "vortex" in html
     assert "cannot import vortex (ImportError: &lt;no module&gt;)" in html
     assert "<no module>" not in html
-    # Labels from the data are escaped too.
+    # Labels from the data are escaped too, in the tables and inside the inlined SVGs.
     assert "TIFF &lt;dir&gt;" in html and "TIFF <dir>" not in html
     # Interpretation with the seeds' levels.
     assert "bottleneck" in html and "negligible" in html
     assert "native" in html
+
+
+def test_medians_tables_collapsed_sortable_best_marked(run_dir: Path) -> None:
+    html = (run_dir / "report.html").read_text()
+    sections = re.findall(r'<section id="(track-[a-z_]+)">(.*?)</section>', html, re.DOTALL)
+    assert {name for name, _ in sections} == {f"track-{t}" for t in TRACK_NAMES}
+    for name, body in sections:
+        assert body.count('<details class="medians">') == 1, name  # collapsed: no "open"
+        assert '<table class="sortable"><thead>' in body
+        assert body.count('<tr class="best">') == len(SIZES), name  # the best row of each image size
+    # the getitem best rows are the lowest p50 of their size: native on Parquet, sequential, no transform
+    getitem = dict(sections)["track-getitem"]
+    for row in re.findall(r'<tr class="best">(.*?)</tr>', getitem):
+        assert "Parquet (pyarrow)" in row and "native" in row and "sequential" in row and ">none<" in row
+    assert "★ best p50_ms (lowest) per image size" in getitem
+    assert "<script>" in html and "aria-sort" in html  # the sorting script, inline
+
+
+def test_colours_per_format_and_hatches_per_loader_are_fixed(run_dir: Path) -> None:
+    from matplotlib.colors import to_hex  # noqa: PLC0415
+
+    from loaderbench.report import plots  # noqa: PLC0415
+
+    assert plots.format_color("parquet") == plots.FORMAT_COLORS["parquet"]
+    assert plots.format_color("some_new_format") == plots.format_color("some_new_format")  # stable fallback
+    assert plots.loader_hatch("some_peer") == plots.loader_hatch("some_peer")
+    assert len({plots.loader_hatch(n) for n in plots.LOADER_HATCHES}) == len(plots.LOADER_HATCHES)
+    expected = {plots.format_color(f).lower() for f, _, _ in FORMATS}
+    for track in TRACK_NAMES:
+        df = read_track(run_dir, track)
+        with plots.plot_style():
+            figures = plots.track_figures(track, df)
+        for figure in figures:
+            legend = figure.figure.legends[0]
+            shown = {h.get_label(): h for h in legend.legend_handles}
+            for fmt, label, _ in FORMATS:  # the legend's format colours are the fixed ones, in every figure
+                assert to_hex(shown[label].get_facecolor()).lower() == plots.format_color(fmt).lower(), (track, label)
+            bars = [p for ax in figure.figure.axes for p in ax.patches if p.get_height() > 0 and p.get_width() < 1]
+            # every bar is filled with one of the formats' colours (an outlined one: drawn in it)
+            fills = {to_hex(p.get_edgecolor()[:3]).lower() if f == "#ffffff" else f
+                     for p, f in zip(bars, [to_hex(p.get_facecolor()[:3]).lower() for p in bars], strict=True)}
+            assert fills <= expected, (track, figure.slug)
+            assert figure.figure.get_figwidth() <= plots.WIDE_IN  # drawn for the page width, not wider
+            assert all(len(ax.get_gridspec().get_geometry()) == 2 and ax.get_gridspec().ncols <= 2
+                       for ax in figure.figure.axes)
 
 
 def test_html_extra_sections_hook(run_dir: Path, tmp_path: Path) -> None:
@@ -222,9 +284,13 @@ def test_empty_and_missing_tracks_do_not_crash(tmp_path: Path) -> None:
     tracks = synthetic_tracks()
     empty = {"getitem": tracks["getitem"].iloc[0:0], "conversion": tracks["conversion"]}
     out = write_run(tmp_path, empty)
+    (out / "plots").mkdir()
+    (out / "plots" / "getitem-latency.svg").write_text("<svg>stale</svg>")  # from an earlier render
     result = render_report(out)
-    assert [p.name for p in result["plots"]] == ["conversion.png"]
+    assert {p.name.split("-")[0].split(".")[0] for p in result["plots"]} == {"conversion"}
+    assert "conversion.png" in [p.name for p in result["plots"]]
     assert not (out / "plots" / "getitem.png").exists()
+    assert not list((out / "plots").glob("getitem*"))
     html = result["html"].read_text()
     assert 'id="track-getitem"' in html and "no rows" in html.lower()
     assert 'id="track-dataloader"' not in html
@@ -249,17 +315,16 @@ def test_summary_table_lists_tracks_and_skipped(run_dir: Path) -> None:
 
 
 def test_native_rows_in_html_and_plots(run_dir: Path) -> None:
-    from matplotlib.figure import Figure  # noqa: PLC0415
-
     from loaderbench.report import plots  # noqa: PLC0415
-    from loaderbench.results import medians, read_track  # noqa: PLC0415
 
     html = (run_dir / "report.html").read_text()
     assert "native ×2 threads vs the best baseline" in html and "samples_per_s, any worker count" in html
     assert "Parquet (pyarrow) / native ×2 threads [" in html  # row names carry the thread count
     assert "num_threads=-" not in html  # a parameter that does not apply is left out of row names
     df = read_track(run_dir, "dataloader")
-    handles = plots._plot_dataloader(Figure(), medians("dataloader", df), df)
+    with plots.plot_style():
+        figure = plots.track_figures("dataloader", df)[0].figure
+    handles = figure.legends[0].legend_handles
     labels = [h.get_label() for h in handles]
     assert {"preloaded", "native ×1 thread", "native ×2 threads"} <= set(labels)
     styles = {h.get_label(): (h.get_linestyle(), h.get_marker()) for h in handles if "native" in h.get_label()}
@@ -297,7 +362,8 @@ def test_broken_track_does_not_cost_the_others(tmp_path: Path, capsys: pytest.Ca
     broken = {"end_to_end": tracks["end_to_end"].drop(columns=["data_wait_p50_ms"]), "conversion": tracks["conversion"]}
     out = write_run(tmp_path, broken)
     result = render_report(out)
-    assert [p.name for p in result["plots"]] == ["conversion.png"]
+    assert {p.name.split("-")[0].split(".")[0] for p in result["plots"]} == {"conversion"}
+    assert not list((out / "plots").glob("end_to_end*"))
     assert "could not plot end_to_end" in capsys.readouterr().err
     html = result["html"].read_text()
     assert 'id="track-end_to_end"' in html and "No plot was rendered" in html

@@ -1,5 +1,6 @@
-"""``report.html``: one self-contained page (inline CSS, PNGs as base64, no external assets) with the run's
-environment, the skipped formats, and per track its plot, a table of medians and what the figures mean.
+"""``report.html``: one self-contained page (inline CSS and JS, SVG figures inlined, PNGs as base64, no external
+assets) with the verdict, the run's environment, the skipped formats, and per track its figures (one per question,
+from ``plots/<track>.json``), what they say, and a collapsed, sortable table of medians with the best row marked.
 
 Other parts of loaderbench add their own sections through ``render_html(out_dir, extra_sections=[(title, html)])``;
 they are placed between the tracks and the "how to read" section, inside the ``EXTRA SECTIONS`` comments.
@@ -9,8 +10,10 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import os
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ import pandas as pd
 
 from loaderbench.report.verdict import verdict_blocks
 from loaderbench.results import (
+    NATIVE_COMPARISON,
     PAGE_CACHE_NOTE,
     TRACKS,
     atomic_write_bytes,
@@ -51,7 +55,20 @@ table { border-collapse: collapse; font-size: .82rem; margin: .5rem 0 1rem; }
 th, td { border: 1px solid #dde; padding: .25rem .5rem; text-align: left; vertical-align: top; }
 th { background: #f4f6f8; } td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .spread { display: block; color: #888; font-size: .72rem; }
-.scroll { overflow-x: auto; } img.plot { max-width: 100%; height: auto; border: 1px solid #eee; }
+.scroll { overflow-x: auto; max-width: 100%; }
+img.plot, svg.plot { display: block; max-width: 100%; height: auto; }
+img.plot { border: 1px solid #eee; }
+.figures { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(100%, 540px), 1fr)); gap: 1rem 1.2rem;
+  margin: .6rem 0 1rem; }
+figure.plot { margin: 0; min-width: 0; } figure.plot.wide { grid-column: 1 / -1; }
+figcaption { color: #444; font-size: .85rem; margin-top: .3rem; max-width: 75rem; }
+details.medians { margin: .4rem 0 1rem; } details.medians > summary, details.lines > summary { cursor: pointer; }
+details.medians > summary { font-weight: 600; }
+table.sortable th { cursor: pointer; user-select: none; white-space: nowrap; }
+table.sortable th[aria-sort="ascending"]::after { content: " \\25B2"; font-size: .7em; }
+table.sortable th[aria-sort="descending"]::after { content: " \\25BC"; font-size: .7em; }
+tr.best td { background: #eaf6ea; } .best-mark { color: #2e7d32; font-weight: 700; margin-right: .25rem; }
+.meta, .note, li, td, figcaption { overflow-wrap: anywhere; }
 .warn { background: #fff4e5; border-left: 4px solid #f0a030; padding: .5rem 1rem; }
 .ok { background: #eef8ee; border-left: 4px solid #55a868; padding: .5rem 1rem; }
 .level-good { color: #2e7d32; font-weight: 600; } .level-mid { color: #b26a00; font-weight: 600; }
@@ -92,6 +109,25 @@ def embedded_png(png: Path, alt: str, missing: str) -> str:
         return f'<p class="note">{escape_html(missing)}</p>'
     data = base64.b64encode(png.read_bytes()).decode("ascii")
     return f'<img class="plot" alt="{escape_html(alt)}" src="data:image/png;base64,{data}">'
+
+
+# What an SVG of ours never holds; one that does (a results directory from elsewhere) is not inlined.
+_UNSAFE_SVG = re.compile(r"<\s*(script|foreignObject|iframe|object|embed)\b|\son[a-z]+\s*=|javascript:", re.IGNORECASE)
+
+
+def inline_svg(svg: Path, alt: str, missing: str) -> str:
+    """``svg`` inlined into the page (text stays text, the report stays one file), without its XML prologue and
+    metadata, labelled ``alt``; the ``missing`` note when it was not rendered or holds active content."""
+    try:
+        text = svg.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return f'<p class="note">{escape_html(missing)}</p>'
+    start = text.find("<svg")
+    if start < 0 or _UNSAFE_SVG.search(text):
+        return f'<p class="note">{escape_html(missing)}</p>'
+    body = re.sub(r"<metadata>.*?</metadata>", "", text[start:], flags=re.DOTALL)
+    label = escape_html(alt)
+    return body.replace("<svg", f'<svg class="plot" role="img" aria-label="{label}"', 1)
 
 
 def _level(text: str, css: str | None = None) -> str:
@@ -203,8 +239,46 @@ def _info_text(value: Any) -> str:
     return format_number(value) if isinstance(value, (bool, np.bool_)) else param_text(value)
 
 
+# Per track, the metric whose best row is marked in the medians table and whether higher is better: the metric the
+# native loader is compared on (the peers: their throughput).
+BEST_METRIC = {**NATIVE_COMPARISON, "peers": ("samples_per_s", True)}
+
+
+def _sort_value(value: Any) -> str:
+    """What a sortable cell sorts by (``data-v``): the number itself (not its rounded text), or the text."""
+    if isinstance(value, (bool, np.bool_)):
+        return "1" if value else "0"
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        number = float(value)
+        return repr(number) if math.isfinite(number) else ""
+    text = param_text(value)
+    return "" if text == "-" else text
+
+
+def best_rows(track: str, table: pd.DataFrame) -> tuple[set[Any], str]:
+    """The index of the best row of each image size (dataset where there is no size) on the track's
+    ``BEST_METRIC``, and a sentence saying what "best" means; empty when the track has none."""
+    if track not in BEST_METRIC or table.empty:
+        return set(), ""
+    metric, higher = BEST_METRIC[track]
+    if metric not in table.columns:
+        return set(), ""
+    by = next((c for c in ("image_size", "dataset") if c in table.columns and table[c].notna().all()), None)
+    groups = [part for _, part in table.groupby(by, sort=False)] if by else [table]
+    best = set()
+    for part in groups:
+        values = pd.to_numeric(part[metric], errors="coerce").dropna()
+        if track == "peers" and "status" in part.columns:
+            values = values[part.loc[values.index, "status"] == "ok"]
+        if not values.empty:
+            best.add(values.idxmax() if higher else values.idxmin())
+    per = f" per {by.replace('_', ' ')}" if by and table[by].nunique() > 1 else ""
+    return best, f"★ best {metric} ({'highest' if higher else 'lowest'}){per}"
+
+
 def medians_table_html(track: str, df: pd.DataFrame) -> str:
-    """Medians across repeats, one row per configuration; headline metrics also show their min-max."""
+    """Medians across repeats, one row per configuration, collapsed under a summary line; headline metrics also
+    show their min-max; sortable by clicking a column header; the best row (``best_rows``) marked."""
     table = medians(track, df)
     varying, constant = describe_keys(track, table)
     _, info, metrics = split_columns(track, df)
@@ -213,26 +287,38 @@ def medians_table_html(track: str, df: pd.DataFrame) -> str:
     info = [c for c in info if table[c].nunique(dropna=False) > 1 or c in ("overhead_level",) or "shares" in c]
     ordered = [m for m in headline_metrics(track, df)] + [m for m in metrics if m not in headline]
     head = ["format" if k == "format" else k for k in varying] + ["repeats", *info, *ordered]
+    best, best_text = best_rows(track, table)
     html_rows = []
-    for _, row in table.iterrows():
+    best_mark = f'<span class="best-mark" title="{_e(best_text)}">★</span>'
+    for index, row in table.iterrows():
         cells = []
-        for key in varying:
+        for position, key in enumerate(varying):
             value = row.get("format_label") if key == "format" and "format_label" in table.columns else row[key]
-            cells.append(f"<td>{_e(param_text(value))}</td>")
-        cells.append(f"<td class='num'>{_e(param_text(row['repeats']))}</td>")
-        cells += [f"<td>{_e(_info_text(row[c]))}</td>" for c in info]
+            mark = best_mark if position == 0 and index in best else ""
+            cells.append(f'<td data-v="{_e(_sort_value(value))}">{mark}{_e(param_text(value))}</td>')
+        repeats = row["repeats"]
+        cells.append(f'<td class="num" data-v="{_e(_sort_value(repeats))}">{_e(param_text(repeats))}</td>')
+        cells += [f'<td data-v="{_e(_sort_value(row[c]))}">{_e(_info_text(row[c]))}</td>' for c in info]
         for metric in ordered:
             text = _e(format_number(row[metric]))
             if metric in headline and row[f"{metric}_min"] != row[f"{metric}_max"]:
                 low, high = format_number(row[f"{metric}_min"]), format_number(row[f"{metric}_max"])
                 text += f"<span class='spread'>{_e(low)} – {_e(high)}</span>"
-            cells.append(f"<td class='num'>{text}</td>")
-        html_rows.append("<tr>" + "".join(cells) + "</tr>")
-    header = "".join(f"<th>{_e(h)}</th>" for h in head)
-    note = ""
+            cells.append(f'<td class="num" data-v="{_e(_sort_value(row[metric]))}">{text}</td>')
+        css = ' class="best"' if index in best else ""
+        html_rows.append(f"<tr{css}>" + "".join(cells) + "</tr>")
+    header = "".join(f'<th tabindex="0" title="sort by {_e(h)}">{_e(h)}</th>' for h in head)
+    notes = []
     if constant:
-        note = '<p class="note">Same for every row: ' + _e(", ".join(f"{k}={v}" for k, v in constant.items())) + "</p>"
-    return f'{note}<div class="scroll"><table><tr>{header}</tr>{"".join(html_rows)}</table></div>'
+        notes.append("Same for every row: " + ", ".join(f"{k}={v}" for k, v in constant.items()) + ".")
+    notes.append("Click a column header to sort." + (f" {best_text}." if best_text else ""))
+    note = '<p class="note">' + _e(" ".join(notes)) + "</p>"
+    summary = f"Medians across repeats: {len(table)} configuration{'s' if len(table) != 1 else ''}"
+    return (
+        f'<details class="medians"><summary>{_e(summary)}</summary>{note}<div class="scroll">'
+        f'<table class="sortable"><thead><tr>{header}</tr></thead><tbody>{"".join(html_rows)}</tbody></table>'
+        "</div></details>"
+    )
 
 
 # ----------------------------------------------------------------------------------------------- interpretation
@@ -299,20 +385,22 @@ def _interpret_dataloader(table: pd.DataFrame, varying: list[str]) -> list[str]:
     return lines + native_comparison_lines("dataloader", table)
 
 
-def _interpret_end_to_end(table: pd.DataFrame, varying: list[str]) -> list[str]:
+def _interpret_end_to_end(table: pd.DataFrame, varying: list[str]) -> tuple[list[str], list[str]]:
     levels = [data_wait_level(v) for v in table["data_wait_fraction"]]
-    lines = [_e("Configurations: " + _level_counts(levels, ("bottleneck", "significant", "not a bottleneck")) + ".")]
+    counts = [_e("Configurations: " + _level_counts(levels, ("bottleneck", "significant", "not a bottleneck")) + ".")]
+    lines = []
     for _, row in table.iterrows():
         fraction = row.get("data_wait_fraction")
         level = data_wait_level(fraction)
         percent = "n/a" if pd.isna(fraction) else f"{fraction * 100:.0f} %"
         lines.append(f"{_e(_row_name(row, varying))}: data wait {_e(percent)} of the step, {_level(level)}.")
-    return lines + [_e(line) for line in native_comparison_lines("end_to_end", table)]
+    return counts + [_e(line) for line in native_comparison_lines("end_to_end", table)], lines
 
 
-def _interpret_conversion(table: pd.DataFrame, varying: list[str]) -> list[str]:
+def _interpret_conversion(table: pd.DataFrame, varying: list[str]) -> tuple[list[str], list[str]]:
     levels = [overhead_level(v) for v in table["overhead_pct"]]
-    lines = [_e("Configurations: " + _level_counts(levels, ("significant", "measurable", "negligible")) + ".")]
+    counts = [_e("Configurations: " + _level_counts(levels, ("significant", "measurable", "negligible")) + ".")]
+    lines = []
     for _, row in table.iterrows():
         pct = row.get("overhead_pct")
         level = overhead_level(pct)
@@ -327,7 +415,7 @@ def _interpret_conversion(table: pd.DataFrame, varying: list[str]) -> list[str]:
             f"{_e(_row_name(row, varying))}: conversion overhead {_e(pct_text)}, "
             f"{_level(level, _OVERHEAD_CLASS.get(level))}" + (f" ({_e('; '.join(memory))})" if memory else "") + "."
         )
-    return lines + [_e(line) for line in native_comparison_lines("conversion", table)]
+    return counts + [_e(line) for line in native_comparison_lines("conversion", table)], lines
 
 
 _INTRO = {
@@ -366,17 +454,44 @@ _INTRO = {
     ),
 }
 _ESCAPED_LINES = {"getitem": True, "dataloader": True, "end_to_end": False, "conversion": False, "peers": True}
-_INTERPRETERS = {
-    "getitem": _interpret_getitem,
-    "dataloader": _interpret_dataloader,
+# Each gives ``(lines, per_configuration)``: the lines are shown, the per-configuration ones collapsed under them.
+_INTERPRETERS: dict[str, Callable[[pd.DataFrame, list[str]], tuple[list[str], list[str]]]] = {
+    "getitem": lambda table, varying: (_interpret_getitem(table, varying), []),
+    "dataloader": lambda table, varying: (_interpret_dataloader(table, varying), []),
     "end_to_end": _interpret_end_to_end,
     "conversion": _interpret_conversion,
-    "peers": lambda table, _varying: peer_verdict(table),
+    "peers": lambda table, _varying: (peer_verdict(table), []),
 }
 
 
-def _plot_img(out_dir: Path, track: str) -> str:
-    return embedded_png(out_dir / "plots" / f"{track}.png", f"{track} plot", "No plot was rendered for this track.")
+def _read_manifest(out_dir: Path, track: str) -> dict[str, Any] | None:
+    """``plots/<track>.json`` as ``report.plots.plot_track`` writes it (read here without importing matplotlib)."""
+    try:
+        manifest = json.loads((out_dir / "plots" / f"{track}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) and isinstance(manifest.get("figures"), list) else None
+
+
+def _figures_html(out_dir: Path, track: str) -> str:
+    """The track's figures, inlined, each with its question and caption; two half-width figures share a row."""
+    manifest = _read_manifest(out_dir, track)
+    if manifest is None or not manifest["figures"]:
+        return '<p class="note">No plot was rendered for this track.</p>'
+    parts = []
+    if manifest.get("footnote"):
+        parts.append(f'<p class="note">Figures: {_e(manifest["footnote"])}</p>')
+    parts.append('<div class="figures">')
+    for entry in manifest["figures"]:
+        question = str(entry.get("question", track))
+        name = Path(str(entry.get("file", ""))).name  # a bare file name: never a path out of plots/
+        image = inline_svg(out_dir / "plots" / name, question, f"The figure {name} was not rendered.")
+        css = "plot wide" if entry.get("wide") else "plot"
+        caption = f"<b>{_e(question)}</b> {_e(entry.get('caption', ''))}"
+        parts.append(f'<figure class="{css}" id="fig-{_e(track)}-{_e(entry.get("slug", ""))}">{image}'
+                     f"<figcaption>{caption}</figcaption></figure>")
+    parts.append("</div>")
+    return "".join(parts)
 
 
 def _track_section(out_dir: Path, track: str, df: pd.DataFrame) -> str:
@@ -387,19 +502,59 @@ def _track_section(out_dir: Path, track: str, df: pd.DataFrame) -> str:
     parts = [head]
     if track in _INTRO:
         parts.append(f'<p class="note">{_INTRO[track]}</p>')
-    parts.append(_plot_img(out_dir, track))
+    parts.append(_figures_html(out_dir, track))
     if track in _INTERPRETERS:
         table = medians(track, df)
         varying, _ = describe_keys(track, table)
-        lines = _INTERPRETERS[track](table, varying)
+        lines, per_configuration = _INTERPRETERS[track](table, varying)
         if _ESCAPED_LINES[track]:
-            lines = [_e(line) for line in lines]
-        if lines:
+            lines, per_configuration = [_e(x) for x in lines], [_e(x) for x in per_configuration]
+        if lines or per_configuration:
             parts.append("<h3>What it says</h3><ul>" + "".join(f"<li>{line}</li>" for line in lines) + "</ul>")
-    parts.append("<h3>Medians across repeats</h3>")
+        if per_configuration:
+            items = "".join(f"<li>{line}</li>" for line in per_configuration)
+            parts.append(f'<details class="lines"><summary>Per configuration ({len(per_configuration)})</summary>'
+                         f"<ul>{items}</ul></details>")
     parts.append(medians_table_html(track, df))
     parts.append("</section>")
     return "".join(parts)
+
+
+# Sorting the medians tables by a click (or Enter) on a header: by each cell's data-v (the raw number, or the text);
+# empty cells stay last either way. No external file: the report is one page.
+SORT_SCRIPT = """
+(function () {
+  function key(row, i) {
+    var c = row.cells[i]; var v = c.getAttribute("data-v"); return v === null ? c.textContent.trim() : v;
+  }
+  function compare(a, b) {
+    if (a === "" || b === "") { return (a === "") - (b === ""); }
+    var x = Number(a), y = Number(b);
+    if (!isNaN(x) && !isNaN(y)) { return x - y; }
+    return a.localeCompare(b, undefined, {numeric: true});
+  }
+  function sort(th) {
+    var table = th.closest("table"), body = table.tBodies[0], i = th.cellIndex;
+    var up = th.getAttribute("aria-sort") !== "ascending";
+    Array.prototype.forEach.call(th.parentNode.cells, function (c) { c.removeAttribute("aria-sort"); });
+    th.setAttribute("aria-sort", up ? "ascending" : "descending");
+    var rows = Array.prototype.slice.call(body.rows);
+    rows.sort(function (r, s) {
+      var a = key(r, i), b = key(s, i);
+      if (a === "" || b === "") { return compare(a, b); }
+      return up ? compare(a, b) : compare(b, a);
+    });
+    rows.forEach(function (r) { body.appendChild(r); });
+  }
+  document.addEventListener("click", function (e) {
+    var th = e.target.closest && e.target.closest("table.sortable thead th"); if (th) { sort(th); }
+  });
+  document.addEventListener("keydown", function (e) {
+    var th = e.key === "Enter" && e.target.closest && e.target.closest("table.sortable thead th");
+    if (th) { e.preventDefault(); sort(th); }
+  });
+})();
+"""
 
 
 HOW_TO_READ = """
@@ -450,6 +605,6 @@ def render_html(out_dir: str | os.PathLike[str], extra_sections: Iterable[tuple[
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>loaderbench report {_e(created)}</title><style>{CSS}</style></head><body>"
         + "\n".join(body)
-        + "</body></html>\n"
+        + f"<script>{SORT_SCRIPT}</script></body></html>\n"
     )
     return atomic_write_bytes(out_dir / REPORT_NAME, page.encode("utf-8"))

@@ -6,16 +6,20 @@ Every loader yields dense float32 ``[4096, genes]`` batches in the same block-sh
 (PSS of the process and its DataLoader workers, over set-up and all epochs) is its own. samples/s is the median over
 the epochs after the first (the first pays allocation and worker start-up), whole epochs timed (first batch included).
 
-Peers: the torch DataLoader over in-memory CSR rows (0 and 2 workers), scDataset over the backed .h5ad (0 and 2
-workers), annbatch over the sharded Zarr (reported unavailable where it cannot be installed). The seed's methods
-(np.array, scipy.csr) are measured too and reported as raw figures.
+Peers (``loaderbench.sparse.peers``): the torch DataLoader over in-memory CSR rows (0 and 2 workers), scDataset over
+the backed .h5ad (0 and 2 workers), annbatch in its own Python >= 3.12 venv (matched settings over the sharded Zarr;
+its docs' pre-shuffled collection, 32 x 256 chunks, with and without the zarrs codec pipeline), tiledbsoma-ml's
+ExperimentDataset (matched; its defaults 64 x 1024, 0 and 2 workers) and cellxgene-census' ExperimentDataPipe (the
+seed's loader, matched) over the TileDB-SOMA experiment. A peer that cannot run here is a row with its reason. The
+seed's methods (np.array, scipy.csr) are measured too and reported as raw figures.
 
-Prints, last, one JSON line: ``p5_speedup_vs_best_peer`` = native samples/s / the best peer's, the peak memory of
-each, the raw figures, ``target`` (2), ``met`` (speedup >= target at no more peak memory than that peer) and the
-hardware.
+Prints the peer table (samples/s, time to first batch, peak USS/PSS, status or reason) and, last, one JSON line:
+``p5_speedup_vs_best_peer`` = native samples/s / the best peer's, the peak memory of each, the raw figures,
+``target`` (2), ``met`` (speedup >= target at no more peak memory than that peer) and the hardware.
 
     python benchmarks/sparse_loader.py --mode quick     # ~20,000 cells; a few minutes
     python benchmarks/sparse_loader.py --mode full      # 1,000,000 cells; long, needs a large machine
+    python benchmarks/sparse_loader.py --only annbatch,tiledbsoma_ml   # the native rows and these peers only
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from loaderbench.results import collect_environment
 from loaderbench.sparse.datagen import prepare_sparse_dataset
 from loaderbench.sparse.measure import RunSpec, run_spec_isolated
 from loaderbench.sparse.methods import LoaderSettings
+from loaderbench.sparse.peers import docs_settings
 
 TARGET = 2.0
 BATCH = 4096
@@ -46,7 +51,13 @@ NATIVE = [("native x2 prefetch 0", "native", {"num_threads": 2, "prefetch": 0}),
           ("native x2", "native", {"num_threads": 2})]
 PEERS = [("torch w0", "torch", {"num_workers": 0}), ("torch w2", "torch", {"num_workers": 2}),
          ("scdataset w0", "scdataset", {"num_workers": 0}), ("scdataset w2", "scdataset", {"num_workers": 2}),
-         ("annbatch", "annbatch", {})]
+         ("annbatch matched", "annbatch", {}),
+         ("annbatch docs", "annbatch_collection", {}),
+         ("annbatch docs, zarr-python", "annbatch_collection_zarrpython", {}),
+         ("tiledbsoma_ml matched w0", "tiledbsoma_ml", {"num_workers": 0}),
+         ("tiledbsoma_ml docs w0", "tiledbsoma_ml_docs", {"num_workers": 0}),
+         ("tiledbsoma_ml docs w2", "tiledbsoma_ml_docs", {"num_workers": 2}),
+         ("cellxgene_census w0", "cellxgene_census", {"num_workers": 0})]
 SEED_METHODS = [("np.array", "np.array", {}), ("scipy.csr", "scipy.csr", {})]
 
 
@@ -64,8 +75,27 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "peak_pss_mb": max(max(r["peak_pss_mb"], r["setup_peak_pss_mb"]) for r in ok),
         "peak_uss_mb": max(max(r["peak_uss_mb"], r["setup_peak_uss_mb"]) for r in ok),
         "epoch_peak_pss_mb": max(r["peak_pss_mb"] for r in ok),
+        "first_batch_ms": ok[0]["first_batch_ms"],  # epoch 0: start-up (workers, first block, JIT) included
+        "first_batch_ms_warm": statistics.median(r["first_batch_ms"] for r in ok[1:]) if len(ok) > 1 else math.nan,
         "setup_s": ok[0]["setup_s"],
+        "chunking": f"{ok[0]['chunk_size']}x{ok[0]['chunks_per_block']}",
     }
+
+
+def print_table(figures: dict[str, dict[str, Any]], native: dict[str, Any], workload: str) -> None:
+    """Every loader's figures as one table (peers that cannot run: their reason)."""
+    print(f"\n{workload}")
+    print(f"{'loader':30s} {'chunking':>10s} {'samples/s':>11s} {'native x':>9s} {'1st batch ms':>13s} "
+          f"{'warm 1st ms':>12s} {'peak USS':>9s} {'peak PSS':>9s}  status")
+    for label, f in figures.items():
+        if f["status"] != "ok":
+            print(f"{label:30s} {'':>10s} {'':>11s} {'':>9s} {'':>13s} {'':>12s} {'':>9s} {'':>9s}  "
+                  f"{f['status']}: {f['reason']}")
+            continue
+        ratio = native["samples_per_s"] / f["samples_per_s"] if native.get("status") == "ok" else math.nan
+        print(f"{label:30s} {f['chunking']:>10s} {f['samples_per_s']:>11,.0f} {ratio:>9.2f} "
+              f"{f['first_batch_ms']:>13,.0f} {f['first_batch_ms_warm']:>12,.0f} {f['peak_uss_mb']:>8,.0f}M "
+              f"{f['peak_pss_mb']:>8,.0f}M  ok")
 
 
 def main() -> int:
@@ -73,29 +103,34 @@ def main() -> int:
     parser.add_argument("--mode", choices=tuple(MODES), default="quick")
     parser.add_argument("--data-dir", default="data")
     parser.add_argument("--input", help="your own .h5ad or SOMA-like COO .parquet instead of generated data")
+    parser.add_argument("--only", help="comma-separated peer methods to run (default: every peer)")
     args = parser.parse_args()
     mode = MODES[args.mode]
+    only = {m.strip() for m in args.only.split(",")} if args.only else None
+    peers = [p for p in PEERS if only is None or p[1] in only]
     progress = Progress()
     dataset = prepare_sparse_dataset(args.mode, args.data_dir, args.input, progress=progress)
     paths = {k: str(v) for k, v in dataset.paths.items()}
     figures: dict[str, dict[str, Any]] = {}
-    for label, method, extra in (*NATIVE, *PEERS, *SEED_METHODS):
-        settings = LoaderSettings(method=method, chunk_size=mode["chunk_size"],
-                                  chunks_per_block=mode["chunks_per_block"], batch_size=BATCH, shuffle="block",
-                                  **extra)
+    for label, method, extra in (*NATIVE, *peers, *SEED_METHODS):
+        settings = docs_settings(LoaderSettings(method=method, chunk_size=mode["chunk_size"],
+                                                chunks_per_block=mode["chunks_per_block"], batch_size=BATCH,
+                                                shuffle="block", **extra))
         progress(f"{label}: {mode['epochs']} epochs in a fresh process")
         spec = RunSpec(paths=paths, settings=settings, dataset=dataset.name, epochs=mode["epochs"],
-                       include_first_batch=True, gc_freq=10)
+                       include_first_batch=True, gc_freq=10, shape=(dataset.n_obs, dataset.n_vars))
         figures[label] = summarise(run_spec_isolated(spec))
         f = figures[label]
         if f["status"] == "ok":
-            print(f"{label:22s} {f['samples_per_s']:>12,.0f} samples/s  peak PSS {f['peak_pss_mb']:>8,.0f} MiB  "
+            print(f"{label:30s} {f['samples_per_s']:>12,.0f} samples/s  peak PSS {f['peak_pss_mb']:>8,.0f} MiB  "
                   f"(epochs: {f['epochs_samples_per_s']})")
         else:
-            print(f"{label:22s} {f['status']}: {f['reason']}")
+            print(f"{label:30s} {f['status']}: {f['reason']}")
     native_label = NATIVE[0][0]
     native = figures[native_label]
-    peers = {label: figures[label] for label, _, _ in PEERS if figures[label]["status"] == "ok"}
+    print_table(figures, native, f"{dataset.name}: batch {BATCH}, block shuffle {mode['chunk_size']} x "
+                f"{mode['chunks_per_block']} (docs rows: their own chunking), {mode['epochs']} epochs")
+    peers = {label: figures[label] for label, _, _ in peers if figures[label]["status"] == "ok"}
     best_label = max(peers, key=lambda k: peers[k]["samples_per_s"]) if peers else None
     speedup = math.nan
     met = False
@@ -116,6 +151,11 @@ def main() -> int:
         "peak_pss_mb": {k: round(v["peak_pss_mb"], 1) for k, v in figures.items() if v["status"] == "ok"},
         "samples_per_s": {k: round(v["samples_per_s"], 1) for k, v in figures.items() if v["status"] == "ok"},
         "unavailable": {k: v["reason"] for k, v in figures.items() if v["status"] != "ok"},
+        "native_speedup_vs_peer": {k: round(native["samples_per_s"] / v["samples_per_s"], 3)
+                                   for k, v in peers.items() if native["status"] == "ok"},
+        "native_peak_pss_le_peer": {k: native.get("peak_pss_mb", math.inf) <= v["peak_pss_mb"]
+                                    for k, v in peers.items()},
+        "first_batch_ms": {k: round(v["first_batch_ms"], 1) for k, v in figures.items() if v["status"] == "ok"},
         "raw": figures,
         "settings": {"batch_size": BATCH, "dtype": "float32", "output": "dense", "shuffle": "block",
                      "chunk_size": mode["chunk_size"], "chunks_per_block": mode["chunks_per_block"],

@@ -41,6 +41,11 @@ echo "setup: installing loaderbench and its dependencies (builds the C++ core)"
   || { "${PIP[@]}" install attrs more-itertools shapely pyarrow-hotfix \
        && "${PIP[@]}" install --no-deps tiledbsoma==2.3.0 somacore==1.0.29; } \
   || echo "setup: tiledbsoma not installed - the sparse benchmark will report it as unavailable"
+# Debian's Chromium: tests/test_report_browser.py renders report.html in it (skipped, saying why, without it).
+bash scripts/setup_chromium.sh || echo "setup: chromium not installed - the browser test will be skipped"
+# The sparse peers: tiledbsoma-ml, cellxgene-census' ExperimentDataPipe, and annbatch in its own Python >= 3.12
+# virtual environment (.venv-annbatch) where such an interpreter exists.
+bash scripts/setup_sparse_peers.sh "$VENV"
 # The image peers (Hugging Face datasets, LitData, WebDataset, SPDL; lance.torch comes with pylance), pinned; a peer
 # that fails to install is reported and its benchmark rows say why.
 bash scripts/setup_image_peers.sh "$VENV"

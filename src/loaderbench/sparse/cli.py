@@ -14,7 +14,8 @@ from typing import Any
 DEFAULT_BLOCK_SPECS = {"quick": ["8192 / [8, 256]"], "full": [
     "8192 / [1, 512]", "16384 / [1,1024]", "32768 / [1,2048]", "65536 / [1,2048]", "131072 / [1,2048]",
 ]}
-DEFAULT_METHODS = "np.array,scipy.csr,native,native_streaming,torch,scdataset,annbatch"
+DEFAULT_METHODS = ("np.array,scipy.csr,native,native_streaming,torch,scdataset,annbatch,annbatch_collection,"
+                   "tiledbsoma_ml,tiledbsoma_ml_docs,cellxgene_census")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -155,7 +156,11 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     dl.add_argument("-B", "--batch-size", type=int, default=1024, help="cells per batch (default 1024)")
     dl.add_argument("-E", "--epochs", type=int, default=3, help="epochs per configuration (default 3)")
     dl.add_argument("-m", "--method", default=DEFAULT_METHODS,
-                    help=f"comma-separated methods and peers (default {DEFAULT_METHODS})")
+                    help=f"comma-separated methods and peers (default {DEFAULT_METHODS}; also "
+                    "annbatch_collection_zarrpython). Peers: torch, scdataset, annbatch (matched settings over "
+                    "cells.zarr, in its own Python >= 3.12 venv), annbatch_collection (its docs: pre-shuffled "
+                    "collection, 32 x 256), tiledbsoma_ml (matched), tiledbsoma_ml_docs (its defaults: 64 x 1024), "
+                    "cellxgene_census (the seed's ExperimentDataPipe)")
     dl.add_argument("-n", "--max-batches", type=int, default=0, help="stop an epoch after N batches (0: no limit)")
     dl.add_argument("--include-first-batch", action="store_true",
                     help="count the first batch (start-up) in samples/s (default: timed apart, as the seed)")
@@ -163,7 +168,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     dl.add_argument("--shuffle", choices=("block", "none", "random"), default="block", help="row order (block)")
     dl.add_argument("--threads", type=_ints, default=[1, 2], metavar="N,N", help="native threads (1,2)")
     dl.add_argument("--workers", type=_ints, default=[0, 2], metavar="N,N",
-                    help="DataLoader workers of the torch and scDataset peers (0,2)")
+                    help="DataLoader workers of the torch, scDataset, tiledbsoma_ml and cellxgene_census peers (0,2)")
     dl.add_argument("--seed", type=int, default=0, help="shuffle seed")
     dl.add_argument("--in-process", action="store_true",
                     help="run every configuration in this process (default: a fresh process each, so that peak "

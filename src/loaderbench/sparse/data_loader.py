@@ -14,22 +14,25 @@ from typing import Any
 import pandas as pd
 
 from loaderbench.progress import Progress
+from loaderbench.progress import task as progress_task
 from loaderbench.results import read_track, write_track
 from loaderbench.sparse import EPOCHS_TRACK
 from loaderbench.sparse.blocks import BlockSpec
 from loaderbench.sparse.datagen import SparseDataset
 from loaderbench.sparse.measure import ALL_LOADERS, RunSpec, run_spec, run_spec_isolated
 from loaderbench.sparse.methods import NATIVE_METHODS, LoaderSettings
+from loaderbench.sparse.peers import EXTERNAL_PEERS, WORKER_PEERS, docs_settings
 
 
 def expand_settings(specs: list[BlockSpec], methods: list[str], *, batch_size: int = 1024, shuffle: str = "block",
                     seed: int = 0, threads: list[int] | None = None, workers: list[int] | None = None,
                     prefetch: int | None = None) -> list[LoaderSettings]:
-    """One ``LoaderSettings`` per block spec x method x (native threads | DataLoader workers)."""
+    """One ``LoaderSettings`` per block spec x method x (native threads | DataLoader workers); a peer whose
+    documented configuration fixes its chunking (``DOCS_CHUNKING``) gets that once, whatever the block specs."""
     unknown = [m for m in methods if m not in ALL_LOADERS]
     if unknown:
         raise ValueError(f"unknown method(s) {', '.join(unknown)} (choose from {', '.join(ALL_LOADERS)})")
-    out = []
+    out: list[LoaderSettings] = []
     for spec in specs:
         for method in methods:
             common: dict[str, Any] = {"method": method, "chunk_size": spec.chunk_size,
@@ -37,11 +40,11 @@ def expand_settings(specs: list[BlockSpec], methods: list[str], *, batch_size: i
                                       "shuffle": shuffle, "seed": seed}
             if method in NATIVE_METHODS:
                 out += [LoaderSettings(**common, num_threads=t, prefetch=prefetch) for t in (threads or [1])]
-            elif method in ("torch", "scdataset"):
-                out += [LoaderSettings(**common, num_workers=w) for w in (workers or [0])]
+            elif method in WORKER_PEERS:
+                out += [docs_settings(LoaderSettings(**common, num_workers=w)) for w in (workers or [0])]
             else:
-                out.append(LoaderSettings(**common))
-    return out
+                out.append(docs_settings(LoaderSettings(**common)))
+    return list(dict.fromkeys(out))  # the documented configurations once, not once per block spec
 
 
 def run_data_loader(
@@ -65,20 +68,23 @@ def run_data_loader(
     paths = {k: str(v) for k, v in dataset.paths.items()}
     extra = {"n_obs": dataset.n_obs, "n_vars": dataset.n_vars, "nnz": dataset.nnz}
     rows: list[dict[str, Any]] = []
-    for index, s in enumerate(settings, 1):
-        label = describe(s)
-        progress(f"data-loader [{index}/{len(settings)}] {label}")
-        spec = RunSpec(paths=paths, settings=s, dataset=dataset.name, epochs=epochs, max_batches=max_batches,
-                       include_first_batch=include_first_batch, gc_freq=gc_freq, extra=extra,
-                       shape=(dataset.n_obs, dataset.n_vars))
-        result = run_spec_isolated(spec) if isolate else run_spec(spec)
-        for row in result:
-            if row["status"] == "ok":
-                echo(f"{label} epoch {row['repeat']}: {row['samples_per_s']:,.0f} samples/s, "
-                     f"peak PSS {row['peak_pss_mb']:,.0f} MiB, first batch {row['first_batch_ms']:,.0f} ms")
-            else:
-                echo(f"{label}: {row['status']} ({row['reason']})")
-        rows += result
+    with progress_task(progress, "sparse data-loader", len(settings), "configurations") as done:
+        for index, s in enumerate(settings, 1):
+            label = describe(s)
+            progress(f"data-loader [{index}/{len(settings)}] {label}")
+            spec = RunSpec(paths=paths, settings=s, dataset=dataset.name, epochs=epochs, max_batches=max_batches,
+                           include_first_batch=include_first_batch, gc_freq=gc_freq, extra=extra,
+                           shape=(dataset.n_obs, dataset.n_vars))
+            # a peer measured in its own interpreter gets a fresh process whatever ``isolate`` says
+            result = run_spec_isolated(spec) if isolate or s.method in EXTERNAL_PEERS else run_spec(spec)
+            for row in result:
+                if row["status"] == "ok":
+                    echo(f"{label} epoch {row['repeat']}: {row['samples_per_s']:,.0f} samples/s, "
+                         f"peak PSS {row['peak_pss_mb']:,.0f} MiB, first batch {row['first_batch_ms']:,.0f} ms")
+                else:
+                    echo(f"{label}: {row['status']} ({row['reason']})")
+            rows += result
+            done.advance()
     return pd.DataFrame(rows)
 
 
@@ -86,7 +92,7 @@ def describe(s: LoaderSettings) -> str:
     """``native x2 threads, 16x1024, batch 1024, block`` and the like."""
     if s.method in NATIVE_METHODS:
         how = f"{s.method} x{s.num_threads} thread{'s' if s.num_threads > 1 else ''}"
-    elif s.method in ("torch", "scdataset"):
+    elif s.method in WORKER_PEERS:
         how = f"{s.method} ({s.num_workers} workers)"
     else:
         how = s.method

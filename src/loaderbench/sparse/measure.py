@@ -34,7 +34,7 @@ from loaderbench.sparse.methods import (
     SeedMethodLoader,
     StreamingMethodLoader,
 )
-from loaderbench.sparse.peers import PEER_CLASSES, PEERS, PeerUnavailable
+from loaderbench.sparse.peers import EXTERNAL_PEERS, PEER_CLASSES, PEERS, PeerUnavailable, peer_columns
 from loaderbench.sparse.sources import CooParquet
 from loaderbench.stats import per_second
 
@@ -109,6 +109,7 @@ def _base_row(spec: RunSpec) -> dict[str, Any]:
         "include_first_batch": spec.include_first_batch,
         "gc_freq": spec.gc_freq,
         "host": socket.gethostname(),
+        **peer_columns(s),  # the file and worker count of the peers this module does not list
         **spec.extra,
     }
 
@@ -188,8 +189,17 @@ def _epoch(loader: Any, spec: RunSpec, epoch: int) -> dict[str, Any]:
     }
 
 
+def run_external_peer(spec: RunSpec, timeout_s: float = 3600) -> list[dict[str, Any]]:
+    """Measure a ``RunSpec`` whose method is in ``EXTERNAL_PEERS`` (annbatch: its own interpreter), with the columns
+    ``run_spec`` gives."""
+    return EXTERNAL_PEERS[spec.settings.method](spec, failed_rows(spec, "ok", "")[0], timeout_s)
+
+
 def run_spec_isolated(spec: RunSpec, timeout_s: float = 3600) -> list[dict[str, Any]]:
-    """``run_spec`` in a fresh Python process (its memory is then its own); an ``error`` row if it fails."""
+    """``run_spec`` in a fresh Python process (its memory is then its own); an ``error`` row if it fails. A peer
+    measured in its own interpreter (``EXTERNAL_PEERS``) goes there instead."""
+    if spec.settings.method in EXTERNAL_PEERS:
+        return run_external_peer(spec, timeout_s)
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     try:
         done = subprocess.run([sys.executable, "-m", "loaderbench.sparse.measure", spec.to_json()],

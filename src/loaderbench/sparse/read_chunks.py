@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 import scipy.sparse as sp
 
 from loaderbench.progress import Progress
+from loaderbench.progress import task as progress_task
 from loaderbench.sparse.blocks import BlockSpecError, runs
 from loaderbench.sparse.datagen import SparseDataset
 from loaderbench.sparse.sources import DIM0, CooParquet
@@ -157,15 +158,19 @@ def run_read_chunks(
         echo(f"{backend}: skipped ({reason})")
         rows.append({"dataset": dataset.name, "format": backend, "loader": "", "status": "unavailable",
                      "reason": reason})
+    total = len(readers) * len(chunk_sizes) * len(shuffles)
     try:
-        for backend, impl in readers.items():
-            for size in chunk_sizes:
-                for level in shuffles:
-                    chunks = chunk_ids(dataset.n_obs, size, level, seed)
-                    echo(f"{backend}, chunk size {size}, shuffle {SHUFFLES[level]} ({FLAGS[level] or 'no flag'}):")
-                    for repeat in range(repeats):
-                        rows += _time_readers(dataset, backend, impl, chunks, size, level, repeat, echo)
-                    progress(f"read-chunks: {backend} chunk {size} shuffle {SHUFFLES[level]} done")
+        with progress_task(progress, "sparse read-chunks", total, "sweeps") as done:
+            for backend, impl in readers.items():
+                for size in chunk_sizes:
+                    for level in shuffles:
+                        chunks = chunk_ids(dataset.n_obs, size, level, seed)
+                        echo(f"{backend}, chunk size {size}, shuffle {SHUFFLES[level]} "
+                             f"({FLAGS[level] or 'no flag'}):")
+                        for repeat in range(repeats):
+                            rows += _time_readers(dataset, backend, impl, chunks, size, level, repeat, echo)
+                        progress(f"read-chunks: {backend} chunk {size} shuffle {SHUFFLES[level]} done")
+                        done.advance()
     finally:
         for impl in readers.values():
             if hasattr(impl, "close"):

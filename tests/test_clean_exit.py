@@ -78,7 +78,8 @@ def test_reading_a_track_then_exiting(results_dir: Path) -> None:
 
 
 def test_compare_exits_cleanly(results_dir: Path) -> None:
-    argv = [sys.executable, "-m", "loaderbench", "compare", str(results_dir), str(results_dir)]
+    argv = [sys.executable, "-m", "loaderbench", "compare", str(results_dir), str(results_dir), "--html",
+            str(results_dir / "compare.html")]
     assert _exit_codes(argv, 20) == {0: 20}
 
 

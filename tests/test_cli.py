@@ -78,8 +78,9 @@ def test_run_prints_a_summary(tiny_run: Path, capsys: pytest.CaptureFixture[str]
 
 
 def test_compare_a_run_with_itself(tiny_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["compare", str(tiny_run), str(tiny_run)]) == 0
-    assert "1.0" in capsys.readouterr().out
+    page = tiny_run.parent / "compare.html"
+    assert main(["compare", str(tiny_run), str(tiny_run), "--html", str(page)]) == 0
+    assert "1.0" in capsys.readouterr().out and page.is_file()
 
 
 def test_inspect_command(tiny_run: Path, capsys: pytest.CaptureFixture[str]) -> None:

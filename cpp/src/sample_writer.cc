@@ -7,6 +7,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "loaderbench/arrow_view.h"
 #include "loaderbench/decompress.h"
@@ -57,9 +58,45 @@ inline uint8_t convert<uint8_t>(float v) {
   return static_cast<uint8_t>(std::lround(clamped * 255.0f));
 }
 
+// The common row (no normalisation, no flip, float out): x / divisor, compiled for the widest SIMD the CPU has
+// (target_clones picks at load time; the wheel targets baseline x86-64, where the loop gets 4 lanes). IEEE division
+// lane by lane, so the result equals torch's `.float().div_(max)` bit for bit. Off under the sanitizers, whose
+// runtimes do not expect ifunc resolvers.
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define LOADERBENCH_NO_CLONES 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define LOADERBENCH_NO_CLONES 1
+#endif
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(LOADERBENCH_NO_CLONES)
+#define LOADERBENCH_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define LOADERBENCH_SIMD_CLONES
+#endif
+
+template <typename In>
+inline void scale_row(const In* __restrict src, float* __restrict dst, int64_t n, float divisor) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<float>(src[i]) / divisor;
+}
+LOADERBENCH_SIMD_CLONES void scale_row_u8(const uint8_t* src, float* dst, int64_t n, float divisor) {
+  scale_row(src, dst, n, divisor);
+}
+LOADERBENCH_SIMD_CLONES void scale_row_u16(const uint16_t* src, float* dst, int64_t n, float divisor) {
+  scale_row(src, dst, n, divisor);
+}
+
 /// Copies one row segment, converting; the flip reverses the destination.
 template <typename In, typename Out>
 inline void convert_row(const In* src, Out* dst, int64_t n, const ChannelMath& m, bool reverse) {
+  if constexpr (std::is_same_v<Out, float> && (std::is_same_v<In, uint8_t> || std::is_same_v<In, uint16_t>)) {
+    if (!reverse && !m.normalise) {
+      if constexpr (std::is_same_v<In, uint8_t>) scale_row_u8(src, dst, n, m.divisor);
+      else scale_row_u16(src, dst, n, m.divisor);
+      return;
+    }
+  }
   if (!reverse) {
     for (int64_t i = 0; i < n; ++i) dst[i] = convert<Out>(m.apply(static_cast<float>(src[i])));
   } else {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,18 @@ from loaderbench.datagen import DatasetFiles, ensure_dataset, generate_images
 
 #: small enough that writing all eight formats takes about a second
 TINY_N, TINY_H, TINY_W, TINY_C, TINY_SEED = 12, 24, 32, 2, 7
+
+
+@pytest.fixture(autouse=True)
+def start_method_unchanged():
+    """Fail the test that changes the process-wide multiprocessing start method (a peer library forcing ``spawn``
+    once made every later test's forked DataLoader workers pickle their datasets), and put it back for the rest."""
+    before = multiprocessing.get_start_method()
+    yield
+    after = multiprocessing.get_start_method()
+    if after != before:
+        multiprocessing.set_start_method(before, force=True)
+        pytest.fail(f"the test changed the multiprocessing start method from {before!r} to {after!r}")
 
 
 def tiny_config(dtype: str = "uint8") -> DataConfig:

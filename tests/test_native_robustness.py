@@ -91,6 +91,21 @@ def test_dataloader_workers_split_the_epoch_exactly_once_in_the_unsplit_order(ta
         assert torch.equal(a, b)
 
 
+def test_spawned_workers_get_one_clear_error_not_a_pickling_trace(table: pa.Table) -> None:
+    """The loaders hold their data in C++: spawn / forkserver workers cannot receive them, and the error says why."""
+    import pickle
+
+    loader = NativeImageLoader(table, batch_size=4)
+    with pytest.raises(TypeError, match=r"NativeImageLoader cannot be pickled.*multiprocessing_context='fork'"):
+        pickle.dumps(loader)
+    spawned = DataLoader(loader, batch_size=None, num_workers=1, multiprocessing_context="spawn")
+    with pytest.raises(TypeError, match="NativeImageLoader cannot be pickled"):
+        next(iter(spawned))
+    cells = sp.random(8, 3, density=0.5, format="csr", random_state=1, dtype=np.float32)
+    with pytest.raises(TypeError, match="NativeSparseLoader cannot be pickled"):
+        pickle.dumps(NativeSparseLoader(cells, batch_size=2))
+
+
 def test_sparse_dataloader_workers_deliver_every_cell_once() -> None:
     cells = sp.random(50, 9, density=0.4, format="csr", random_state=3, dtype=np.float32)
     for output in ("dense", "csr"):

@@ -163,3 +163,23 @@ def test_annbatch_rows_have_the_measure_columns(tiny, csr) -> None:
     assert set(native[0]) <= set(rows[0])
     assert rows[0]["format"] == "zarr" and rows[0]["loader"] == "annbatch" and rows[0]["samples"] == 300 - 64
     assert rows[0]["peer_version"] == "0.3.1"
+
+
+def test_a_peer_forcing_spawn_keeps_it_on_its_own_loader_not_the_process() -> None:
+    """The SOMA libraries' ``experiment_dataloader`` force the global start method to spawn when workers are asked for;
+    the peer's DataLoader keeps spawn, the process gets its start method back (forked workers elsewhere still fork)."""
+    import torch.multiprocessing as tmp
+    from torch.utils.data import DataLoader
+
+    from loaderbench.sparse.peers._common import dataloader_keeping_start_method
+
+    def forcing_spawn(dataset: list[int], num_workers: int) -> DataLoader:
+        tmp.set_start_method("spawn", force=True)
+        return DataLoader(dataset, num_workers=num_workers)
+
+    before = tmp.get_start_method()
+    loader = dataloader_keeping_start_method(forcing_spawn, [1, 2, 3], num_workers=2)
+    assert tmp.get_start_method() == before
+    assert loader.multiprocessing_context is not None and loader.multiprocessing_context.get_start_method() == "spawn"
+    in_process = dataloader_keeping_start_method(forcing_spawn, [1, 2, 3], num_workers=0)
+    assert tmp.get_start_method() == before and in_process.multiprocessing_context is None

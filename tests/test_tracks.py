@@ -97,9 +97,10 @@ def check_ordered(df: pd.DataFrame, *columns: str) -> None:
 
 def test_registry():
     from loaderbench.sparse import track as sparse_track
+    from loaderbench.tracks import peers
 
-    assert set(TRACKS) == {"getitem", "dataloader", "end_to_end", "conversion", "sparse"}
-    for module in (getitem, dataloader, end_to_end, conversion, sparse_track):
+    assert set(TRACKS) == {"getitem", "dataloader", "end_to_end", "conversion", "peers", "sparse"}
+    for module in (getitem, dataloader, end_to_end, conversion, peers, sparse_track):
         assert TRACKS[module.NAME] is module.run
 
 

@@ -1,6 +1,7 @@
 """Argument checks and defaults shared by the native loaders: every integer is range-checked here, in one readable
 line naming the argument, before it reaches the C++ core (where nanobind would print its whole overload table);
-rank and world size default to the job the process runs in; DataLoader workers split an epoch among themselves.
+rank and world size default to the job the process runs in; DataLoader workers split an epoch among themselves
+(forked: the loaders hold their data in C++ and do not pickle).
 """
 
 from __future__ import annotations
@@ -75,3 +76,17 @@ def check_batch_memory(batch_bytes: int, buffers: int, what: str) -> None:
     if batch_bytes * buffers > total:
         raise ValueError(f"{buffers} batch buffers of {what} ({batch_bytes / 2**30:.1f} GiB each) exceed this "
                          f"machine's {total / 2**30:.1f} GiB of memory; lower batch_size or prefetch")
+
+
+class ForkedWorkersOnly:
+    """For the native loaders: their data lives in the C++ core, so they cannot be pickled, which a DataLoader with
+    workers started by ``spawn`` or ``forkserver`` would do. One clear error says so, instead of pickle's
+    "cannot pickle 'ImageDataset' object"."""
+
+    def __reduce_ex__(self, protocol: object) -> Any:
+        import multiprocessing  # noqa: PLC0415 - only on this error path
+
+        raise TypeError(
+            f"{type(self).__name__} cannot be pickled: it holds its data in the C++ core. DataLoader workers must be "
+            f"forked (DataLoader(..., multiprocessing_context='fork'); this process's start method is "
+            f"{multiprocessing.get_start_method()!r}), or use the loader's own num_threads instead of workers")

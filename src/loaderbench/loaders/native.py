@@ -22,6 +22,7 @@ from loaderbench.loaders.arguments import (
     MAX_PREFETCH,
     MAX_THREADS,
     UINT64_MAX,
+    ForkedWorkersOnly,
     check_batch_memory,
     check_int,
     resolve_rank,
@@ -92,7 +93,7 @@ def image_column(source: Any, column: str | None) -> str:
     return OME_COLUMN
 
 
-class NativeImageLoader(IterableDataset):
+class NativeImageLoader(ForkedWorkersOnly, IterableDataset):
     """Batches ``[B, C, H, W]`` (``[B, C, Z, H, W]`` for volumes) of an OME-Arrow image column.
 
     Args mirror torch's: ``batch_size``, ``shuffle`` (random permutation per epoch), ``drop_last`` (drop the

@@ -22,6 +22,7 @@ from loaderbench.loaders.arguments import (
     MAX_PREFETCH,
     MAX_THREADS,
     UINT64_MAX,
+    ForkedWorkersOnly,
     check_int,
     resolve_rank,
     worker_share,
@@ -63,7 +64,7 @@ def to_sparse_matrix(source: Any, n_cols: int = 0, max_cells: int = _core.DEFAUL
     raise TypeError(f"expected a COO Arrow table, a scipy sparse matrix or a SparseMatrix, got {type(source).__name__}")
 
 
-class NativeSparseLoader(IterableDataset):
+class NativeSparseLoader(ForkedWorkersOnly, IterableDataset):
     """Batches of cells: dense float32 ``[B, n_genes]`` (``output="dense"``) or ``torch.sparse_csr_tensor``.
 
     ``shuffle``: ``"none"``, ``"block"`` (``chunk_size`` rows per chunk, ``chunks_per_block`` chunks shuffled

@@ -37,6 +37,7 @@ from loaderbench.loaders.arguments import (
     MAX_PREFETCH,
     MAX_THREADS,
     UINT64_MAX,
+    ForkedWorkersOnly,
     check_batch_memory,
     check_int,
     resolve_rank,
@@ -120,7 +121,7 @@ class _StreamIterator(_BatchIterator):
             loader._last_stats = dict(native_epoch.stats())
 
 
-class _StreamingLoader(IterableDataset):
+class _StreamingLoader(ForkedWorkersOnly, IterableDataset):
     """What both streaming loaders share: arguments, the block source, epochs, ``len()``."""
 
     def __init__(

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from loaderbench.loaders.peers.workload import source_stamp
+from loaderbench.start_method import call_keeping_start_method
 
 NAME = "litdata"
 DISTRIBUTIONS = ("litdata",)
@@ -102,8 +103,10 @@ def prepare(workload: Any, cache: Path) -> None:
     output.parent.mkdir(parents=True)
     inputs = [(str(workload.parquet), start, min(start + _ROWS_PER_INPUT, workload.n))
               for start in range(0, workload.n, _ROWS_PER_INPUT)]
-    litdata.optimize(fn=image_samples, inputs=inputs, output_dir=str(output), chunk_bytes=CHUNK_BYTES,
-                     num_workers=min(_OPTIMIZE_WORKERS, len(inputs)), keep_data_ordered=True, verbose=False)
+    # optimize spawns its workers by forcing the process-wide start method, which must not outlive the conversion
+    call_keeping_start_method(litdata.optimize, fn=image_samples, inputs=inputs, output_dir=str(output),
+                              chunk_bytes=CHUNK_BYTES, num_workers=min(_OPTIMIZE_WORKERS, len(inputs)),
+                              keep_data_ordered=True, verbose=False)
     stamp_file.write_text(json.dumps(stamp))
 
 

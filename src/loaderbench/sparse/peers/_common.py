@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from loaderbench.start_method import call_keeping_start_method
 
 
 class PeerUnavailable(RuntimeError):
@@ -31,3 +34,13 @@ def dense_float32_tensor(batch: Any) -> torch.Tensor:
     """A scipy sparse or numpy batch as a dense float32 ``[B, genes]`` tensor (no copy when already dense float32)."""
     array = batch.toarray() if hasattr(batch, "toarray") else np.asarray(batch)
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+
+
+def dataloader_keeping_start_method(make_loader: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """``make_loader(*args, **kwargs)`` for the SOMA libraries' ``experiment_dataloader``, which force the process-wide
+    start method to ``spawn`` when workers are asked for: the peer keeps its choice on its own DataLoader
+    (``multiprocessing_context``), the process keeps its own."""
+    loader, chosen = call_keeping_start_method(make_loader, *args, **kwargs)
+    if chosen is not None and loader.num_workers > 0 and loader.multiprocessing_context is None:
+        loader.multiprocessing_context = chosen
+    return loader

@@ -21,7 +21,7 @@ import numpy as np
 
 from loaderbench.formats import one_line
 from loaderbench.sparse.methods import Batch, LoaderSettings
-from loaderbench.sparse.peers._common import PeerUnavailable, require
+from loaderbench.sparse.peers._common import PeerUnavailable, dataloader_keeping_start_method, require
 from loaderbench.sparse.peers.tiledbsoma_ml import LAYER, MEASUREMENT, ensure_experiment
 
 _INSTALL = " (pip install --no-deps cellxgene-census==1.17.0 torchdata==0.9.0: scripts/setup_sparse_peers.sh)"
@@ -74,7 +74,8 @@ class CellxgeneCensusPeer:
 
     def _make_loader(self, pipe: Any) -> Any:
         workers = self.settings.num_workers
-        return self._dataloader(pipe, num_workers=workers, persistent_workers=workers > 0)
+        return dataloader_keeping_start_method(self._dataloader, pipe, num_workers=workers,
+                                               persistent_workers=workers > 0)
 
     def epoch(self, epoch: int = 0, with_indices: bool = False) -> Iterator[Batch]:
         # Timed epochs read no obs column (the pipe's default); a check asks for ids, which a second pipe carries

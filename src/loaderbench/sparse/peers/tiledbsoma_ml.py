@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from loaderbench.sparse.methods import Batch, LoaderSettings
-from loaderbench.sparse.peers._common import PeerUnavailable, dataset_path, require
+from loaderbench.sparse.peers._common import PeerUnavailable, dataloader_keeping_start_method, dataset_path, require
 
 EXPERIMENT_NAME = "cells.soma-experiment"
 MEASUREMENT = "RNA"
@@ -105,7 +105,8 @@ class TiledbsomaMLPeer:
                                          io_batch_size=io_batch_size, shuffle=settings.shuffle != "none",
                                          shuffle_chunk_size=shuffle_chunk_size, seed=settings.seed)
         workers = settings.num_workers
-        self.loader = experiment_dataloader(self.dataset, num_workers=workers, persistent_workers=workers > 0)
+        self.loader = dataloader_keeping_start_method(experiment_dataloader, self.dataset, num_workers=workers,
+                                                      persistent_workers=workers > 0)
 
     def epoch(self, epoch: int = 0, with_indices: bool = False) -> Iterator[Batch]:
         self.dataset.set_epoch(epoch)  # takes effect in this process; persistent workers advance their own epoch

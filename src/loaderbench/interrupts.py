@@ -8,7 +8,8 @@ any error after it as the interrupt, and code that carries on after a failure ca
 Set-up that must not stop half-way runs under ``deferred()``; what finalizers report after the interrupt (objects
 it left half-built) is dropped, since the cause is already reported, and so is what helper threads raise after it
 (multiprocessing's resource sharer, which hands tensors' file descriptors to the workers, fails with a broken pipe
-when a worker it serves has gone).
+when a worker it serves has gone), and the "coroutine was never awaited" warnings of async writers cut off by it
+(zarr's ``create_array``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Iterator
 from types import FrameType
 from typing import Any
@@ -34,6 +36,8 @@ def _on_sigint(signum: int, frame: FrameType | None) -> None:
         # main process, which got the same SIGINT. Dying here would print its traceback and fail the main's next().
         return
     _received = True
+    # The interrupt leaves async libraries' coroutines unawaited; their RuntimeWarning at collection is its echo.
+    warnings.filterwarnings("ignore", message="coroutine .* was never awaited", category=RuntimeWarning)
     if not _deferring:  # else raised when the deferred block ends
         raise KeyboardInterrupt
 

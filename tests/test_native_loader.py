@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from loaderbench import _core
+from loaderbench.config import LAYOUTS
 from loaderbench.datagen import build_ome_table, generate_images
 from loaderbench.formats import get_format
 from loaderbench.loaders.native import NativeImageLoader
@@ -87,6 +88,42 @@ def test_corrupt_compressed_chunk_surfaces_in_the_consumer() -> None:
     loader = NativeImageLoader(table, batch_size=1, num_threads=2)
     with pytest.raises(ValueError, match="row 0: chunk 0: zstd chunk is corrupt"):
         list(loader)
+    with pytest.raises(ValueError, match="row 0: chunk 0: zstd chunk is corrupt"):  # preloading decodes it at once
+        NativeImageLoader(table, batch_size=1, num_threads=2, preload=True)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16"])
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_preload_decodes_once_into_the_same_batches(layout: str, dtype: str) -> None:
+    images = generate_images(9, 13, 17, dtype, channels=2, seed=4)
+    table = build_ome_table(images, layout=layout)
+    args = dict(batch_size=4, shuffle=True, seed=3, num_threads=2, random_hflip=True)
+    arrow, preloaded = NativeImageLoader(table, **args), NativeImageLoader(table, **args, preload=True)
+    for _ in range(2):  # two epochs: other orders and flips
+        for a, b in zip(arrow, preloaded, strict=True):
+            assert torch.equal(a, b)
+    # Every image one aligned run of the declared dtype: uint8 comes back to one byte a pixel, whatever the layout
+    per_image = -(-2 * 13 * 17 * np.dtype(dtype).itemsize // 64) * 64
+    assert preloaded.dataset.owned_bytes == 9 * per_image and arrow.dataset.owned_bytes == 0
+    view = NativeImageLoader(table, dtype=None, preload=True)
+    assert view[5].dtype == getattr(torch, dtype) and torch.equal(view[5], torch.from_numpy(images[5]))
+
+
+def test_preload_keeps_uint16_when_declared_uint8_pixels_exceed_255() -> None:
+    row = ome_arrow.from_numpy(np.arange(12, dtype=np.uint8).reshape(1, 1, 1, 3, 4)).as_py()
+    row["pixels_meta"]["type"] = "uint8"  # declared uint8 over list<uint16>, as build_ome_table writes uint8
+    for piece in row["planes"] + row["chunks"]:
+        piece["pixels"][7] = 300  # out of uint8's range: narrowing would change it
+    table = pa.table({"ome_image": pa.array([row] * 3, type=ome_arrow.OME_ARROW_STRUCT)})
+    arrow, preloaded = NativeImageLoader(table, batch_size=3), NativeImageLoader(table, batch_size=3, preload=True)
+    (a,), (b,) = list(arrow), list(preloaded)
+    assert torch.equal(a, b) and b[0, 0, 1, 3] == pytest.approx(300 / 255)
+    assert preloaded.dataset.summary()["stored_dtype"] == "uint16"
+
+
+def test_preload_is_for_arrow_sources(tiny_dataset) -> None:
+    with pytest.raises(ValueError, match="preload=True is for Arrow-backed sources"):
+        NativeImageLoader(tiny_dataset.paths["tiff"], preload=True)
 
 
 def test_conversion_options(small_table: pa.Table) -> None:

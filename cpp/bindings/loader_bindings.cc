@@ -178,6 +178,21 @@ void bind_loader(nb::module_& m) {
            "One converted sample as a new tensor.")
       .def("view", &view_tensor, nb::arg("row"),
            "One image as a zero-copy tensor of its stored dtype; it keeps the Arrow buffers alive.")
+      .def(
+          "preloaded",
+          [](const PyImageDataset& self, int num_threads) {
+            std::shared_ptr<ImageDataset> dataset;
+            {
+              nb::gil_scoped_release release;
+              dataset = ImageDataset::preloaded(*self.dataset, num_threads);
+            }
+            return PyImageDataset{std::move(dataset)};
+          },
+          nb::arg("num_threads") = 1,
+          "A copy with every image decoded once into one owned buffer (decompressed; uint8 declared but stored as "
+          "uint16 narrowed back to uint8); it holds no Arrow buffers.")
+      .def_prop_ro("owned_bytes", [](const PyImageDataset& self) { return self.dataset->owned_bytes(); },
+                   "Bytes of the preloaded pixel buffer (0 when the pixels stay in the Arrow buffers).")
       .def("rows",
            [](const PyImageDataset& self, const TransformOptions& transform) {
              return std::shared_ptr<const RowSource>(std::make_shared<ImageRows>(self.dataset, transform));

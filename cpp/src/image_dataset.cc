@@ -1,6 +1,16 @@
 #include "loaderbench/image_dataset.h"
 
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <exception>
+#include <mutex>
+#include <new>
 #include <string>
+#include <system_error>
+#include <thread>
+
+#include "loaderbench/decompress.h"
 
 namespace loaderbench {
 
@@ -24,6 +34,158 @@ std::shared_ptr<ImageDataset> ImageDataset::from_stream(StreamOwner stream, cons
     }
   }
   return dataset;
+}
+
+namespace {
+
+constexpr int64_t kImageAlignment = 64;
+
+bool narrows(const ImageLocation& im, bool narrow) {
+  return narrow && im.declared == PixelType::kUint8 && im.stored == PixelType::kUint16;
+}
+
+/// Copies one piece's ZYX block into its place in a C-contiguous (C, Z, H, W) image; false when a value does not
+/// fit `Out` (only possible when narrowing uint16 to uint8).
+template <typename In, typename Out>
+bool place_piece(const In* src, const PixelPiece& p, const ImageLocation& im, Out* image) {
+  In widest = 0;
+  for (int32_t dz = 0; dz < p.depth; ++dz) {
+    Out* plane = image + ((int64_t{p.c} * im.depth + p.z + dz) * im.height) * im.width;
+    for (int32_t y = 0; y < p.height; ++y) {
+      const In* row = src + (int64_t{dz} * p.height + y) * p.width;
+      Out* dst = plane + (int64_t{p.y} + y) * im.width + p.x;
+      if constexpr (sizeof(In) == sizeof(Out)) {
+        std::memcpy(dst, row, static_cast<size_t>(p.width) * sizeof(In));
+      } else {
+        for (int32_t x = 0; x < p.width; ++x) {
+          widest = std::max(widest, row[x]);
+          dst[x] = static_cast<Out>(row[x]);
+        }
+      }
+    }
+  }
+  return widest <= 255;
+}
+
+/// Decodes image `row` into `out` (its stored type, or uint8 when narrowed); false when narrowing lost a value.
+bool decode_image(const PixelIndex& index, int64_t row, bool narrow, uint8_t* out, std::vector<uint8_t>& scratch) {
+  const ImageLocation& im = index.images[static_cast<size_t>(row)];
+  bool fits = true;
+  for (int32_t k = 0; k < im.num_pieces; ++k) {
+    const PixelPiece& p = index.pieces[static_cast<size_t>(im.first_piece + k)];
+    const uint8_t* data = p.data;
+    const int64_t raw = int64_t{p.depth} * p.height * p.width * pixel_size(p.type);
+    if (p.codec != Codec::kNone) {
+      scratch.resize(static_cast<size_t>(raw));
+      try {
+        decompress(p.codec, p.data, p.nbytes, scratch.data(), raw);
+      } catch (const ImportError& error) {
+        throw ImportError("row " + std::to_string(row) + ": chunk " + std::to_string(k) + ": " + error.what());
+      }
+      data = scratch.data();
+    } else if (reinterpret_cast<uintptr_t>(data) % pixel_size(p.type) != 0) {
+      scratch.assign(data, data + raw);  // typed loads need alignment that binary payloads do not promise
+      data = scratch.data();
+    }
+    if (narrows(im, narrow)) {
+      fits &= place_piece(reinterpret_cast<const uint16_t*>(data), p, im, out);
+    } else if (p.type == PixelType::kUint8) {
+      place_piece(data, p, im, out);
+    } else if (p.type == PixelType::kUint16) {
+      place_piece(reinterpret_cast<const uint16_t*>(data), p, im, reinterpret_cast<uint16_t*>(out));
+    } else {
+      place_piece(reinterpret_cast<const float*>(data), p, im, reinterpret_cast<float*>(out));
+    }
+  }
+  return fits;
+}
+
+/// Runs body(first, last) over [0, n) split among up to `threads` threads; rethrows the first error after joining.
+template <typename Body>
+void parallel_ranges(int64_t n, int threads, const Body& body) {
+  const int64_t workers = std::clamp<int64_t>(threads, 1, std::max<int64_t>(n, 1));
+  std::exception_ptr error;
+  std::mutex error_mutex;
+  auto run = [&](int64_t w) {
+    try {
+      body(n * w / workers, n * (w + 1) / workers);
+    } catch (...) {
+      std::lock_guard lock(error_mutex);
+      if (!error) error = std::current_exception();
+    }
+  };
+  std::vector<std::thread> started;
+  try {
+    for (int64_t w = 1; w < workers; ++w) started.emplace_back(run, w);
+  } catch (const std::system_error&) {
+    for (std::thread& t : started) t.join();
+    throw;
+  }
+  run(0);
+  for (std::thread& t : started) t.join();
+  if (error) std::rethrow_exception(error);
+}
+
+}  // namespace
+
+std::shared_ptr<ImageDataset> ImageDataset::preloaded(const ImageDataset& source, int num_threads) {
+  const PixelIndex& from = source.index_;
+  for (bool narrow : {true, false}) {
+    // Offsets first, in checked arithmetic: each image was checked against max_sample_bytes, their sum was not.
+    std::vector<int64_t> offsets(from.images.size() + 1, 0);
+    for (size_t i = 0; i < from.images.size(); ++i) {
+      const ImageLocation& im = from.images[i];
+      const int64_t bytes = im.pixels() * (narrows(im, narrow) ? 1 : pixel_size(im.stored));
+      const int64_t padded = (bytes + kImageAlignment - 1) / kImageAlignment * kImageAlignment;
+      if (__builtin_add_overflow(offsets[i], padded, &offsets[i + 1])) {
+        throw ImportError("preloading: the decoded images' total size overflows");
+      }
+    }
+    std::shared_ptr<ImageDataset> out(new ImageDataset());
+    out->owned_bytes_ = offsets.back();
+    try {
+      // operator new[] aligns to __STDCPP_DEFAULT_NEW_ALIGNMENT__ (16); images sit at multiples of 64 from it.
+      out->owned_.reset(new uint8_t[static_cast<size_t>(std::max<int64_t>(offsets.back(), 1))]);
+    } catch (const std::bad_alloc&) {
+      throw ImportError("preloading needs " + std::to_string(offsets.back()) +
+                        " bytes for the decoded images, which could not be allocated; load without preload");
+    }
+    std::atomic<bool> lost{false};
+    uint8_t* base = out->owned_.get();
+    parallel_ranges(source.size(), num_threads, [&](int64_t first, int64_t last) {
+      std::vector<uint8_t> scratch;
+      for (int64_t row = first; row < last && !lost.load(std::memory_order_relaxed); ++row) {
+        if (!decode_image(from, row, narrow, base + offsets[static_cast<size_t>(row)], scratch)) lost = true;
+      }
+    });
+    if (lost) continue;  // declared uint8 but holding larger values: keep every image at its stored width
+    // The new index: per image one contiguous run, one piece per channel (a ZYX block at (c, 0, 0, 0)).
+    out->index_.images.reserve(from.images.size());
+    for (size_t i = 0; i < from.images.size(); ++i) {
+      ImageLocation im = from.images[i];
+      im.stored = narrows(im, narrow) ? PixelType::kUint8 : im.stored;
+      im.contiguous = base + offsets[i];
+      im.first_piece = static_cast<int64_t>(out->index_.pieces.size());
+      im.num_pieces = im.channels;
+      const int64_t channel_bytes = int64_t{im.depth} * im.height * im.width * pixel_size(im.stored);
+      for (int32_t c = 0; c < im.channels; ++c) {
+        PixelPiece p;
+        p.data = im.contiguous + c * channel_bytes;
+        p.nbytes = channel_bytes;
+        p.type = im.stored;
+        p.c = c;
+        p.depth = im.depth;
+        p.height = im.height;
+        p.width = im.width;
+        out->index_.pieces.push_back(p);
+      }
+      out->index_.images.push_back(im);
+    }
+    out->summary_ = source.summary_;
+    out->uniform_ = source.uniform_;
+    return out;
+  }
+  throw ImportError("preloading: unreachable");  // the second pass narrows nothing, so it cannot lose a value
 }
 
 }  // namespace loaderbench

@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "arrow_test_builder.h"
+#include "loaderbench/image_dataset.h"
+#include "loaderbench/sample_writer.h"
 
 namespace loaderbench {
 namespace {
@@ -56,6 +58,30 @@ TEST(ImageDataset, IndexesPlanesInPlace) {
     EXPECT_EQ(im.num_pieces, 2);  // the planes, not the chunks
     EXPECT_NE(im.contiguous, nullptr);
     EXPECT_EQ(im.channels, 2);
+  }
+}
+
+TEST(ImageDataset, PreloadedHoldsTheSamePixelsAsOneContiguousRunPerImage) {
+  for (bool planes : {true, false}) {  // planes, or only ZYX chunks (pieces not contiguous in Arrow)
+    TestImage shape{2, 3, 4, 5};
+    shape.planes = planes;
+    auto ds = dataset_of(7, shape);
+    auto pre = ImageDataset::preloaded(*ds, 3);
+    ASSERT_EQ(pre->size(), ds->size());
+    EXPECT_EQ(pre->owned_bytes(), 7 * 128 * 2);  // 120 uint16 each (declared uint16: not narrowed), 64-byte aligned
+    const TransformOptions t;
+    std::vector<uint8_t> scratch;
+    for (int64_t r = 0; r < ds->size(); ++r) {
+      const ImageLocation& im = pre->image(r);
+      ASSERT_NE(im.contiguous, nullptr);
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(im.contiguous) % 16, 0u);
+      EXPECT_EQ(im.stored, PixelType::kUint16);
+      EXPECT_EQ(im.num_pieces, 2);
+      std::vector<float> want(120), got(120);
+      write_sample(ds->index(), r, t, {}, want.data(), scratch);
+      write_sample(pre->index(), r, t, {}, got.data(), scratch);
+      EXPECT_EQ(want, got) << "row " << r << (planes ? " (planes)" : " (chunks)");
+    }
   }
 }
 

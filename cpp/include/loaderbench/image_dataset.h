@@ -1,7 +1,8 @@
 // An OME-Arrow image column held in place: the imported Arrow record batches (kept alive, never copied)
-// plus the validated pixel index into them.
+// plus the validated pixel index into them — or, once preloaded, every image decoded into one owned buffer.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,6 +26,15 @@ class ImageDataset {
   /// Whether every image has the same (C, Z, H, W), which batching needs.
   bool uniform_shape() const { return uniform_; }
 
+  /// A copy with every image decoded once, on `num_threads` threads, into one owned buffer: each image one
+  /// C-contiguous (C, Z, H, W) run (64-byte aligned), decompressed, and narrowed to uint8 where pixels_meta declares
+  /// uint8 but the payload is uint16 (ome-arrow's widening) — unless some value exceeds 255, then nothing is
+  /// narrowed. Epochs over it decompress nothing and read the declared bytes only; it holds no Arrow buffers.
+  /// Throws ImportError on corrupt chunks (naming the row) and when the buffer cannot be allocated.
+  static std::shared_ptr<ImageDataset> preloaded(const ImageDataset& source, int num_threads);
+  /// Bytes of the owned pixel buffer (0 unless preloaded).
+  int64_t owned_bytes() const { return owned_bytes_; }
+
  private:
   ImageDataset() = default;
   SchemaOwner schema_;
@@ -32,6 +42,8 @@ class ImageDataset {
   PixelIndex index_;
   ImportSummary summary_;
   bool uniform_ = true;
+  std::unique_ptr<uint8_t[]> owned_;  // preloaded pixels (default-initialised: every byte is written once)
+  int64_t owned_bytes_ = 0;
 };
 
 }  // namespace loaderbench

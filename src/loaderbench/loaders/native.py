@@ -104,7 +104,10 @@ class NativeImageLoader(ForkedWorkersOnly, IterableDataset):
     conversion: ``loader[i]`` is a zero-copy view of the stored pixels, batches stay float32), ``scale`` to [0, 1],
     ``mean``/``std`` per channel, ``random_hflip``/``random_vflip``, ``crop_size`` (random crop, or centre crop with
     ``random_crop=False``). ``max_sample_bytes`` caps one image's decoded size (default 1 GiB), checked before
-    anything is allocated for it.
+    anything is allocated for it. ``preload=True`` decodes every image once, on ``num_threads`` threads, into memory
+    the loader owns (decompressed, and narrowed back to uint8 where pixels_meta declares uint8 but the payload is
+    uint16, as ome-arrow stores it): epochs then decompress nothing and read only the declared bytes, and the Arrow
+    table is no longer held (memory: pixels x the declared dtype's size). Arrow-backed sources only.
 
     ``source`` is a path of an Arrow-backed format (``format`` names it when the path does not say), a TIFF or
     OME-Zarr directory (every file opened and decoded by the core's threads; ``dtype=None`` views are not possible
@@ -154,6 +157,7 @@ class NativeImageLoader(ForkedWorkersOnly, IterableDataset):
         column: str | None = None,
         format: str | None = None,  # noqa: A002 - the dataset's format name, as on the CLI
         max_sample_bytes: int = _core.DEFAULT_MAX_SAMPLE_BYTES,
+        preload: bool = False,
     ) -> None:
         # Every argument is checked before the (possibly long) import of the data.
         batch_size = check_int("batch_size", batch_size, 1, INT32_MAX)
@@ -172,6 +176,11 @@ class NativeImageLoader(ForkedWorkersOnly, IterableDataset):
         transform = transform_options(dtype or torch.float32, scale, mean, std, random_hflip, random_vflip, crop_size,
                                       random_crop, seed)
         self.dataset = open_native_dataset(source, format, column, max_sample_bytes)
+        if preload:
+            if not hasattr(self.dataset, "preloaded"):
+                raise ValueError("preload=True is for Arrow-backed sources: TIFF and OME-Zarr directories are "
+                                 "decoded from their files per sample")
+            self.dataset = self.dataset.preloaded(num_threads)
         self.dtype = dtype
         options = _core.LoaderOptions()
         options.batch_size = batch_size

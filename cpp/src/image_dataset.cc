@@ -10,7 +10,7 @@
 #include <system_error>
 #include <thread>
 
-#include "loaderbench/decompress.h"
+#include "loaderbench/sample_writer.h"
 
 namespace loaderbench {
 
@@ -73,20 +73,7 @@ bool decode_image(const PixelIndex& index, int64_t row, bool narrow, uint8_t* ou
   bool fits = true;
   for (int32_t k = 0; k < im.num_pieces; ++k) {
     const PixelPiece& p = index.pieces[static_cast<size_t>(im.first_piece + k)];
-    const uint8_t* data = p.data;
-    const int64_t raw = int64_t{p.depth} * p.height * p.width * pixel_size(p.type);
-    if (p.codec != Codec::kNone) {
-      scratch.resize(static_cast<size_t>(raw));
-      try {
-        decompress(p.codec, p.data, p.nbytes, scratch.data(), raw);
-      } catch (const ImportError& error) {
-        throw ImportError("row " + std::to_string(row) + ": chunk " + std::to_string(k) + ": " + error.what());
-      }
-      data = scratch.data();
-    } else if (reinterpret_cast<uintptr_t>(data) % pixel_size(p.type) != 0) {
-      scratch.assign(data, data + raw);  // typed loads need alignment that binary payloads do not promise
-      data = scratch.data();
-    }
+    const uint8_t* data = piece_pixels(p, row, k, scratch);
     if (narrows(im, narrow)) {
       fits &= place_piece(reinterpret_cast<const uint16_t*>(data), p, im, out);
     } else if (p.type == PixelType::kUint8) {

@@ -189,26 +189,31 @@ SampleAugment draw_augment(const TransformOptions& o, const ImageLocation& image
   return aug;
 }
 
+const uint8_t* piece_pixels(const PixelPiece& p, int64_t row, int32_t k, std::vector<uint8_t>& scratch) {
+  if (p.codec != Codec::kNone) {
+    const int64_t raw = int64_t{p.depth} * p.height * p.width * pixel_size(p.type);
+    scratch.resize(static_cast<size_t>(raw));
+    try {
+      decompress(p.codec, p.data, p.nbytes, scratch.data(), raw);
+    } catch (const ImportError& error) {
+      throw ImportError("row " + std::to_string(row) + ": chunk " + std::to_string(k) + ": " + error.what());
+    }
+    return scratch.data();
+  }
+  if (reinterpret_cast<uintptr_t>(p.data) % pixel_size(p.type) != 0) {
+    // Binary payloads carry no alignment guarantee; typed loads need one, so such a piece is copied first.
+    scratch.assign(p.data, p.data + p.nbytes);
+    return scratch.data();
+  }
+  return p.data;
+}
+
 void write_sample(const PixelIndex& index, int64_t row, const TransformOptions& o, const SampleAugment& aug, void* out,
                   std::vector<uint8_t>& scratch) {
   const ImageLocation& image = index.images[static_cast<size_t>(row)];
   for (int32_t k = 0; k < image.num_pieces; ++k) {
     const PixelPiece& p = index.pieces[static_cast<size_t>(image.first_piece + k)];
-    const uint8_t* data = p.data;
-    if (p.codec != Codec::kNone) {
-      const int64_t raw = int64_t{p.depth} * p.height * p.width * pixel_size(p.type);
-      scratch.resize(static_cast<size_t>(raw));
-      try {
-        decompress(p.codec, p.data, p.nbytes, scratch.data(), raw);
-      } catch (const ImportError& error) {
-        throw ImportError("row " + std::to_string(row) + ": chunk " + std::to_string(k) + ": " + error.what());
-      }
-      data = scratch.data();
-    } else if (reinterpret_cast<uintptr_t>(data) % pixel_size(p.type) != 0) {
-      // Binary payloads carry no alignment guarantee; typed loads need one, so such a piece is copied first.
-      scratch.assign(data, data + p.nbytes);
-      data = scratch.data();
-    }
+    const uint8_t* data = piece_pixels(p, row, k, scratch);
     switch (o.output) {
       case OutputType::kFloat32: write_piece_any(data, p, image, o, aug, static_cast<float*>(out)); break;
       case OutputType::kFloat16: write_piece_any(data, p, image, o, aug, static_cast<uint16_t*>(out)); break;

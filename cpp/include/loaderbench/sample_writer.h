@@ -42,6 +42,9 @@ void validate_transform(const ImageLocation& image, const TransformOptions& opti
 
 SampleAugment draw_augment(const TransformOptions& options, const ImageLocation& image, int64_t epoch, int64_t row);
 
+/// Piece `k` of image `row` as typed-aligned raw pixels: in place, or decompressed / realigned into `scratch`
+/// (corrupt data: ImportError naming the row and chunk).
+const uint8_t* piece_pixels(const PixelPiece& piece, int64_t row, int32_t k, std::vector<uint8_t>& scratch);
 /// Writes image `row` into `out` (sample_shape elements of options.output). `scratch` holds decompressed chunks.
 void write_sample(const PixelIndex& index, int64_t row, const TransformOptions& options, const SampleAugment& augment,
                   void* out, std::vector<uint8_t>& scratch);

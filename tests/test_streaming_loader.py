@@ -243,3 +243,28 @@ def test_block_torch_workers_read_every_row_once(name: str, datasets: dict[str, 
     reference = torch.from_numpy(images).float().div(255).flatten(1)
     matches = (together.flatten(1)[:, None, :] == reference[None]).all(-1)
     assert matches.sum(1).eq(1).all() and matches.sum(0).eq(1).all()
+
+
+def test_images_of_different_sizes_stream_cropped_and_padded(tmp_path: Path) -> None:
+    """Mixed sizes (as real collections have) stream with a crop_size and pad_if_needed, exactly as the in-memory
+    loader gives them; without a crop the block is refused with the reason."""
+    from test_native_shapes import ome_table  # noqa: PLC0415 - the one builder of mixed-size tables
+
+    rng = np.random.default_rng(8)
+    sizes = [(6, 7), (4, 9), (8, 8), (5, 5)] * 5
+    table = ome_table([rng.integers(0, 4096, size, dtype=np.uint16) for size in sizes])
+    path = tmp_path / "mixed.parquet"
+    get_format("parquet").write(ImageStream.from_table(table), path, rows_per_unit=8)
+    args = dict(batch_size=4, shuffle=True, seed=2, num_threads=2, crop_size=(6, 6), pad_if_needed=True, scale=4095)
+    streamed = {tuple(rows): batch for batch, rows in StreamingImageLoader(path, **args).iter_with_indices()}
+    in_memory = NativeImageLoader(path, **{**args, "shuffle": False, "batch_size": 1})
+    assert sorted(r for rows in streamed for r in rows) == list(range(len(sizes)))
+    for rows, batch in streamed.items():
+        assert batch.shape == (4, 1, 6, 6)
+        assert float(batch.max()) <= 1.0
+        for k, row in enumerate(rows):
+            assert torch.equal(batch[k], in_memory[row]), row
+    with pytest.raises(RuntimeError, match="different sizes.*crop_size"):
+        list(StreamingImageLoader(path, batch_size=4))
+    with pytest.raises(ValueError, match="scale='measured' needs the whole dataset"):
+        StreamingImageLoader(path, scale="measured")

@@ -7,6 +7,7 @@
 #include <nanobind/stl/vector.h>
 
 #include <memory>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -24,12 +25,7 @@ namespace loaderbench::bindings {
 namespace {
 
 nb::dlpack::dtype dlpack_type(PixelType type) {
-  switch (type) {
-    case PixelType::kUint8: return nb::dtype<uint8_t>();
-    case PixelType::kUint16: return nb::dtype<uint16_t>();
-    case PixelType::kFloat32: return nb::dtype<float>();
-  }
-  return nb::dtype<float>();
+  return with_pixel_type(type, []<typename T>(T) { return nb::dtype<T>(); });
 }
 using bindings::dlpack_type;
 
@@ -83,6 +79,10 @@ nb::dict summary_dict(const ImageDataset& ds) {
   d["width"] = first.width;
   d["declared_dtype"] = pixel_type_name(first.declared);
   d["stored_dtype"] = pixel_type_name(first.stored);
+  const std::set<int64_t>& bits = ds.summary().significant_bits;
+  d["significant_bits"] = std::vector<int64_t>(bits.begin(), bits.end());
+  const std::set<std::string>& declared = ds.summary().declared_types;
+  d["declared_dtypes"] = std::vector<std::string>(declared.begin(), declared.end());
   int64_t contiguous = 0, pieces = 0;
   for (const ImageLocation& im : ds.index().images) {
     contiguous += im.contiguous != nullptr;
@@ -126,6 +126,8 @@ void bind_loader(nb::module_& m) {
       .def_rw("crop_height", &TransformOptions::crop_height)
       .def_rw("crop_width", &TransformOptions::crop_width)
       .def_rw("random_crop", &TransformOptions::random_crop)
+      .def_rw("pad_if_needed", &TransformOptions::pad_if_needed)
+      .def_rw("max_value", &TransformOptions::max_value)
       .def_rw("seed", &TransformOptions::seed);
 
   nb::class_<LoaderOptions>(m, "LoaderOptions")
@@ -191,6 +193,14 @@ void bind_loader(nb::module_& m) {
           nb::arg("num_threads") = 1,
           "A copy with every image decoded once into one owned buffer (decompressed; uint8 declared but stored as "
           "uint16 narrowed back to uint8); it holds no Arrow buffers.")
+      .def(
+          "max_pixel_value",
+          [](const PyImageDataset& self, const std::vector<int64_t>& rows, int num_threads) {
+            nb::gil_scoped_release release;
+            return self.dataset->max_pixel_value(rows, num_threads);
+          },
+          nb::arg("rows") = std::vector<int64_t>{}, nb::arg("num_threads") = 1,
+          "The largest stored pixel value of `rows` (all rows when empty).")
       .def_prop_ro("owned_bytes", [](const PyImageDataset& self) { return self.dataset->owned_bytes(); },
                    "Bytes of the preloaded pixel buffer (0 when the pixels stay in the Arrow buffers).")
       .def("rows",
@@ -203,6 +213,10 @@ void bind_loader(nb::module_& m) {
       .def("__len__", &RowSource::size)
       .def_prop_ro("sample_shape", &RowSource::sample_shape)
       .def_prop_ro("sample_bytes", &RowSource::sample_bytes)
+      .def_prop_ro("max_sample_bytes", &RowSource::max_sample_bytes,
+                   "Bytes of the largest sample (samples differ only when shape_mismatch is not empty).")
+      .def_prop_ro("shape_mismatch", &RowSource::shape_mismatch,
+                   "Why rows differ in shape (then only batches of one row are possible), or ''.")
       .def("batches_per_epoch",
            [](const RowSource& self, const LoaderOptions& options) {
              validate_options(options);

@@ -114,10 +114,11 @@ BlockImport image_import(TransformOptions transform, int64_t max_sample_bytes) {
       throw std::runtime_error("the reader returned " + std::to_string(dataset->size()) + " rows for a block of " +
                                std::to_string(rows));
     }
-    if (!dataset->uniform_shape()) {
-      throw std::runtime_error("a block holds images of different shapes; batching needs images of one shape");
+    auto images = std::make_shared<ImageRows>(std::move(dataset), transform);
+    if (const std::string why = images->shape_mismatch(); !why.empty()) {
+      throw std::runtime_error("a block's " + why + " (rows counted within the block)");
     }
-    return LoadedBlock{std::make_shared<ImageRows>(std::move(dataset), transform), arrow_bytes};
+    return LoadedBlock{std::move(images), arrow_bytes};
   };
 }
 

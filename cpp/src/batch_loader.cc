@@ -126,8 +126,12 @@ EpochIterator::EpochIterator(std::shared_ptr<const RowSource> rows, std::shared_
     : rows_(std::move(rows)),
       epoch_(epoch),
       assembler_(std::move(pool), options, share_order(rows_->size(), options, epoch), rows_->sample_shape(),
-                 rows_->sample_bytes()) {
-  const int64_t sample_bytes = rows_->sample_bytes();
+                 rows_->max_sample_bytes()) {
+  if (const std::string why = rows_->shape_mismatch(); !why.empty()) {
+    if (options.batch_size != 1) throw std::invalid_argument(why + " (batches of one sample may differ in shape)");
+    assembler_.set_row_shape([rows = rows_.get()](int64_t row) { return rows->row_shape(row); });
+  }
+  const int64_t sample_bytes = rows_->max_sample_bytes();
   assembler_.start([this, sample_bytes](int64_t begin, int64_t end, uint8_t* out, std::vector<uint8_t>& scratch) {
     if (out == nullptr) return;  // the batch has no buffer (and carries that error)
     const std::vector<int64_t>& order = assembler_.order();
@@ -197,7 +201,12 @@ void BatchAssembler::start_batch(int64_t number, Pending* pending) const {
   batch.number = number;
   batch.indices.assign(order_.begin() + begin, order_.begin() + end);
   batch.shape.assign(1, end - begin);
-  batch.shape.insert(batch.shape.end(), sample_shape_.begin(), sample_shape_.end());
+  if (row_shape_ && end - begin == 1) {
+    const std::vector<int64_t> shape = row_shape_(order_[static_cast<size_t>(begin)]);
+    batch.shape.insert(batch.shape.end(), shape.begin(), shape.end());
+  } else {
+    batch.shape.insert(batch.shape.end(), sample_shape_.begin(), sample_shape_.end());
+  }
   pending->parts_left = parts_;
   try {
     batch.buffer = pool_->acquire();

@@ -4,8 +4,10 @@
 #include <atomic>
 #include <cstring>
 #include <exception>
+#include <limits>
 #include <mutex>
 #include <new>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -76,12 +78,10 @@ bool decode_image(const PixelIndex& index, int64_t row, bool narrow, uint8_t* ou
     const uint8_t* data = piece_pixels(p, row, k, scratch);
     if (narrows(im, narrow)) {
       fits &= place_piece(reinterpret_cast<const uint16_t*>(data), p, im, out);
-    } else if (p.type == PixelType::kUint8) {
-      place_piece(data, p, im, out);
-    } else if (p.type == PixelType::kUint16) {
-      place_piece(reinterpret_cast<const uint16_t*>(data), p, im, reinterpret_cast<uint16_t*>(out));
     } else {
-      place_piece(reinterpret_cast<const float*>(data), p, im, reinterpret_cast<float*>(out));
+      with_pixel_type(p.type, [&]<typename T>(T) {
+        place_piece(reinterpret_cast<const T*>(data), p, im, reinterpret_cast<T*>(out));
+      });
     }
   }
   return fits;
@@ -113,7 +113,42 @@ void parallel_ranges(int64_t n, int threads, const Body& body) {
   if (error) std::rethrow_exception(error);
 }
 
+/// The largest value of one piece's pixels.
+double piece_max(const uint8_t* data, const PixelPiece& p) {
+  const int64_t n = int64_t{p.depth} * p.height * p.width;
+  return with_pixel_type(p.type, [&]<typename T>(T) {
+    const T* values = reinterpret_cast<const T*>(data);
+    T widest = n > 0 ? values[0] : T{};
+    for (int64_t i = 1; i < n; ++i) widest = std::max(widest, values[i]);
+    return static_cast<double>(widest);
+  });
+}
+
 }  // namespace
+
+double ImageDataset::max_pixel_value(const std::vector<int64_t>& rows, int num_threads) const {
+  for (int64_t row : rows) {
+    if (row < 0 || row >= size()) throw std::out_of_range("row " + std::to_string(row) + " is out of range");
+  }
+  const int64_t n = rows.empty() ? size() : static_cast<int64_t>(rows.size());
+  std::mutex mutex;
+  double widest = -std::numeric_limits<double>::infinity();
+  parallel_ranges(n, num_threads, [&](int64_t first, int64_t last) {
+    std::vector<uint8_t> scratch;
+    double local = -std::numeric_limits<double>::infinity();
+    for (int64_t i = first; i < last; ++i) {
+      const int64_t row = rows.empty() ? i : rows[static_cast<size_t>(i)];
+      const ImageLocation& im = index_.images[static_cast<size_t>(row)];
+      for (int32_t k = 0; k < im.num_pieces; ++k) {
+        const PixelPiece& p = index_.pieces[static_cast<size_t>(im.first_piece + k)];
+        local = std::max(local, piece_max(piece_pixels(p, row, k, scratch), p));
+      }
+    }
+    std::lock_guard lock(mutex);
+    widest = std::max(widest, local);
+  });
+  return widest;
+}
 
 std::shared_ptr<ImageDataset> ImageDataset::preloaded(const ImageDataset& source, int num_threads) {
   const PixelIndex& from = source.index_;

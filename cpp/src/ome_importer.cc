@@ -85,6 +85,8 @@ bool element_type(ArrowType type, PixelType* out) {
   switch (type) {
     case ArrowType::kUint8: *out = PixelType::kUint8; return true;
     case ArrowType::kUint16: *out = PixelType::kUint16; return true;
+    case ArrowType::kInt16: *out = PixelType::kInt16; return true;
+    case ArrowType::kInt32: *out = PixelType::kInt32; return true;
     case ArrowType::kFloat32: *out = PixelType::kFloat32; return true;
     default: return false;
   }
@@ -272,6 +274,18 @@ void OmeImporter::check_row(const ArrayView& image, int64_t image_index, int64_t
       throw ImportError(mw + "." + kSizeNames[k] + " = " + std::to_string(shape[k]) + " exceeds 2^31 - 1");
     }
   }
+  // Optional: how many bits of the declared type the instrument fills (a 12-bit camera in uint16), which a
+  // scale by bit depth divides by. Not written by ome-arrow 0.1.0; read where a producer records it.
+  if (const ArrayView* bits = meta.child("significant_bits"); bits != nullptr && !bits->is_null(meta_row)) {
+    if (!is_integer(bits->type())) {
+      throw ImportError(mw + ".significant_bits: expected an integer, found " + type_name(bits->type()));
+    }
+    const int64_t value = bits->integer(meta_row);
+    if (value < 1 || value > 32) {
+      throw ImportError(mw + ".significant_bits = " + std::to_string(value) + " is not between 1 and 32");
+    }
+    summary_.significant_bits.insert(value);
+  }
   const int64_t voxels = checked_product(shape, where);
   const int64_t plane_size = shape[3] * shape[4];
   const int64_t plane_count = shape[0] * shape[1] * shape[2];
@@ -292,7 +306,7 @@ void OmeImporter::check_row(const ArrayView& image, int64_t image_index, int64_t
   PixelIndex& index = index_ != nullptr ? *index_ : scratch_index_;
   ImageLocation location;
   if (!parse_pixel_type(declared_name, &location.declared)) {
-    throw ImportError(where + ": pixel type '" + declared_name + "' is not supported (uint8, uint16, float32)");
+    throw ImportError(where + ": pixel type '" + declared_name + "' is not supported (uint8, uint16, int16, int32, float32)");
   }
   if (shape[0] != 1) throw ImportError(where + ": time series (size_t > 1) are not supported by the loader");
   location.first_piece = static_cast<int64_t>(index.pieces.size());

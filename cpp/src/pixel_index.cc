@@ -7,6 +7,8 @@ const char* pixel_type_name(PixelType type) {
     case PixelType::kUint8: return "uint8";
     case PixelType::kUint16: return "uint16";
     case PixelType::kFloat32: return "float32";
+    case PixelType::kInt16: return "int16";
+    case PixelType::kInt32: return "int32";
   }
   return "?";
 }
@@ -14,6 +16,8 @@ const char* pixel_type_name(PixelType type) {
 bool parse_pixel_type(std::string_view name, PixelType* out) {
   if (name == "uint8") *out = PixelType::kUint8;
   else if (name == "uint16") *out = PixelType::kUint16;
+  else if (name == "int16") *out = PixelType::kInt16;
+  else if (name == "int32") *out = PixelType::kInt32;
   else if (name == "float32" || name == "float") *out = PixelType::kFloat32;
   else return false;
   return true;

@@ -16,10 +16,14 @@
 namespace loaderbench {
 namespace {
 
+/// What [0, 1] scaling divides by: the integer type's maximum, as torchvision's convert_image_dtype does (so
+/// signed data maps to [-1, 1]); floats are taken as already scaled.
 float declared_max(PixelType type) {
   switch (type) {
     case PixelType::kUint8: return 255.0f;
     case PixelType::kUint16: return 65535.0f;
+    case PixelType::kInt16: return 32767.0f;
+    case PixelType::kInt32: return 2147483647.0f;
     case PixelType::kFloat32: return 1.0f;
   }
   return 1.0f;
@@ -39,7 +43,7 @@ struct ChannelMath {
 
 ChannelMath channel_math(const TransformOptions& o, PixelType declared, int32_t channel) {
   ChannelMath m;
-  m.divisor = o.scale ? declared_max(declared) : 1.0f;
+  m.divisor = !o.scale ? 1.0f : o.max_value > 0.0f ? o.max_value : declared_max(declared);
   m.normalise = !o.mean.empty() || !o.std.empty();
   if (!o.mean.empty()) m.mean = o.mean[o.mean.size() == 1 ? 0 : static_cast<size_t>(channel)];
   if (!o.std.empty()) m.std = o.std[o.std.size() == 1 ? 0 : static_cast<size_t>(channel)];
@@ -128,13 +132,39 @@ void write_piece(const In* src, const PixelPiece& p, const ImageLocation& image,
   }
 }
 
+/// Whether the output window reaches outside the image (so padding shows).
+bool pads(const ImageLocation& image, const TransformOptions& o, const SampleAugment& aug) {
+  const int64_t out_h = o.crop_height ? o.crop_height : image.height;
+  const int64_t out_w = o.crop_width ? o.crop_width : image.width;
+  return aug.crop_y < 0 || aug.crop_x < 0 || aug.crop_y + out_h > image.height || aug.crop_x + out_w > image.width;
+}
+
+/// Fills every channel of a padded sample with the converted zero its padding shows; the pieces then overwrite
+/// the part the image covers.
+template <typename Out>
+void fill_padding(const ImageLocation& image, const TransformOptions& o, Out* out) {
+  const int64_t out_h = o.crop_height ? o.crop_height : image.height;
+  const int64_t out_w = o.crop_width ? o.crop_width : image.width;
+  const int64_t per_channel = int64_t{image.depth} * out_h * out_w;
+  for (int32_t c = 0; c < image.channels; ++c) {
+    const Out value = convert<Out>(channel_math(o, image.declared, c).apply(0.0f));
+    std::fill_n(out + c * per_channel, per_channel, value);
+  }
+}
+
 template <typename Out>
 void write_piece_any(const uint8_t* data, const PixelPiece& p, const ImageLocation& image, const TransformOptions& o,
                      const SampleAugment& aug, Out* out) {
-  switch (p.type) {
-    case PixelType::kUint8: write_piece(reinterpret_cast<const uint8_t*>(data), p, image, o, aug, out); break;
-    case PixelType::kUint16: write_piece(reinterpret_cast<const uint16_t*>(data), p, image, o, aug, out); break;
-    case PixelType::kFloat32: write_piece(reinterpret_cast<const float*>(data), p, image, o, aug, out); break;
+  with_pixel_type(p.type, [&]<typename In>(In) {
+    write_piece(reinterpret_cast<const In*>(data), p, image, o, aug, out);
+  });
+}
+
+void fill_output(const ImageLocation& image, const TransformOptions& o, void* out) {
+  switch (o.output) {
+    case OutputType::kFloat32: fill_padding(image, o, static_cast<float*>(out)); break;
+    case OutputType::kFloat16: fill_padding(image, o, static_cast<uint16_t*>(out)); break;
+    case OutputType::kUint8: fill_padding(image, o, static_cast<uint8_t*>(out)); break;
   }
 }
 
@@ -150,11 +180,20 @@ std::vector<int64_t> sample_shape(const ImageLocation& image, const TransformOpt
 }
 
 void validate_transform(const ImageLocation& image, const TransformOptions& o) {
-  if (o.crop_height < 0 || o.crop_width < 0 || o.crop_height > image.height || o.crop_width > image.width ||
-      (o.crop_height == 0) != (o.crop_width == 0)) {
+  if (o.crop_height < 0 || o.crop_width < 0 || (o.crop_height == 0) != (o.crop_width == 0)) {
+    throw std::invalid_argument("crop " + std::to_string(o.crop_height) + "x" + std::to_string(o.crop_width) +
+                                " is not a size");
+  }
+  if (!o.pad_if_needed && (o.crop_height > image.height || o.crop_width > image.width)) {
     throw std::invalid_argument("crop " + std::to_string(o.crop_height) + "x" + std::to_string(o.crop_width) +
                                 " does not fit an image of " + std::to_string(image.height) + "x" +
-                                std::to_string(image.width));
+                                std::to_string(image.width) + " (pad_if_needed=True pads smaller images)");
+  }
+  if (o.pad_if_needed && o.crop_height == 0) {
+    throw std::invalid_argument("pad_if_needed pads images to crop_size; give a crop_size");
+  }
+  if (!(o.max_value >= 0.0f) || !std::isfinite(o.max_value)) {
+    throw std::invalid_argument("max_value must be a finite number > 0");
   }
   for (const auto* values : {&o.mean, &o.std}) {
     if (!values->empty() && values->size() != 1 && values->size() != static_cast<size_t>(image.channels)) {
@@ -170,21 +209,49 @@ void validate_transform(const ImageLocation& image, const TransformOptions& o) {
   }
 }
 
+std::string batch_mismatch(const ImageLocation& first, const ImageLocation& image, const TransformOptions& o) {
+  auto shape = [](const ImageLocation& i) {
+    return std::to_string(i.channels) + "x" + std::to_string(i.depth) + "x" + std::to_string(i.height) + "x" +
+           std::to_string(i.width) + " (CxZxHxW)";
+  };
+  if (image.channels != first.channels || image.depth != first.depth) {
+    return "has " + shape(image) + " where row 0 has " + shape(first) +
+           "; a batch needs one number of channels and planes";
+  }
+  if (o.crop_height == 0 && (image.height != first.height || image.width != first.width)) {
+    return "has " + shape(image) + " where row 0 has " + shape(first) +
+           "; give a crop_size (with pad_if_needed=True for images smaller than it) or batch_size=1";
+  }
+  if (!o.pad_if_needed && (o.crop_height > image.height || o.crop_width > image.width)) {
+    return "has " + shape(image) + ", smaller than the crop " + std::to_string(o.crop_height) + "x" +
+           std::to_string(o.crop_width) + "; pass pad_if_needed=True to pad it";
+  }
+  return "";
+}
+
+namespace {
+/// Where the output window of `out` pixels starts along an image axis of `size` pixels: inside the image when it is
+/// larger (random or centred), else a negative offset that pads it (random or centred, as torchvision pads).
+int32_t window_offset(int32_t size, int32_t out, bool random, SplitMix64& rng) {
+  const int32_t slack = size >= out ? size - out : out - size;
+  const auto offset = static_cast<int32_t>(random ? rng.below(static_cast<uint64_t>(slack) + 1) : slack / 2);
+  return size >= out ? offset : -offset;
+}
+}  // namespace
+
 SampleAugment draw_augment(const TransformOptions& o, const ImageLocation& image, int64_t epoch, int64_t row) {
   SampleAugment aug;
-  const bool random = o.random_hflip || o.random_vflip || (o.crop_height && o.random_crop);
-  if (o.crop_height && !o.random_crop) {
-    aug.crop_y = (image.height - o.crop_height) / 2;
-    aug.crop_x = (image.width - o.crop_width) / 2;
+  const bool random_crop = o.crop_height != 0 && o.random_crop;
+  const bool random = o.random_hflip || o.random_vflip || random_crop;
+  SplitMix64 rng(random ? mix_seed(o.seed, static_cast<uint64_t>(epoch), static_cast<uint64_t>(row) + 1) : 0);
+  if (random) {
+    const uint64_t flips = rng.next();
+    aug.hflip = o.random_hflip && (flips & 1);
+    aug.vflip = o.random_vflip && (flips & 2);
   }
-  if (!random) return aug;
-  SplitMix64 rng(mix_seed(o.seed, static_cast<uint64_t>(epoch), static_cast<uint64_t>(row) + 1));
-  const uint64_t flips = rng.next();
-  aug.hflip = o.random_hflip && (flips & 1);
-  aug.vflip = o.random_vflip && (flips & 2);
-  if (o.crop_height && o.random_crop) {
-    aug.crop_y = static_cast<int32_t>(rng.below(static_cast<uint64_t>(image.height - o.crop_height + 1)));
-    aug.crop_x = static_cast<int32_t>(rng.below(static_cast<uint64_t>(image.width - o.crop_width + 1)));
+  if (o.crop_height != 0) {
+    aug.crop_y = window_offset(image.height, o.crop_height, random_crop, rng);
+    aug.crop_x = window_offset(image.width, o.crop_width, random_crop, rng);
   }
   return aug;
 }
@@ -211,6 +278,7 @@ const uint8_t* piece_pixels(const PixelPiece& p, int64_t row, int32_t k, std::ve
 void write_sample(const PixelIndex& index, int64_t row, const TransformOptions& o, const SampleAugment& aug, void* out,
                   std::vector<uint8_t>& scratch) {
   const ImageLocation& image = index.images[static_cast<size_t>(row)];
+  if (pads(image, o, aug)) fill_output(image, o, out);
   for (int32_t k = 0; k < image.num_pieces; ++k) {
     const PixelPiece& p = index.pieces[static_cast<size_t>(image.first_piece + k)];
     const uint8_t* data = piece_pixels(p, row, k, scratch);
@@ -226,6 +294,7 @@ void write_decoded(const ImageLocation& image, const uint8_t* pixels, const Tran
                    const SampleAugment& aug, void* out) {
   // One piece per channel: a ZYX block placed at (c, 0, 0, 0), as the importer records contiguous planes.
   const int64_t channel_bytes = int64_t{image.depth} * image.height * image.width * pixel_size(image.stored);
+  if (pads(image, o, aug)) fill_output(image, o, out);
   for (int32_t c = 0; c < image.channels; ++c) {
     PixelPiece p;
     p.data = pixels + c * channel_bytes;

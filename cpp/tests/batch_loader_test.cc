@@ -85,10 +85,54 @@ TEST(ImageDataset, PreloadedHoldsTheSamePixelsAsOneContiguousRunPerImage) {
   }
 }
 
-TEST(ImageDataset, MixedShapesAreNotBatchable) {
-  auto ds = ImageDataset::from_stream(FakeStream::make({testing::ome_batch({{1, 1, 4, 5}, {1, 1, 3, 5}})}));
+TEST(ImageDataset, MixedShapesBatchOneAtATimeOrCropped) {
+  auto ds = ImageDataset::from_stream(
+      FakeStream::make({testing::ome_batch({{1, 1, 4, 5}, {1, 1, 3, 5}, {1, 1, 6, 2}})}));
   EXPECT_FALSE(ds->uniform_shape());
-  EXPECT_THROW(ImageRows(ds, TransformOptions{}), std::invalid_argument);
+  auto rows = rows_of(ds);
+  EXPECT_NE(rows->shape_mismatch().find("row 1"), std::string::npos);
+  EXPECT_EQ(rows->max_sample_bytes(), 4 * 5 * 4);
+  LoaderOptions o;
+  o.batch_size = 2;
+  auto pool = BufferPool::create(2 * 4 * 5 * 4, 4);
+  EXPECT_THROW(EpochIterator(rows, pool, o, 0), std::invalid_argument);
+  // One sample a batch: each keeps its own shape and pixels.
+  o.batch_size = 1;
+  o.num_threads = 2;
+  o.sampler.kind = SamplerKind::kRandom;
+  EpochIterator it(rows, pool, o, 0);
+  Batch b;
+  std::set<int64_t> seen;
+  while (it.next(&b)) {
+    const ImageLocation& im = ds->image(b.indices.at(0));
+    EXPECT_EQ(b.shape, (std::vector<int64_t>{1, 1, im.height, im.width}));
+    const auto* values = reinterpret_cast<const float*>(b.buffer->bytes.get());
+    for (int k = 0; k < im.height * im.width; ++k) EXPECT_EQ(values[k], expected_pixel(b.indices[0], 0, k));
+    seen.insert(b.indices[0]);
+  }
+  EXPECT_EQ(seen.size(), 3u);
+  // A crop every image can take (or pads) makes them one shape.
+  TransformOptions crop;
+  crop.crop_height = 3;
+  crop.crop_width = 2;
+  EXPECT_EQ(rows_of(ds, crop)->shape_mismatch(), "");
+  crop.crop_height = 4;
+  EXPECT_THROW(rows_of(ds, crop), std::invalid_argument);  // row 1 has 3 rows
+  crop.pad_if_needed = true;
+  o.batch_size = 3;
+  auto cropped = rows_of(ds, crop);
+  EXPECT_EQ(cropped->sample_shape(), (std::vector<int64_t>{1, 4, 2}));
+  EpochIterator batched(cropped, pool, o, 0);
+  ASSERT_TRUE(batched.next(&b));
+  EXPECT_EQ(b.shape, (std::vector<int64_t>{3, 1, 4, 2}));
+}
+
+TEST(ImageDataset, MaxPixelValueScansTheRowsAskedFor) {
+  auto ds = dataset_of(6, {2, 1, 4, 5});  // values row-in-batch * 1000 + c * 100 + k
+  EXPECT_EQ(ds->max_pixel_value({}, 2), 2000.0 + 100 + 19);
+  EXPECT_EQ(ds->max_pixel_value({0}, 1), 119.0);
+  EXPECT_EQ(ds->max_pixel_value({3, 4}, 2), 1119.0);
+  EXPECT_THROW(ds->max_pixel_value({6}, 1), std::out_of_range);
 }
 
 TEST(EpochIterator, DeliversTheRightPixels) {

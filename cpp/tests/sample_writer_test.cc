@@ -173,6 +173,91 @@ TEST(SampleWriter, ValidatesOptions) {
   EXPECT_THROW(validate_transform(im, u8), std::invalid_argument);
 }
 
+TEST(SampleWriter, MaxValueReplacesTheDeclaredMaximum) {
+  TwoPlaneImage img;
+  TransformOptions o;
+  o.max_value = 4095.0f;  // 12-bit data in uint16
+  const auto out = img.run(o);
+  for (size_t i = 0; i < out.size(); ++i) EXPECT_EQ(out[i], static_cast<float>(img.pixels[i]) / 4095.0f);
+  o.max_value = -1.0f;
+  EXPECT_THROW(validate_transform(img.index.images[0], o), std::invalid_argument);
+}
+
+TEST(SampleWriter, SignedPixelsScaleByTheirTypesMaximum) {
+  // int16 as CT data holds it: negative values map below zero, as torchvision's convert_image_dtype does.
+  const std::vector<int16_t> pixels = {-32768, -1000, 0, 1, 1000, 32767};
+  ImageLocation im;
+  im.declared = im.stored = PixelType::kInt16;
+  im.height = 2;
+  im.width = 3;
+  std::vector<float> out(6);
+  write_decoded(im, reinterpret_cast<const uint8_t*>(pixels.data()), TransformOptions{}, {}, out.data());
+  for (size_t i = 0; i < 6; ++i) EXPECT_EQ(out[i], static_cast<float>(pixels[i]) / 32767.0f) << i;
+  const std::vector<int32_t> wide = {-5, 70000};
+  im.declared = im.stored = PixelType::kInt32;
+  im.height = 1;
+  im.width = 2;
+  TransformOptions raw;
+  raw.scale = false;
+  write_decoded(im, reinterpret_cast<const uint8_t*>(wide.data()), raw, {}, out.data());
+  EXPECT_EQ(out[0], -5.0f);
+  EXPECT_EQ(out[1], 70000.0f);
+}
+
+TEST(SampleWriter, PadsImagesSmallerThanTheCrop) {
+  TwoPlaneImage img;  // 3x4, two channels
+  TransformOptions o;
+  o.scale = false;
+  o.mean = {1.0f};  // padding is a stored zero, normalised like every pixel: (0 - 1) / 1
+  o.crop_height = 5;
+  o.crop_width = 3;
+  EXPECT_THROW(validate_transform(img.index.images[0], o), std::invalid_argument);
+  o.pad_if_needed = true;
+  o.random_crop = false;
+  validate_transform(img.index.images[0], o);
+  const SampleAugment centre = draw_augment(o, img.index.images[0], 0, 0);
+  EXPECT_EQ(centre.crop_y, -1);  // (5 - 3) / 2 rows of padding above
+  EXPECT_EQ(centre.crop_x, 0);   // (4 - 3) / 2 = 0: cropped from the left
+  const auto out = img.run(o, centre);
+  ASSERT_EQ(out.size(), 2u * 5 * 3);
+  for (int c = 0; c < 2; ++c) {
+    for (int y = 0; y < 5; ++y) {
+      for (int x = 0; x < 3; ++x) {
+        const float got = out[static_cast<size_t>((c * 5 + y) * 3 + x)];
+        const int iy = y - 1;
+        const float want = iy < 0 || iy >= 3 ? -1.0f : static_cast<float>(c * 100 + iy * 10 + x) - 1.0f;
+        EXPECT_EQ(got, want) << c << "," << y << "," << x;
+      }
+    }
+  }
+  // Random placement stays within the padding, whatever the draw.
+  o.random_crop = true;
+  o.random_hflip = true;
+  for (int64_t row = 0; row < 50; ++row) {
+    const SampleAugment a = draw_augment(o, img.index.images[0], 0, row);
+    EXPECT_GE(a.crop_y, -2);
+    EXPECT_LE(a.crop_y, 0);
+    EXPECT_GE(a.crop_x, 0);
+    EXPECT_LE(a.crop_x, 1);
+  }
+}
+
+TEST(SampleWriter, BatchMismatchSaysWhy) {
+  ImageLocation a, b;
+  a.height = 10;
+  a.width = 10;
+  b = a;
+  b.height = 8;
+  TransformOptions o;
+  EXPECT_NE(batch_mismatch(a, b, o).find("crop_size"), std::string::npos);
+  o.crop_height = o.crop_width = 9;
+  EXPECT_NE(batch_mismatch(a, b, o).find("pad_if_needed"), std::string::npos);
+  o.pad_if_needed = true;
+  EXPECT_EQ(batch_mismatch(a, b, o), "");
+  b.channels = 3;
+  EXPECT_NE(batch_mismatch(a, b, o).find("channels"), std::string::npos);
+}
+
 TEST(Decompress, CorruptPayloadIsAnError) {
   const std::vector<uint8_t> garbage = {1, 2, 3, 4, 5, 6, 7, 8};
   std::vector<uint8_t> out(16);

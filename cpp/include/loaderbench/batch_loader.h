@@ -123,6 +123,10 @@ class BatchAssembler {
   BatchAssembler(const BatchAssembler&) = delete;
   BatchAssembler& operator=(const BatchAssembler&) = delete;
 
+  /// For rows of different shapes (batches of one row only): the shape of the sample at dataset row `row`.
+  using RowShape = std::function<std::vector<int64_t>(int64_t row)>;
+  void set_row_shape(RowShape row_shape) { row_shape_ = std::move(row_shape); }
+
   /// Starts the workers (once, after whatever `write_rows` uses is ready); throws if a thread cannot start.
   void start(WriteRows write_rows);
   bool next(Batch* out);
@@ -154,6 +158,7 @@ class BatchAssembler {
   std::vector<int64_t> sample_shape_;
   int64_t sample_bytes_ = 0;
   WriteRows write_rows_;
+  RowShape row_shape_;
 
   std::mutex mutex_;
   std::condition_variable work_cv_;

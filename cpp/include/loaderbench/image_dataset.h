@@ -32,6 +32,10 @@ class ImageDataset {
   /// narrowed. Epochs over it decompress nothing and read the declared bytes only; it holds no Arrow buffers.
   /// Throws ImportError on corrupt chunks (naming the row) and when the buffer cannot be allocated.
   static std::shared_ptr<ImageDataset> preloaded(const ImageDataset& source, int num_threads);
+  /// The largest stored pixel value over `rows` (every row when empty), scanned on `num_threads` threads: what a
+  /// measured bit depth is taken from, and how uint8 data stored as uint16 is recognised. Throws ImportError on
+  /// corrupt chunks, std::out_of_range on a bad row.
+  double max_pixel_value(const std::vector<int64_t>& rows, int num_threads) const;
   /// Bytes of the owned pixel buffer (0 unless preloaded).
   int64_t owned_bytes() const { return owned_bytes_; }
 

@@ -25,6 +25,7 @@ struct ImportSummary {
   std::set<std::string> declared_types;  // pixels_meta.type values ("uint8", "uint16", "float32")
   std::set<std::string> stored_types;    // element type of the pixel payload ("uint16", or a byte chunk's dtype)
   std::set<std::string> compressions;    // byte-chunk codecs seen ("none", "zstd", "lz4")
+  std::set<int64_t> significant_bits;    // pixels_meta.significant_bits values, where the column has them
   bool has_planes = false;               // at least one row carries planes
   bool has_chunks = false;               // at least one row carries chunks
   std::string chunk_encoding;            // "list", "bytes" or "" (no chunks field)

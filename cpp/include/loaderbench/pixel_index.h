@@ -8,15 +8,38 @@
 
 namespace loaderbench {
 
-enum class PixelType : uint8_t { kUint8, kUint16, kFloat32 };
+// Signed types are what CT and MRI data hold (int16) and what some label or count images hold (int32).
+enum class PixelType : uint8_t { kUint8, kUint16, kFloat32, kInt16, kInt32 };
 // kGzip (a gzip or zlib stream) and kBlosc are Zarr chunk codecs only; OME-Arrow chunks are zstd or lz4.
 enum class Codec : uint8_t { kNone, kZstd, kLz4, kGzip, kBlosc };
 
 /// Size in bytes of one element.
-inline int pixel_size(PixelType type) { return type == PixelType::kUint8 ? 1 : type == PixelType::kUint16 ? 2 : 4; }
+inline int pixel_size(PixelType type) {
+  switch (type) {
+    case PixelType::kUint8: return 1;
+    case PixelType::kUint16:
+    case PixelType::kInt16: return 2;
+    case PixelType::kFloat32:
+    case PixelType::kInt32: return 4;
+  }
+  return 4;
+}
 const char* pixel_type_name(PixelType type);
-/// Parses "uint8", "uint16", "float32" (and "float"); returns false for anything else.
+/// Parses "uint8", "uint16", "int16", "int32", "float32" (and "float"); returns false for anything else.
 bool parse_pixel_type(std::string_view name, PixelType* out);
+
+/// Calls `f(T{})` with the C++ element type of `type`: one switch for every loop that is templated on it.
+template <typename F>
+decltype(auto) with_pixel_type(PixelType type, F&& f) {
+  switch (type) {
+    case PixelType::kUint8: return f(uint8_t{});
+    case PixelType::kUint16: return f(uint16_t{});
+    case PixelType::kInt16: return f(int16_t{});
+    case PixelType::kInt32: return f(int32_t{});
+    case PixelType::kFloat32: break;
+  }
+  return f(float{});
+}
 
 /// One stored block of pixels: a YX plane or a ZYX chunk of one channel, placed at (c, z, y, x).
 struct PixelPiece {

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "loaderbench/image_dataset.h"
@@ -31,15 +32,28 @@ class RowSource {
   }
 
   int64_t sample_bytes() const;
+
+  /// Rows of different shapes (images of different sizes with no crop) can only be batched one at a time: then this
+  /// says why, row_shape gives each row's shape and max_sample_bytes the largest. "" when every row has sample_shape.
+  virtual std::string shape_mismatch() const { return ""; }
+  virtual std::vector<int64_t> row_shape(int64_t row) const {
+    (void)row;
+    return sample_shape();
+  }
+  virtual int64_t max_sample_bytes() const { return sample_bytes(); }
 };
 
 /// Images of an ImageDataset converted and augmented by TransformOptions.
 class ImageRows final : public RowSource {
  public:
-  /// Validates that the images can be batched (one shape, supported codecs) under `transform`.
+  /// Validates the transform against every image and the codecs; images of different sizes need a crop_size (and
+  /// pad_if_needed for those smaller than it), or are batched one at a time (shape_mismatch says why).
   ImageRows(std::shared_ptr<const ImageDataset> dataset, TransformOptions transform);
   int64_t size() const override { return dataset_->size(); }
   std::vector<int64_t> sample_shape() const override;
+  std::string shape_mismatch() const override { return shape_mismatch_; }
+  std::vector<int64_t> row_shape(int64_t row) const override;
+  int64_t max_sample_bytes() const override { return max_sample_bytes_; }
   OutputType element_type() const override { return transform_.output; }
   void write_row(int64_t row, int64_t epoch, uint8_t* out, std::vector<uint8_t>& scratch) const override {
     write_row_as(row, row, epoch, out, scratch);
@@ -50,6 +64,8 @@ class ImageRows final : public RowSource {
  private:
   std::shared_ptr<const ImageDataset> dataset_;
   TransformOptions transform_;
+  std::string shape_mismatch_;
+  int64_t max_sample_bytes_ = 0;
 };
 
 }  // namespace loaderbench

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "loaderbench/pixel_index.h"
@@ -16,6 +17,7 @@ int output_size(OutputType type);
 struct TransformOptions {
   OutputType output = OutputType::kFloat32;
   bool scale = true;        // divide by the declared dtype's maximum (uint8 255, uint16 65535; floats as stored)
+  float max_value = 0.0f;   // > 0: divide by this instead (12-bit data: 4095), for every image
   std::vector<float> mean;  // per channel, or one for all; empty = none
   std::vector<float> std;
   bool random_hflip = false;
@@ -23,6 +25,9 @@ struct TransformOptions {
   int32_t crop_height = 0;  // 0 = no crop
   int32_t crop_width = 0;
   bool random_crop = true;  // false: centre crop
+  // Images smaller than the crop are padded with zeros (stored value 0, then scaled and normalised, as torchvision's
+  // RandomCrop(pad_if_needed=True) / CenterCrop do), placed at a random or centred offset; else they are an error.
+  bool pad_if_needed = false;
   uint64_t seed = 0;        // augmentation draws depend on (seed, epoch, row) only
 };
 
@@ -30,6 +35,7 @@ struct TransformOptions {
 struct SampleAugment {
   bool hflip = false;
   bool vflip = false;
+  // Top-left corner of the output window in image coordinates; negative where the image is padded.
   int32_t crop_y = 0;
   int32_t crop_x = 0;
 };
@@ -37,8 +43,11 @@ struct SampleAugment {
 /// Output shape of one sample: (C, H, W) or (C, Z, H, W) for volumes.
 std::vector<int64_t> sample_shape(const ImageLocation& image, const TransformOptions& options);
 
-/// Checks options against an image (crop fits, mean/std sizes, uint8 output without normalisation).
+/// Checks options against an image (crop fits or pads, mean/std sizes, uint8 output without normalisation).
 void validate_transform(const ImageLocation& image, const TransformOptions& options);
+/// Why `image` cannot share a batch with `first` under `options` (different channels or depth, or a size no crop
+/// makes equal), or "" when it can.
+std::string batch_mismatch(const ImageLocation& first, const ImageLocation& image, const TransformOptions& options);
 
 SampleAugment draw_augment(const TransformOptions& options, const ImageLocation& image, int64_t epoch, int64_t row);
 

@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -101,9 +103,15 @@ class NativeImageLoader(ForkedWorkersOnly, IterableDataset):
     assembled ahead; 0 = only when asked for, the least memory). ``sampler`` overrides ``shuffle`` with
     ``"sequential"``, ``"random"`` or ``"block"`` (contiguous blocks of ``block_size`` rows, the rows of
     ``buffer_blocks`` blocks shuffled together). Conversion: ``dtype`` (float32, float16, uint8; ``None`` = no
-    conversion: ``loader[i]`` is a zero-copy view of the stored pixels, batches stay float32), ``scale`` to [0, 1],
-    ``mean``/``std`` per channel, ``random_hflip``/``random_vflip``, ``crop_size`` (random crop, or centre crop with
-    ``random_crop=False``). ``max_sample_bytes`` caps one image's decoded size (default 1 GiB), checked before
+    conversion: ``loader[i]`` is a zero-copy view of the stored pixels, batches stay float32), ``scale`` to [0, 1]
+    (``True``: by the declared type's maximum — uint8 255, uint16 65535, int16 32767, int32 2**31 - 1, so signed
+    data spans [-1, 1]; a number: the value that becomes 1.0, e.g. 4095 for 12-bit data; ``"significant_bits"``:
+    2**bits - 1 from ``pixels_meta.significant_bits``; ``"measured"``: 2**bits - 1 for the fewest bits that hold
+    the data's largest value; ``False``: none — uint16 data whose sampled values all fit a byte gets a warning
+    under ``True``), ``mean``/``std`` per channel, ``random_hflip``/``random_vflip``, ``crop_size`` (random crop, or
+    centre crop with ``random_crop=False``; ``pad_if_needed=True`` pads images smaller than it with zeros, as
+    torchvision's crops do). Images of different sizes need a ``crop_size`` (with ``pad_if_needed`` for those
+    smaller than it) or ``batch_size=1`` (each batch then has its image's own shape). ``max_sample_bytes`` caps one image's decoded size (default 1 GiB), checked before
     anything is allocated for it. ``preload=True`` decodes every image once, on ``num_threads`` threads, into memory
     the loader owns (decompressed, and narrowed back to uint8 where pixels_meta declares uint8 but the payload is
     uint16, as ome-arrow stores it): epochs then decompress nothing and read only the declared bytes, and the Arrow
@@ -147,13 +155,14 @@ class NativeImageLoader(ForkedWorkersOnly, IterableDataset):
         block_size: int = 1,
         buffer_blocks: int = 1,
         dtype: torch.dtype | None = torch.float32,
-        scale: bool = True,
+        scale: bool | float | str = True,
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
         random_hflip: bool = False,
         random_vflip: bool = False,
         crop_size: int | tuple[int, int] | None = None,
         random_crop: bool = True,
+        pad_if_needed: bool = False,
         column: str | None = None,
         format: str | None = None,  # noqa: A002 - the dataset's format name, as on the CLI
         max_sample_bytes: int = _core.DEFAULT_MAX_SAMPLE_BYTES,
@@ -173,14 +182,16 @@ class NativeImageLoader(ForkedWorkersOnly, IterableDataset):
         kind = sampler or ("random" if shuffle else "sequential")
         if kind not in _SAMPLERS:
             raise ValueError(f"sampler must be one of {list(_SAMPLERS)}, got {kind!r}")
-        transform = transform_options(dtype or torch.float32, scale, mean, std, random_hflip, random_vflip, crop_size,
-                                      random_crop, seed)
+        check_scale(scale)
+        transform = transform_options(dtype or torch.float32, scale is not False, mean, std, random_hflip,
+                                      random_vflip, crop_size, random_crop, seed, pad_if_needed)
         self.dataset = open_native_dataset(source, format, column, max_sample_bytes)
         if preload:
             if not hasattr(self.dataset, "preloaded"):
                 raise ValueError("preload=True is for Arrow-backed sources: TIFF and OME-Zarr directories are "
                                  "decoded from their files per sample")
             self.dataset = self.dataset.preloaded(num_threads)
+        transform.max_value = resolve_max_value(scale, self.dataset, num_threads)
         self.dtype = dtype
         options = _core.LoaderOptions()
         options.batch_size = batch_size
@@ -199,6 +210,8 @@ class NativeImageLoader(ForkedWorkersOnly, IterableDataset):
         self.options = options
         self.transform = transform
         self._rows = self.dataset.rows(transform)  # validates the transform against the images
+        if self._rows.shape_mismatch and batch_size != 1:
+            raise ValueError(f"{self._rows.shape_mismatch}; batches of {batch_size} need one shape")
         self._batches = self._rows.batches_per_epoch(options)
         self._pool = make_pool(self._rows, options, "images")
         self._epoch = 0
@@ -248,6 +261,7 @@ def transform_options(
     crop_size: int | tuple[int, int] | None,
     random_crop: bool,
     seed: int,
+    pad_if_needed: bool = False,
 ) -> Any:
     """The core's per-sample conversion and augmentation options (the crop size checked)."""
     if dtype not in _OUTPUT_TYPES:
@@ -265,15 +279,89 @@ def transform_options(
     transform.random_vflip = random_vflip
     transform.crop_height, transform.crop_width = crop_h, crop_w
     transform.random_crop = random_crop
+    if pad_if_needed and not crop_size:
+        raise ValueError("pad_if_needed pads images to crop_size; give a crop_size")
+    transform.pad_if_needed = pad_if_needed
     transform.seed = seed
     return transform
 
 
+#: ``scale`` values that name where the maximum comes from (a number gives it directly)
+SCALE_MODES = ("dtype", "significant_bits", "measured")
+#: rows sampled to recognise uint8 data declared as uint16
+_SAMPLED_ROWS = 64
+
+
+def check_scale(scale: Any) -> None:
+    """``scale`` is True/False, a positive number (the value that becomes 1.0) or one of ``SCALE_MODES``."""
+    if isinstance(scale, bool):
+        return
+    if isinstance(scale, str):
+        if scale not in SCALE_MODES:
+            raise ValueError(f"scale must be True, False, a number > 0 or one of {list(SCALE_MODES)}, got {scale!r}")
+        return
+    if not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale <= 0:
+        raise ValueError(f"scale must be True, False, a number > 0 or one of {list(SCALE_MODES)}, got {scale!r}")
+
+
+def resolve_max_value(scale: bool | float | str, dataset: Any, num_threads: int) -> float:
+    """What [0, 1] scaling divides by: 0 for the declared type's maximum (``True``/``"dtype"``) or no scaling; a
+    number as given; ``"significant_bits"``: 2**bits - 1 from ``pixels_meta.significant_bits``; ``"measured"``: the
+    smallest 2**bits - 1 that holds the dataset's largest value (12-bit data in uint16: 4095). With the declared
+    type's maximum, uint16 data whose sampled values all fit a byte gets a warning: it would come out near-black."""
+    if scale is False:
+        return 0.0
+    if scale is True or scale == "dtype":
+        _warn_if_bytes_declared_uint16(dataset, num_threads)
+        return 0.0
+    if not isinstance(scale, str):
+        return float(scale)
+    summary = _summary(dataset, scale)
+    if scale == "significant_bits":
+        bits = summary.get("significant_bits", [])
+        if len(bits) != 1:
+            found = "none" if not bits else ", ".join(map(str, bits))
+            raise ValueError(f"scale='significant_bits' needs one pixels_meta.significant_bits for the dataset; "
+                             f"found {found} (pass scale=<max value> instead)")
+        return float(2 ** bits[0] - 1)
+    if "float32" in summary["declared_dtypes"]:
+        raise ValueError("scale='measured' takes a bit depth from integer pixels; the data declares float32")
+    largest = dataset.max_pixel_value([], num_threads)
+    return float(2 ** max(1, math.ceil(math.log2(largest + 1))) - 1) if largest > 0 else 1.0
+
+
+def _summary(dataset: Any, scale: str) -> dict[str, Any]:
+    summary = getattr(dataset, "summary", None)
+    if summary is None or not hasattr(dataset, "max_pixel_value"):
+        raise ValueError(f"scale={scale!r} is not supported for this source; pass scale=<max value>")
+    return summary()
+
+
+def _warn_if_bytes_declared_uint16(dataset: Any, num_threads: int) -> None:
+    summary = getattr(dataset, "summary", None)
+    if summary is None or not hasattr(dataset, "max_pixel_value") or summary()["declared_dtypes"] != ["uint16"]:
+        return
+    n = len(dataset)
+    sampled = min(n, _SAMPLED_ROWS)
+    rows = [i * n // sampled for i in range(sampled)]  # spread over the dataset, distinct
+    try:
+        largest = dataset.max_pixel_value(rows, num_threads)
+    except ValueError:  # a corrupt chunk: reported where its batch is read, as without this check
+        return
+    if largest <= 255:
+        warnings.warn(
+            f"the images are declared uint16 but {len(rows)} sampled of {n} hold no value above {largest:g}: likely "
+            "uint8 data that ome_arrow.from_numpy declared uint16 (its default). Divided by 65535 they come out "
+            "near-black; pass scale=255 or scale='measured', or write them with dtype_meta='uint8'",
+            UserWarning, stacklevel=4)
+
+
 def make_pool(rows: Any, options: Any, what: str) -> Any:
     """The recycled batch buffers of a loader: sized for its largest batch, as many as can be in flight."""
-    batch_bytes = rows.max_batch_rows(options) * rows.sample_bytes
+    sample_bytes = getattr(rows, "max_sample_bytes", rows.sample_bytes)
+    batch_bytes = rows.max_batch_rows(options) * sample_bytes
     buffers = options.prefetch + 2  # in flight + handed over + held by the consumer
-    check_batch_memory(batch_bytes, buffers, f"{options.batch_size} {what} of {rows.sample_bytes:,} bytes")
+    check_batch_memory(batch_bytes, buffers, f"{options.batch_size} {what} of {sample_bytes:,} bytes")
     return _core.BufferPool.create(max(batch_bytes, 1), buffers)
 
 

@@ -44,7 +44,13 @@ from loaderbench.loaders.arguments import (
     worker_share,
 )
 from loaderbench.loaders.block_datasets import unit_rows
-from loaderbench.loaders.native import DEFAULT_PREFETCH, _BatchIterator, transform_options, worker_options
+from loaderbench.loaders.native import (
+    DEFAULT_PREFETCH,
+    _BatchIterator,
+    check_scale,
+    transform_options,
+    worker_options,
+)
 
 DEFAULT_CHUNKS_PER_BLOCK = 4
 DEFAULT_MEMORY_BUDGET = 256 * 2**20
@@ -241,7 +247,9 @@ class StreamingImageLoader(_StreamingLoader):
     block through its format's own reader (Parquet row groups, Lance ``take``, Vortex, DuckDB range queries, Arrow IPC
     record batches), never whole.
 
-    Arguments as ``NativeImageLoader`` (torch's names; conversion and augmentation alike), plus the block scheme
+    Arguments as ``NativeImageLoader`` (torch's names; conversion and augmentation alike, except that ``scale`` is
+    ``True``, ``False`` or a maximum value: the modes that read the whole dataset do not stream; images of different
+    sizes need a ``crop_size``, with ``pad_if_needed`` for those smaller than it), plus the block scheme
     (``chunk_size``, by default the rows of the format's read unit so that a chunk is one unit read;
     ``chunks_per_block``), ``memory_budget`` (bytes of blocks held at once; at least one block is
     always allowed), ``io_threads`` (blocks read at once) and ``max_blocks_in_flight`` (blocks read and not yet
@@ -270,13 +278,14 @@ class StreamingImageLoader(_StreamingLoader):
         io_threads: int = DEFAULT_IO_THREADS,
         max_blocks_in_flight: int = 0,
         dtype: torch.dtype = torch.float32,
-        scale: bool = True,
+        scale: bool | float = True,
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
         random_hflip: bool = False,
         random_vflip: bool = False,
         crop_size: int | tuple[int, int] | None = None,
         random_crop: bool = True,
+        pad_if_needed: bool = False,
         column: str | None = None,
         format: str | None = None,  # noqa: A002 - the dataset's format name, as on the CLI
         max_sample_bytes: int = _core.DEFAULT_MAX_SAMPLE_BYTES,
@@ -288,8 +297,13 @@ class StreamingImageLoader(_StreamingLoader):
                          max_blocks_in_flight=max_blocks_in_flight)
         if dtype is None:
             raise ValueError("the streaming loader converts every sample (dtype=None views need the data in memory)")
-        self.transform = transform_options(dtype, scale, mean, std, random_hflip, random_vflip, crop_size,
-                                           random_crop, self.options.loader.sampler.seed)
+        check_scale(scale)
+        if isinstance(scale, str):
+            raise ValueError(f"scale={scale!r} needs the whole dataset in memory; the streaming loader takes True, "
+                             "False or the maximum value (e.g. 4095 for 12-bit data)")
+        self.transform = transform_options(dtype, scale is not False, mean, std, random_hflip, random_vflip,
+                                           crop_size, random_crop, self.options.loader.sampler.seed, pad_if_needed)
+        self.transform.max_value = 0.0 if isinstance(scale, bool) else float(scale)
         max_sample_bytes = check_int("max_sample_bytes", max_sample_bytes, 1, INT64_MAX)
         path, module = block_format(source, format)
         self.path, self.format = path, module.INFO.name

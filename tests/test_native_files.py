@@ -21,14 +21,16 @@ if not (_core.file_format_available("tiff") and _core.file_format_available("ome
     pytest.skip("core built without TIFF/Zarr readers", allow_module_level=True)
 
 SHAPES = [(1, 12, 10), (3, 9, 14)]
-DTYPES = [np.uint8, np.uint16, np.float32]
+DTYPES = [np.uint8, np.uint16, np.int16, np.int32, np.float32]
 
 
 def _images(n: int, shape: tuple[int, ...], dtype: type, seed: int = 0) -> np.ndarray:
+    """Random images over the dtype's whole range (negative values for signed types)."""
     rng = np.random.default_rng(seed)
     if np.dtype(dtype).kind == "f":
         return rng.standard_normal((n, *shape)).astype(dtype)
-    return rng.integers(0, np.iinfo(dtype).max, (n, *shape), dtype=dtype, endpoint=True)
+    info = np.iinfo(dtype)
+    return rng.integers(info.min, info.max, (n, *shape), dtype=dtype, endpoint=True)
 
 
 def _write_tiffs(path: Path, images: np.ndarray, **kwargs: object) -> Path:
@@ -39,21 +41,24 @@ def _write_tiffs(path: Path, images: np.ndarray, **kwargs: object) -> Path:
 
 
 def _write_zarrs(path: Path, images: np.ndarray, codec: object | None, chunks: tuple[int, ...] | None = None,
-                 zarr_format: int = 3) -> Path:
-    """OME-Zarr image groups as ome_zarr.py lays them out (level 0 named ``s0``), with a chosen codec."""
+                 zarr_format: int = 3, dtype: str | None = None, fill_value: object = 0) -> Path:
+    """OME-Zarr image groups as ome_zarr.py lays them out (level 0 named ``s0``), with a chosen codec, stored dtype
+    (``">i2"``: big-endian) and fill value; images ``(C, H, W)``, or ``(C, Z, H, W)`` volumes."""
     path.mkdir()
     for i, image in enumerate(images):
         group = zarr.open_group(str(path / f"img_{i:06d}.zarr"), mode="w", zarr_format=zarr_format)
-        kwargs: dict[str, object] = {"chunks": chunks or image.shape}
+        kwargs: dict[str, object] = {"chunks": chunks or image.shape, "fill_value": fill_value}
         if zarr_format == 3:
             kwargs["compressors"] = [] if codec is None else [codec]
         else:
             kwargs["compressors"] = None if codec is None else codec
         with zarr.config.set({"array.write_empty_chunks": True}):
-            array = group.create_array("s0", shape=image.shape, dtype=image.dtype, **kwargs)
+            array = group.create_array("s0", shape=image.shape, dtype=dtype or image.dtype, **kwargs)
             array[...] = image
-        multiscales = [{"axes": [{"name": "c", "type": "channel"}, {"name": "y", "type": "space"},
-                                 {"name": "x", "type": "space"}], "datasets": [{"path": "s0"}]}]
+        names = ["c", "z", "y", "x"] if image.ndim == 4 else ["c", "y", "x"]
+        types = {"c": "channel"}
+        multiscales = [{"axes": [{"name": n, "type": types.get(n, "space")} for n in names],
+                        "datasets": [{"path": "s0"}]}]
         if zarr_format == 3:
             group.attrs["ome"] = {"version": "0.5", "multiscales": multiscales}
         else:
@@ -180,11 +185,130 @@ def test_tiff_of_another_shape(tmp_path: Path) -> None:
     assert "img_000002.tiff" in message and "1x8x9 uint8" in message
 
 
-def test_missing_zarr_chunk(tmp_path: Path) -> None:
-    path = _write_zarrs(tmp_path / "oz", _images(3, (1, 8, 8), np.uint8), None)
-    (path / "img_000001.zarr" / "s0" / "c" / "0" / "0" / "0").unlink()
+def _zarr_reads(path: Path) -> np.ndarray:
+    """Every image as zarr-python reads level 0 (a missing chunk is the fill value)."""
+    return np.stack([zarr.open(str(p / "s0"), mode="r")[...] for p in sorted(path.iterdir())])
+
+
+@pytest.mark.parametrize(("zarr_format", "dtype", "fill_value"),
+                         [(3, "uint16", 4321), (3, "float32", float("nan")), (3, "int16", -7), (2, ">i4", -123456),
+                          (2, "<f4", float("-inf")), (2, "|u1", 9)])
+def test_missing_zarr_chunks_read_as_the_fill_value(tmp_path: Path, zarr_format: int, dtype: str,
+                                                    fill_value: float) -> None:
+    """As zarr-python reads them: one chunk of an image deleted, and every chunk of another."""
+    images = _images(3, (2, 13, 11), np.dtype(dtype).newbyteorder("="), seed=8)
+    path = _write_zarrs(tmp_path / "oz", images, None, chunks=(1, 5, 4), zarr_format=zarr_format, dtype=dtype,
+                        fill_value=fill_value)
+    chunk = "s0/c/1/2/1" if zarr_format == 3 else "s0/1.2.1"
+    (path / "img_000001.zarr" / chunk).unlink()
+    for chunk_file in (path / "img_000002.zarr" / "s0").rglob("*"):
+        if chunk_file.is_file() and not chunk_file.name.startswith((".z", "zarr.json")):
+            chunk_file.unlink()
+    expected = _zarr_reads(path)
+    assert np.isnan(expected[1, 1, 12, 5]) if np.isnan(fill_value) else expected[1, 1, 12, 5] == fill_value
+    np.testing.assert_array_equal(expected[2], np.full(images[2].shape, fill_value, images.dtype))
+    np.testing.assert_array_equal(_native_stored(path, "ome_zarr"), expected.astype(np.float32))
+
+
+def test_missing_zarr_chunk_without_fill_value(tmp_path: Path) -> None:
+    """A v2 fill_value of null defines none: a missing chunk is lost pixels, said so (zarr-python reads zeros)."""
+    path = _write_zarrs(tmp_path / "oz", _images(3, (1, 8, 8), np.uint8), None, chunks=(1, 4, 8), zarr_format=2,
+                        fill_value=None)
+    assert json.loads((path / "img_000001.zarr" / "s0" / ".zarray").read_text())["fill_value"] is None
+    (path / "img_000001.zarr" / "s0" / "0.1.0").unlink()
     message = _first_error(path, "ome_zarr")
-    assert "img_000001.zarr" in message and "s0/c/0/0/0 is missing" in message
+    assert "img_000001.zarr" in message and "s0/0.1.0 is missing and the array defines no fill value" in message
+
+
+@pytest.mark.parametrize("dtype", [">i2", "<i2", ">i4", "<i4", ">u2"])
+def test_ome_zarr_v2_signed_and_big_endian(tmp_path: Path, dtype: str) -> None:
+    images = _images(3, (2, 9, 7), np.dtype(dtype).newbyteorder("="), seed=9)
+    path = _write_zarrs(tmp_path / "oz", images, None, chunks=(1, 4, 4), zarr_format=2, dtype=dtype)
+    expected = _zarr_reads(path)
+    np.testing.assert_array_equal(expected, images)
+    np.testing.assert_array_equal(_native_stored(path, "ome_zarr"), expected.astype(np.float32))
+
+
+VOLUME_DTYPES = [np.uint8, np.uint16, np.int16, np.float32]
+
+
+def _tifffile_czyx(item: Path) -> np.ndarray:
+    """``tifffile.imread`` of a volume, arranged as its series axes (from the file's metadata) say: (C, Z, H, W)."""
+    with tifffile.TiffFile(item) as tif:
+        axes = tif.series[0].axes
+    image = tifffile.imread(item)
+    if "C" not in axes:
+        image, axes = image[np.newaxis], "C" + axes
+    return image.transpose([axes.index(a) for a in "CZYX"])
+
+
+@pytest.mark.parametrize("dtype", VOLUME_DTYPES)
+@pytest.mark.parametrize(("metadata", "axes"), [("ome", "CZYX"), ("ome", "ZCYX"), ("imagej", "ZCYX")])
+@pytest.mark.parametrize(("compression", "tile"), [(None, None), ("deflate", (16, 16)), ("lzw", None),
+                                                   ("zstd", (16, 32))])
+def test_tiff_volumes(tmp_path: Path, dtype: type, metadata: str, axes: str, compression: str | None,
+                      tile: tuple[int, int] | None) -> None:
+    """Pages as Z planes and channels in the order the file's OME-XML (XYZCT for CZYX, XYCZT for ZCYX) or ImageJ
+    description gives them."""
+    if metadata == "imagej" and dtype == np.int16:
+        pytest.skip("ImageJ hyperstacks hold no int16")
+    from loaderbench.formats import tiff
+
+    volumes = _images(3, (2, 5, 20, 35), dtype, seed=10)  # (N, C, Z, H, W)
+    path = tmp_path / "tiff"
+    path.mkdir()
+    for i, volume in enumerate(volumes):
+        data = volume if axes == "CZYX" else volume.transpose(1, 0, 2, 3)
+        kwargs: dict[str, object] = {"compression": compression, "tile": tile, "metadata": {"axes": axes},
+                                     metadata: True}
+        tifffile.imwrite(path / f"img_{i:06d}.tiff", data, photometric="minisblack", **kwargs)
+    expected = np.stack([_tifffile_czyx(p) for p in sorted(path.iterdir())])
+    np.testing.assert_array_equal(expected, volumes)
+    np.testing.assert_array_equal(_native_stored(path, "tiff"), expected.astype(np.float32))
+    items = tiff.item_paths(path)
+    assert tiff.item_shape(items[0]) == ((2, 5, 20, 35), str(np.dtype(dtype)))
+    np.testing.assert_array_equal(tiff.read_item(items[1]), volumes[1])
+
+
+@pytest.mark.parametrize("dtype", VOLUME_DTYPES)
+@pytest.mark.parametrize("axes", ["czyx", "tczyx", "zyx"])
+def test_ome_zarr_volumes(tmp_path: Path, dtype: type, axes: str) -> None:
+    """ome-zarr's own writer, several chunks per volume; compared with zarr-python's reads."""
+    import warnings
+
+    from loaderbench.formats import ome_zarr
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from ome_zarr.writer import write_image
+
+    volumes = _images(2, (2 if "c" in axes else 1, 6, 17, 12), dtype, seed=11)
+    path = tmp_path / "oz"
+    path.mkdir()
+    for i, volume in enumerate(volumes):
+        data = volume[np.newaxis] if axes.startswith("t") else volume if "c" in axes else volume[0]
+        chunks = (1,) * (data.ndim - 3) + (4, 8, 8)
+        group = zarr.open_group(str(path / f"img_{i:06d}.zarr"), mode="w")
+        write_image(data, group, axes=axes, scale_factors=[], storage_options={"chunks": chunks})
+    expected = np.stack([zarr.open_group(str(p), mode="r")["s0"][...].reshape(volumes.shape[1:])
+                         for p in sorted(path.iterdir())])
+    np.testing.assert_array_equal(expected, volumes)
+    loader = NativeImageLoader(path, format="ome_zarr", batch_size=2, scale=False, rank=0, world_size=1)
+    assert loader.dataset.summary()["depth"] == 6
+    np.testing.assert_array_equal(_native_stored(path, "ome_zarr"), expected.astype(np.float32))
+    items = ome_zarr.item_paths(path)
+    assert ome_zarr.item_shape(items[0]) == (volumes.shape[1:], str(np.dtype(dtype)))
+    np.testing.assert_array_equal(ome_zarr.read_item(items[1]), volumes[1])
+
+
+def test_tiff_metadata_that_disagrees_with_the_pages(tmp_path: Path) -> None:
+    path = _write_tiffs(tmp_path / "tiff", _images(2, (6, 8, 8), np.uint16))
+    xml = tifffile.OmeXml()
+    xml.addimage(np.uint16, (2, 2, 8, 8), (4, 1, 1, 8, 8, 1), axes="ZCYX")  # 4 planes described, 6 pages stored
+    tifffile.imwrite(path / "img_000001.tiff", _images(1, (6, 8, 8), np.uint16)[0], photometric="minisblack",
+                     description=xml.tostring(), metadata=None)
+    message = _first_error(path, "tiff")
+    assert "img_000001.tiff" in message and "SizeZ=2, SizeC=2 but the file has 6 pages" in message
 
 
 def test_unsupported_zarr_codec(tmp_path: Path) -> None:

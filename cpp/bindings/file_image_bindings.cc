@@ -44,7 +44,7 @@ nb::dict file_summary(const FileImageDataset& ds) {
   d["rows"] = ds.size();
   d["uniform_shape"] = true;  // checked per file as it is read
   d["channels"] = ds.shape().channels;
-  d["depth"] = 1;
+  d["depth"] = ds.shape().depth;
   d["height"] = ds.shape().height;
   d["width"] = ds.shape().width;
   d["declared_dtype"] = pixel_type_name(ds.shape().type);
@@ -77,7 +77,7 @@ void bind_file_images(nb::module_& m) {
           },
           nb::arg("format"), nb::arg("paths"), nb::arg("max_sample_bytes") = kDefaultMaxSampleBytes,
           "Images of a TIFF or OME-Zarr directory, one path per image in dataset order; every image must have the "
-          "first one's (C, H, W) and dtype (checked as each is read).")
+          "first one's (C, H, W) or (C, Z, H, W) and dtype (checked as each is read).")
       .def("__len__", [](const PyFileImageDataset& self) { return self.dataset->size(); })
       .def("summary", [](const PyFileImageDataset& self) { return file_summary(*self.dataset); })
       .def("sample", &file_sample, nb::arg("row"), nb::arg("transform"), nb::arg("epoch") = 0,

@@ -7,8 +7,17 @@
 namespace loaderbench {
 
 std::string describe(const ImageFileShape& shape) {
-  return std::to_string(shape.channels) + "x" + std::to_string(shape.height) + "x" + std::to_string(shape.width) +
-         " " + pixel_type_name(shape.type);
+  const bool volume = shape.depth != 1;
+  return std::to_string(shape.channels) + "x" + (volume ? std::to_string(shape.depth) + "x" : "") +
+         std::to_string(shape.height) + "x" + std::to_string(shape.width) + " " + pixel_type_name(shape.type) +
+         (volume ? " (CxZxHxW)" : " (CxHxW)");
+}
+
+void check_image_shape(const std::string& path, const ImageFileShape& found, const ImageFileShape& expected) {
+  if (!(found == expected)) {
+    throw FileImageError(path + ": the image is " + describe(found) + ", but the dataset's images are " +
+                         describe(expected));
+  }
 }
 
 bool file_format_available(ImageFileFormat format) {
@@ -45,10 +54,10 @@ FileImageDataset::FileImageDataset(ImageFileFormat format, std::vector<std::stri
   }
   image_.declared = image_.stored = shape_.type;
   image_.channels = shape_.channels;
-  image_.depth = 1;
+  image_.depth = shape_.depth;
   image_.height = shape_.height;
   image_.width = shape_.width;
-  image_.num_pieces = shape_.channels;
+  image_.num_pieces = shape_.channels;  // write_decoded: one (Z, H, W) block per channel
 }
 
 void FileImageDataset::read(int64_t row, std::vector<uint8_t>& pixels) const {

@@ -1,13 +1,19 @@
 // TIFF images with libtiff: strips or tiles, any compression libtiff was built with (none, deflate, LZW, zstd...),
-// 8/16-bit unsigned or 32-bit float samples; channels are pages (tifffile's planar minisblack layout) or the
-// samples of one page (planar or interleaved). Each file is opened, read and closed by the calling thread.
+// 8/16-bit unsigned, 16/32-bit signed or 32-bit float samples. What the pages are comes from the file's own
+// metadata: the first page's OME-XML (Pixels SizeC/SizeZ/DimensionOrder) or ImageJ description (channels=,
+// slices=) make them channel and Z planes in the order it gives; without either, pages are channels (tifffile's
+// planar minisblack layout) or one page's samples are (planar or interleaved). Each file is opened, read and
+// closed by the calling thread.
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
+#include <charconv>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "loaderbench/file_images.h"
@@ -101,12 +107,16 @@ PageInfo page_info(const TiffFile& file) {
     page.type = PixelType::kUint8;
   } else if (format == SAMPLEFORMAT_UINT && bits == 16) {
     page.type = PixelType::kUint16;
+  } else if (format == SAMPLEFORMAT_INT && bits == 16) {
+    page.type = PixelType::kInt16;
+  } else if (format == SAMPLEFORMAT_INT && bits == 32) {
+    page.type = PixelType::kInt32;
   } else if (format == SAMPLEFORMAT_IEEEFP && bits == 32) {
     page.type = PixelType::kFloat32;
   } else {
     const char* kind = format == SAMPLEFORMAT_INT ? "int" : format == SAMPLEFORMAT_IEEEFP ? "float" : "uint";
     throw FileImageError(file.path() + ": " + std::to_string(bits) + "-bit " + kind +
-                         " samples are not supported (uint8, uint16 and float32 are)");
+                         " samples are not supported (uint8, uint16, int16, int32 and float32 are)");
   }
   if (page.width == 0 || page.height == 0 || page.width > INT32_MAX || page.height > INT32_MAX) {
     file.fail("the TIFF has an invalid image size");
@@ -115,27 +125,192 @@ PageInfo page_info(const TiffFile& file) {
   return page;
 }
 
-/// Pages and their common layout, or FileImageError when the pages differ from one another.
-ImageFileShape file_shape(const TiffFile& file, PageInfo* first_page) {
+/// Where each page goes in (C, Z): page p holds channel plane channel_of(p) (times the page's samples) at depth
+/// z_of(p). Pages run z within channel (OME XYZCT) or channel within z (OME XYCZT, ImageJ).
+struct PageMap {
+  int32_t page_channels = 1, depth = 1;
+  bool z_fastest = false;
+  int32_t channel_of(int32_t page) const { return z_fastest ? page / depth : page % page_channels; }
+  int32_t z_of(int32_t page) const { return z_fastest ? page % depth : page / page_channels; }
+};
+
+/// The text of the current page's ImageDescription tag ("" when it has none).
+std::string image_description(TIFF* tif) {
+  const char* text = nullptr;
+  return TIFFGetField(tif, TIFFTAG_IMAGEDESCRIPTION, &text) && text != nullptr ? std::string(text) : std::string();
+}
+
+bool is_name_char(char ch) {
+  return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-' || ch == '.';
+}
+
+/// The start tag of the first element named `name` (any namespace prefix) at or after `from`, without its '<' and
+/// '>'; empty when there is none. Enough XML for OME's flat attributes, without an XML library.
+std::string_view find_start_tag(std::string_view xml, std::string_view name, size_t* from) {
+  for (size_t at = xml.find(name, *from); at != std::string_view::npos; at = xml.find(name, at + 1)) {
+    const size_t after = at + name.size();
+    if (after >= xml.size() || is_name_char(xml[after]) || xml[after] == ':') continue;
+    size_t open = at;
+    while (open > 0 && (is_name_char(xml[open - 1]) || xml[open - 1] == ':')) --open;
+    if (open == 0 || xml[open - 1] != '<') continue;
+    if (open != at && xml[at - 1] != ':') continue;  // "<XPixels", not a prefixed "<ome:Pixels"
+    const size_t close = xml.find('>', after);
+    if (close == std::string_view::npos) return {};
+    *from = close;
+    return xml.substr(open, close - open);
+  }
+  return {};
+}
+
+/// The value of attribute `name` in start tag `tag`, or "" when absent ("SizeZ" does not match "PhysicalSizeZ").
+std::string_view xml_attribute(std::string_view tag, std::string_view name) {
+  for (size_t at = tag.find(name); at != std::string_view::npos; at = tag.find(name, at + 1)) {
+    if (at == 0 || !std::isspace(static_cast<unsigned char>(tag[at - 1]))) continue;
+    size_t k = at + name.size();
+    while (k < tag.size() && std::isspace(static_cast<unsigned char>(tag[k]))) ++k;
+    if (k >= tag.size() || tag[k] != '=') continue;
+    ++k;
+    while (k < tag.size() && std::isspace(static_cast<unsigned char>(tag[k]))) ++k;
+    if (k >= tag.size() || (tag[k] != '"' && tag[k] != '\'')) continue;
+    const size_t end = tag.find(tag[k], k + 1);
+    if (end == std::string_view::npos) return {};
+    return tag.substr(k + 1, end - k - 1);
+  }
+  return {};
+}
+
+/// A positive count from metadata text, or 0 when it is not one.
+int64_t parse_count(std::string_view text) {
+  int64_t value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  return error == std::errc() && end == text.data() + text.size() && value > 0 ? value : 0;
+}
+
+/// The pages of an OME-TIFF as its first Pixels element orders them; `samples` of a page count in SizeC.
+PageMap ome_page_map(const TiffFile& file, std::string_view xml, int32_t pages, int32_t samples) {
+  size_t from = 0;
+  if (find_start_tag(xml, "Image", &from).empty()) file.fail("the OME-XML description has no Image element");
+  if (!find_start_tag(xml, "Image", &from).empty()) {
+    file.fail("the OME-XML describes several images (series); only one image per file is supported");
+  }
+  from = 0;
+  const std::string_view pixels = find_start_tag(xml, "Pixels", &from);
+  const int64_t size_c = parse_count(xml_attribute(pixels, "SizeC"));
+  const int64_t size_z = parse_count(xml_attribute(pixels, "SizeZ"));
+  const int64_t size_t = parse_count(xml_attribute(pixels, "SizeT"));
+  const std::string_view order = xml_attribute(pixels, "DimensionOrder");
+  if (size_c == 0 || size_z == 0 || size_t == 0 || order.size() != 5 || order.substr(0, 2) != "XY" ||
+      order.find('Z') == std::string_view::npos || order.find('C') == std::string_view::npos ||
+      order.find('T') == std::string_view::npos) {
+    file.fail("the OME-XML Pixels element has no valid SizeC, SizeZ, SizeT and DimensionOrder");
+  }
+  if (size_t != 1) {
+    file.fail("the OME-XML says SizeT=" + std::to_string(size_t) + ": time series are not supported (T must be 1)");
+  }
+  const std::string sizes = "SizeZ=" + std::to_string(size_z) + ", SizeC=" + std::to_string(size_c);
+  if (size_c % samples != 0 || size_z * (size_c / samples) != pages) {
+    file.fail("the OME-XML says " + sizes + " but the file has " + std::to_string(pages) + " pages of " +
+              std::to_string(samples) + " samples");
+  }
+  // With T = 1, only whether Z or C varies faster matters (XYZTC reads as XYZCT).
+  return {static_cast<int32_t>(size_c / samples), static_cast<int32_t>(size_z), order.find('Z') < order.find('C')};
+}
+
+/// The pages of an ImageJ hyperstack: `images` planes ordered channel, then slice (z), then frame (t).
+PageMap imagej_page_map(const TiffFile& file, std::string_view text, int32_t pages) {
+  int64_t images = 0, channels = 0, slices = 0, frames = 0;
+  for (size_t at = 0; at < text.size();) {
+    const size_t end = std::min(text.find('\n', at), text.size());
+    const std::string_view line = text.substr(at, end - at);
+    const size_t eq = line.find('=');
+    if (eq != std::string_view::npos) {
+      const std::string_view key = line.substr(0, eq), value = line.substr(eq + 1);
+      int64_t* field = key == "images"     ? &images
+                       : key == "channels" ? &channels
+                       : key == "slices"   ? &slices
+                       : key == "frames"   ? &frames
+                                           : nullptr;
+      if (field != nullptr && (*field = parse_count(value)) == 0) {
+        file.fail("the ImageJ description has an invalid '" + std::string(line) + "'");
+      }
+    }
+    at = end + 1;
+  }
+  if (frames > 1) {
+    file.fail("the ImageJ description says frames=" + std::to_string(frames) +
+              ": time series are not supported (T must be 1)");
+  }
+  if (channels == 0 && slices == 0) return {pages, 1, false};  // a plain stack: pages as channels, as without metadata
+  channels = std::max<int64_t>(channels, 1);
+  slices = std::max<int64_t>(slices, 1);
+  if (channels * slices != pages || (images != 0 && images != pages)) {
+    file.fail("the ImageJ description says images=" + std::to_string(images) + ", channels=" +
+              std::to_string(channels) + ", slices=" + std::to_string(slices) + " but the file has " +
+              std::to_string(pages) + " pages");
+  }
+  return {static_cast<int32_t>(channels), static_cast<int32_t>(slices), false};
+}
+
+/// tifffile's own "shaped" description ({"shape": [...]}) names no axes: a shape with more than one page axis
+/// (say [2, 5, H, W]) cannot be told apart as channels and Z, so it is refused rather than read as 10 channels.
+void check_shaped_description(const TiffFile& file, std::string_view text, int32_t samples) {
+  const size_t key = text.find("\"shape\"");
+  if (text.empty() || text.front() != '{' || key == std::string_view::npos) return;
+  const size_t open = text.find('[', key), close = text.find(']', key);
+  if (open == std::string_view::npos || close == std::string_view::npos || close < open) return;
+  std::vector<int64_t> shape;
+  for (size_t at = open + 1; at < close;) {
+    while (at < close && !std::isdigit(static_cast<unsigned char>(text[at]))) ++at;
+    size_t end = at;
+    while (end < close && std::isdigit(static_cast<unsigned char>(text[end]))) ++end;
+    if (end > at) shape.push_back(parse_count(text.substr(at, end - at)));
+    at = end;
+  }
+  const size_t plane_dims = samples > 1 ? 3 : 2;
+  if (shape.size() <= plane_dims) return;
+  const auto page_axes = std::count_if(shape.begin(), shape.end() - static_cast<ptrdiff_t>(plane_dims),
+                                       [](int64_t n) { return n != 1; });
+  if (page_axes > 1) {
+    file.fail("tifffile's description gives the shape " + std::string(text.substr(open, close - open + 1)) +
+              " without axis names: pages cannot be told apart as channels and Z planes (write it with ome=True or "
+              "imagej=True)");
+  }
+}
+
+/// The file's common page layout and where each page goes, or FileImageError when pages differ from one another or
+/// from what the metadata says.
+ImageFileShape file_shape(const TiffFile& file, PageInfo* first_page, PageMap* page_map) {
   TIFF* tif = file.get();
   const PageInfo first = page_info(file);
+  const std::string description = image_description(tif);
   int32_t pages = 1;
   while (TIFFReadDirectory(tif)) {
     const PageInfo page = page_info(file);
     if (page.width != first.width || page.height != first.height || page.type != first.type ||
         page.samples != first.samples) {
       throw FileImageError(file.path() + ": page " + std::to_string(pages) + " differs from page 0 in size, dtype or "
-                           "samples; only pages of one shape can be read as channels");
+                           "samples; only pages of one shape can be read as channels or Z planes");
     }
     ++pages;
   }
-  if (pages > 1 && first.samples > 1) {
-    throw FileImageError(file.path() + ": " + std::to_string(pages) + " pages of " + std::to_string(first.samples) +
-                         " samples each are not supported (pages or samples can be channels, not both)");
+  const int32_t samples = first.samples;
+  PageMap map{pages, 1, false};
+  if (description.find("<OME") != std::string::npos || description.find(":OME") != std::string::npos) {
+    map = ome_page_map(file, description, pages, samples);
+  } else if (description.starts_with("ImageJ=")) {
+    map = imagej_page_map(file, description, pages);
+  } else {
+    check_shaped_description(file, description, samples);
+  }
+  if (map.page_channels > 1 && samples > 1) {
+    throw FileImageError(file.path() + ": " + std::to_string(map.page_channels) + " channel pages of " +
+                         std::to_string(samples) + " samples each are not supported (pages or samples can be "
+                         "channels, not both)");
   }
   if (!TIFFSetDirectory(tif, 0)) file.fail("cannot return to the first page");
   if (first_page != nullptr) *first_page = first;
-  return {first.type, pages * int32_t{first.samples}, static_cast<int32_t>(first.height),
+  if (page_map != nullptr) *page_map = map;
+  return {first.type, map.page_channels * samples, map.depth, static_cast<int32_t>(first.height),
           static_cast<int32_t>(first.width)};
 }
 
@@ -187,38 +362,43 @@ void read_plane(const TiffFile& file, const PageInfo& page, int sample, uint8_t*
 
 ImageFileShape probe_tiff(const std::string& path) {
   TiffFile file(path);
-  return file_shape(file, nullptr);
+  return file_shape(file, nullptr, nullptr);
 }
 
 void read_tiff(const std::string& path, const ImageFileShape& expected, std::vector<uint8_t>& pixels) {
   TiffFile file(path);
   PageInfo page;
-  const ImageFileShape found = file_shape(file, &page);
-  if (!(found == expected)) {
-    throw FileImageError(path + ": the image is " + describe(found) + " (CxHxW), but the dataset's images are " +
-                         describe(expected));
-  }
+  PageMap map;
+  check_image_shape(path, file_shape(file, &page, &map), expected);
   pixels.resize(static_cast<size_t>(expected.bytes()));
   const int64_t elem = pixel_size(expected.type);
   const int64_t plane_bytes = int64_t{expected.height} * expected.width * elem;
-  if (page.samples == 1) {
-    for (int32_t c = 0; c < expected.channels; ++c) {
-      if (c > 0 && !TIFFReadDirectory(file.get())) file.fail("cannot read page " + std::to_string(c));
-      read_plane(file, page, 0, pixels.data() + c * plane_bytes, elem);
-    }
-  } else if (page.planar == PLANARCONFIG_SEPARATE) {
-    for (int32_t c = 0; c < expected.channels; ++c) read_plane(file, page, c, pixels.data() + c * plane_bytes, elem);
-  } else {
-    // Interleaved samples (H, W, C): decoded whole, then split into planes.
-    thread_local std::vector<uint8_t> interleaved;
-    interleaved.resize(pixels.size());
-    read_plane(file, page, -1, interleaved.data(), elem * page.samples);
-    const int64_t n = int64_t{expected.height} * expected.width;
-    for (int64_t i = 0; i < n; ++i) {
-      for (int32_t c = 0; c < expected.channels; ++c) {
-        std::memcpy(pixels.data() + c * plane_bytes + i * elem, interleaved.data() + (i * expected.channels + c) * elem,
-                    static_cast<size_t>(elem));
-      }
+  const int32_t pages = map.page_channels * map.depth;
+  const int32_t samples = page.samples;
+  thread_local std::vector<uint8_t> interleaved;
+  for (int32_t p = 0; p < pages; ++p) {
+    if (p > 0 && !TIFFReadDirectory(file.get())) file.fail("cannot read page " + std::to_string(p));
+    const int32_t z = map.z_of(p);
+    // Sample s of this page is channel channel_of(p) * samples + s, stored as (C, Z, H, W).
+    auto plane = [&](int32_t s) {
+      return pixels.data() + ((int64_t{map.channel_of(p)} * samples + s) * expected.depth + z) * plane_bytes;
+    };
+    if (samples == 1) {
+      read_plane(file, page, 0, plane(0), elem);
+    } else if (page.planar == PLANARCONFIG_SEPARATE) {
+      for (int32_t s = 0; s < samples; ++s) read_plane(file, page, s, plane(s), elem);
+    } else {
+      // Interleaved samples (H, W, S): decoded whole, then split into planes.
+      interleaved.resize(static_cast<size_t>(plane_bytes * samples));
+      read_plane(file, page, -1, interleaved.data(), elem * samples);
+      const int64_t n = int64_t{expected.height} * expected.width;
+      with_pixel_type(expected.type, [&]<typename T>(T) {
+        const T* src = reinterpret_cast<const T*>(interleaved.data());
+        for (int32_t s = 0; s < samples; ++s) {
+          T* dst = reinterpret_cast<T*>(plane(s));
+          for (int64_t i = 0; i < n; ++i) dst[i] = src[i * samples + s];
+        }
+      });
     }
   }
 }

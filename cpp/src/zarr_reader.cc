@@ -1,16 +1,23 @@
 // OME-Zarr image groups (one per image): the group's multiscales metadata names level 0, whose Zarr v3
 // (zarr.json) or v2 (.zarray) array is read chunk by chunk — regular chunk grid, C order, the bytes codec (either
-// endianness) and at most one of zstd, gzip/zlib, blosc. What is not supported (sharding, transpose/F order,
-// filters, other codecs or dtypes) is refused by name, never decoded wrongly. A missing chunk file is an error:
-// in this one-store-per-image layout every chunk is written, so a missing one means lost pixels.
+// endianness) and at most one of zstd, gzip/zlib, blosc. Axes (t,) (c,) (z,) y, x: t must be 1, z > 1 is a volume.
+// What is not supported (sharding, transpose/F order, filters, other codecs or dtypes) is refused by name, never
+// decoded wrongly. A missing chunk file reads as the array's fill_value, as the Zarr spec says (zarr skips writing
+// chunks that hold only it); a v2 array whose fill_value is null defines none, so a missing chunk there is an error.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <cerrno>
+#include <charconv>
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "loaderbench/arrow_view.h"
@@ -84,7 +91,8 @@ struct ZarrArray {
   Codec codec = Codec::kNone;
   std::string key_prefix;  // "c/" for v3's default chunk keys
   char separator = '/';
-  ImageFileShape image;    // (C, H, W) after dropping singleton t/z axes
+  std::vector<uint8_t> fill;  // one element of fill_value in the chunks' byte order; empty: none defined (v2 null)
+  ImageFileShape image;       // (C, Z, H, W) after dropping t and a singleton z axis
 };
 
 [[noreturn]] void unsupported(const std::string& where, const std::string& what) {
@@ -92,11 +100,55 @@ struct ZarrArray {
 }
 
 bool parse_v3_type(const std::string& name, PixelType* type) {
-  if (name == "uint8") *type = PixelType::kUint8;
-  else if (name == "uint16") *type = PixelType::kUint16;
-  else if (name == "float32") *type = PixelType::kFloat32;
-  else return false;
-  return true;
+  return name != "float" && parse_pixel_type(name, type);  // v3 names the types as we do
+}
+
+/// One element of `type` holding `value` (the metadata's fill_value), in the chunks' byte order. Integers must fit
+/// the type; floats also take "NaN", "Infinity", "-Infinity" and the IEEE bits in hex ("0x7fc00000", v3).
+std::vector<uint8_t> parse_fill_value(const json& value, PixelType type, bool big_endian, const std::string& where) {
+  std::vector<uint8_t> bytes(static_cast<size_t>(pixel_size(type)));
+  const bool ok = with_pixel_type(type, [&]<typename T>(T) {
+    T v{};
+    if constexpr (std::is_floating_point_v<T>) {
+      if (value.is_number()) {
+        v = static_cast<T>(value.get<double>());
+      } else if (value.is_string()) {
+        const std::string text = value.get<std::string>();
+        uint32_t bits = 0;
+        if (text == "NaN") v = std::numeric_limits<T>::quiet_NaN();
+        else if (text == "Infinity") v = std::numeric_limits<T>::infinity();
+        else if (text == "-Infinity") v = -std::numeric_limits<T>::infinity();
+        else if (text.size() == 2 + 2 * sizeof(T) && text.starts_with("0x") &&
+                 std::from_chars(text.data() + 2, text.data() + text.size(), bits, 16).ptr == text.data() + text.size())
+          v = std::bit_cast<T>(bits);
+        else return false;
+      } else {
+        return false;
+      }
+    } else if (value.is_number_unsigned()) {
+      if (!std::in_range<T>(value.get<uint64_t>())) return false;
+      v = static_cast<T>(value.get<uint64_t>());
+    } else if (value.is_number_integer()) {
+      if (!std::in_range<T>(value.get<int64_t>())) return false;
+      v = static_cast<T>(value.get<int64_t>());
+    } else if (value.is_number_float()) {  // 3.0 written for an integer type
+      const double d = value.get<double>();
+      if (d != std::trunc(d) || d < static_cast<double>(std::numeric_limits<T>::min()) ||
+          d > static_cast<double>(std::numeric_limits<T>::max()))
+        return false;
+      v = static_cast<T>(d);
+    } else {
+      return false;
+    }
+    std::memcpy(bytes.data(), &v, sizeof v);
+    return true;
+  });
+  if (!ok) {
+    throw FileImageError(where + ": fill_value " + value.dump() + " is not a valid " + pixel_type_name(type) +
+                         " value");
+  }
+  if (big_endian) std::reverse(bytes.begin(), bytes.end());
+  return bytes;
 }
 
 Codec bytes_codec(const std::string& name, const std::string& where) {
@@ -147,6 +199,7 @@ void parse_v3_array(const json& meta, const std::string& where, ZarrArray* array
     }
   }
   if (!seen_bytes) throw FileImageError(where + ": no 'bytes' codec in the codec chain");
+  array->fill = parse_fill_value(meta.at("fill_value"), array->type, array->big_endian, where);  // required in v3
 }
 
 void parse_v2_array(const json& meta, const std::string& where, ZarrArray* array) {
@@ -160,6 +213,8 @@ void parse_v2_array(const json& meta, const std::string& where, ZarrArray* array
   const std::string kind = dtype.substr(1);
   if (kind == "u1") array->type = PixelType::kUint8;
   else if (kind == "u2") array->type = PixelType::kUint16;
+  else if (kind == "i2") array->type = PixelType::kInt16;
+  else if (kind == "i4") array->type = PixelType::kInt32;
   else if (kind == "f4") array->type = PixelType::kFloat32;
   else unsupported(where, "the dtype '" + dtype + "'");
   array->big_endian = dtype[0] == '>';
@@ -170,6 +225,8 @@ void parse_v2_array(const json& meta, const std::string& where, ZarrArray* array
   const json compressor = meta.value("compressor", json());
   if (!compressor.is_null()) array->codec = bytes_codec(compressor.at("id").get<std::string>(), where);
   array->separator = meta.value("dimension_separator", std::string(".")).at(0);
+  const json fill = meta.value("fill_value", json());
+  if (!fill.is_null()) array->fill = parse_fill_value(fill, array->type, array->big_endian, where);
 }
 
 /// Finds level 0 of the image group at `item` and parses its array metadata.
@@ -229,31 +286,34 @@ ZarrArray open_level0(const std::string& item, int64_t max_chunk_bytes) {
                              std::to_string(max_chunk_bytes) + ")");
       }
     }
-    // Singleton t/z axes are dropped, a missing c axis means one channel; what remains must be (c,) y, x.
+    // t (of size 1) and a singleton z are dropped, a missing c axis means one channel; what remains must be
+    // (c,) (z,) y, x, so that the C-order chunks are (C, Z, H, W).
     std::vector<std::string> kept;
     std::vector<int64_t> kept_shape;
     for (size_t d = 0; d < ndim; ++d) {
-      if (axes[d] == "t" || axes[d] == "z") {
-        if (array.shape[d] != 1) {
-          throw FileImageError(item + ": axis '" + axes[d] + "' has size " + std::to_string(array.shape[d]) +
-                               "; only 2-D images are supported");
-        }
-        continue;
+      if (axes[d] == "t" && array.shape[d] != 1) {
+        throw FileImageError(item + ": axis 't' has size " + std::to_string(array.shape[d]) +
+                             "; time series are not supported (t must be 1)");
       }
+      if (axes[d] == "t" || (axes[d] == "z" && array.shape[d] == 1)) continue;
       kept.push_back(axes[d]);
       kept_shape.push_back(array.shape[d]);
     }
-    if (kept.size() == 2) {
+    if (kept.empty() || kept.front() != "c") {
       kept.insert(kept.begin(), "c");
       kept_shape.insert(kept_shape.begin(), 1);
     }
-    if (kept != std::vector<std::string>{"c", "y", "x"}) {
+    if (kept.size() == 3) {
+      kept.insert(kept.begin() + 1, "z");
+      kept_shape.insert(kept_shape.begin() + 1, 1);
+    }
+    if (kept != std::vector<std::string>{"c", "z", "y", "x"}) {
       std::string names;
       for (const std::string& a : axes) names += (names.empty() ? "" : ", ") + a;
-      throw FileImageError(item + ": unsupported axes [" + names + "] (expected c, y, x)");
+      throw FileImageError(item + ": unsupported axes [" + names + "] (expected (t,) (c,) (z,) y, x)");
     }
     array.image = {array.type, static_cast<int32_t>(kept_shape[0]), static_cast<int32_t>(kept_shape[1]),
-                   static_cast<int32_t>(kept_shape[2])};
+                   static_cast<int32_t>(kept_shape[2]), static_cast<int32_t>(kept_shape[3])};
   } catch (const json::exception& error) {
     throw FileImageError(item + ": invalid Zarr metadata (" + error.what() + ")");
   }
@@ -270,13 +330,27 @@ std::string chunk_key(const ZarrArray& array, const std::vector<int64_t>& index)
   return key;
 }
 
-/// Decodes one chunk file into `dst` (exactly `bytes` bytes).
+/// Fills `bytes` bytes at `dst` with the array's fill value.
+void fill_chunk(const ZarrArray& array, uint8_t* dst, int64_t bytes) {
+  with_pixel_type(array.type, [&]<typename T>(T) {
+    T value;
+    std::memcpy(&value, array.fill.data(), sizeof value);
+    std::fill_n(reinterpret_cast<T*>(dst), bytes / static_cast<int64_t>(sizeof value), value);
+  });
+}
+
+/// Decodes one chunk file into `dst` (exactly `bytes` bytes); a missing one is the fill value.
 void decode_chunk(const ZarrArray& array, const std::string& key, std::vector<uint8_t>& file, uint8_t* dst,
                   int64_t bytes) {
   const std::string path = array.dir + "/" + key;
   if (read_file(path, file, std::max<int64_t>(bytes * 2 + 4096, 1 << 20)) == ReadResult::kMissing) {
-    throw FileImageError(path + ": chunk file " + array.array_path + "/" + key +
-                         " is missing: the image's pixels are lost");
+    if (array.fill.empty()) {
+      throw FileImageError(path + ": chunk file " + array.array_path + "/" + key +
+                           " is missing and the array defines no fill value (fill_value null): the image's pixels "
+                           "are lost");
+    }
+    fill_chunk(array, dst, bytes);
+    return;
   }
   if (array.codec == Codec::kNone) {
     if (static_cast<int64_t>(file.size()) != bytes) {
@@ -307,10 +381,7 @@ ImageFileShape probe_ome_zarr(const std::string& path, int64_t max_chunk_bytes) 
 void read_ome_zarr(const std::string& path, const ImageFileShape& expected, std::vector<uint8_t>& pixels,
                    int64_t max_chunk_bytes) {
   const ZarrArray array = open_level0(path, max_chunk_bytes);
-  if (!(array.image == expected)) {
-    throw FileImageError(path + ": the image is " + describe(array.image) + " (CxHxW), but the dataset's images are " +
-                         describe(expected));
-  }
+  check_image_shape(path, array.image, expected);
   pixels.resize(static_cast<size_t>(expected.bytes()));
   const int elem = pixel_size(array.type);
   const size_t ndim = array.shape.size();

@@ -24,25 +24,32 @@ class FileImageError : public std::runtime_error {
 
 enum class ImageFileFormat : uint8_t { kTiff, kOmeZarr };
 
-/// Shape (C, H, W) and dtype of one image, as found in its file's header or metadata.
+/// Shape (C, Z, H, W) and dtype of one image, as found in its file's header or metadata; depth is 1 for a 2-D
+/// image, more for a volume (Z planes of each channel, stored one after another).
 struct ImageFileShape {
   PixelType type = PixelType::kUint8;
-  int32_t channels = 0, height = 0, width = 0;
-  int64_t bytes() const { return int64_t{channels} * height * width * pixel_size(type); }
+  int32_t channels = 0, depth = 1, height = 0, width = 0;
+  int64_t bytes() const { return int64_t{channels} * depth * height * width * pixel_size(type); }
   bool operator==(const ImageFileShape&) const = default;
 };
-std::string describe(const ImageFileShape& shape);  // "3x64x64 uint16"
+/// "3x64x64 uint16 (CxHxW)", or "3x5x64x64 uint16 (CxZxHxW)" for a volume.
+std::string describe(const ImageFileShape& shape);
+
+/// Throws FileImageError naming `path` when the shape a reader found is not the dataset's `expected` one.
+void check_image_shape(const std::string& path, const ImageFileShape& found, const ImageFileShape& expected);
 
 /// Whether this build can read `format` (the TIFF and Zarr readers are build options).
 bool file_format_available(ImageFileFormat format);
 
-/// The shape of the TIFF at `path` (pages or samples as channels), from its headers only.
+/// The shape of the TIFF at `path`, from its headers only. Pages are Z planes and/or channels as the first page's
+/// OME-XML or ImageJ description says; without either, pages (or the samples of one page) are channels.
 ImageFileShape probe_tiff(const std::string& path);
-/// Decodes the TIFF at `path` into `pixels` (resized to expected.bytes(), C-contiguous (C, H, W)); throws
+/// Decodes the TIFF at `path` into `pixels` (resized to expected.bytes(), C-contiguous (C, Z, H, W)); throws
 /// FileImageError before writing anything when its shape or dtype is not `expected`.
 void read_tiff(const std::string& path, const ImageFileShape& expected, std::vector<uint8_t>& pixels);
 
-/// The shape of the OME-Zarr image group at `path` (its first multiscales level), from its metadata only.
+/// The shape of the OME-Zarr image group at `path` (its first multiscales level), from its metadata only: axes
+/// (t,) (c,) (z,) y, x with t of size 1; z of size more than 1 makes a volume.
 ImageFileShape probe_ome_zarr(const std::string& path, int64_t max_chunk_bytes);
 /// Decodes level 0 of the OME-Zarr image group at `path` into `pixels`, as read_tiff.
 void read_ome_zarr(const std::string& path, const ImageFileShape& expected, std::vector<uint8_t>& pixels,

@@ -114,20 +114,24 @@ def _multiscale(attrs: dict[str, Any], item: Path) -> dict[str, Any]:
 
 
 def _to_chw(array: np.ndarray, axes: list[str], item: Path) -> np.ndarray:
-    """Drop singleton ``t``/``z`` axes and add a missing ``c`` axis, giving ``(C, H, W)``."""
+    """Drop ``t`` (of size 1) and a singleton ``z``, add a missing ``c`` axis: ``(C, H, W)``, or ``(C, Z, H, W)``
+    for a volume (``z`` of more than one plane), as the native reader does."""
     if len(axes) != array.ndim:
         raise FormatError(f"{item}: {len(axes)} axes in metadata but the array has shape {array.shape}")
-    for name in ("t", "z"):
-        if name in axes:
-            k = axes.index(name)
-            if array.shape[k] != 1:
-                raise FormatError(f"{item}: axis {name!r} has size {array.shape[k]}; only 2-D images are supported")
-            array = np.squeeze(array, axis=k)
-            axes = axes[:k] + axes[k + 1 :]
+    if "t" in axes:
+        k = axes.index("t")
+        if array.shape[k] != 1:
+            raise FormatError(
+                f"{item}: axis 't' has size {array.shape[k]}; time series are not supported (t must be 1)"
+            )
+        array, axes = np.squeeze(array, axis=k), axes[:k] + axes[k + 1 :]
+    if "z" in axes and array.shape[axes.index("z")] == 1:
+        k = axes.index("z")
+        array, axes = np.squeeze(array, axis=k), axes[:k] + axes[k + 1 :]
     if "c" not in axes:
         array, axes = array[np.newaxis], ["c", *axes]
-    if axes != ["c", "y", "x"]:
-        raise FormatError(f"{item}: unsupported axes {axes} (expected c, y, x)")
+    if axes not in (["c", "y", "x"], ["c", "z", "y", "x"]):
+        raise FormatError(f"{item}: unsupported axes {axes} (expected (t,) (c,) (z,) y, x)")
     return array
 
 
@@ -145,8 +149,8 @@ def missing_chunks(item: Path, array_path: str, array: Any) -> tuple[list[str], 
 
 
 def read_item(item: Path) -> np.ndarray:
-    """One image ``(C, H, W)``: ``zarr.open_group(item)[<level 0 path>][...]``, after checking that no chunk file of
-    it is missing (``FormatError`` naming the item and the chunk otherwise)."""
+    """One image ``(C, H, W)`` (``(C, Z, H, W)`` for a volume): ``zarr.open_group(item)[<level 0 path>][...]``,
+    after checking that no chunk file of it is missing (``FormatError`` naming the item and the chunk otherwise)."""
     import zarr  # noqa: PLC0415
 
     with library_errors(item, INFO.label):
@@ -190,8 +194,8 @@ def looks_like(path: Path) -> bool:
 
 
 def item_shape(item: Path) -> tuple[tuple[int, ...], str]:
-    """One image's ``(C, H, W)`` and dtype from its Zarr metadata, as ``read_item`` would return it, without
-    reading a chunk (checking that every image of a directory has one size)."""
+    """One image's ``(C, H, W)`` (or ``(C, Z, H, W)``) and dtype from its Zarr metadata, as ``read_item`` would
+    return it, without reading a chunk (checking that every image of a directory has one size)."""
     import zarr  # noqa: PLC0415
 
     with library_errors(item, INFO.label):

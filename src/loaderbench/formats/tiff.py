@@ -1,4 +1,5 @@
-"""One uncompressed TIFF per image (``tiff/img_000000.tiff``), written and read by tifffile."""
+"""One uncompressed TIFF per image (``tiff/img_000000.tiff``), written and read by tifffile. Reading also takes
+volumes: multi-page files whose OME-XML or ImageJ metadata makes pages Z planes come out ``(C, Z, H, W)``."""
 
 from __future__ import annotations
 
@@ -77,14 +78,43 @@ def _tifffile_warnings() -> Iterator[list[str]]:
         logger.removeHandler(handler)
 
 
+def _image_axes(axes: str, shape: tuple[int, ...], item: Path) -> tuple[list[int], tuple[int, ...]]:
+    """Where the axes of tifffile's first series go: the transpose order and the ``(C, H, W)`` shape, or
+    ``(C, Z, H, W)`` when a Z axis of more than one plane is there, as the native reader maps pages. Pages are Z
+    planes only where the file's OME-XML or ImageJ metadata says so (tifffile's ``Z``); channels are ``C``, the
+    samples of a page (``S``) or pages of no stated meaning (``Q``, ``I``...), but only one of them."""
+    if 0 in shape:
+        raise FormatError(f"{item}: no image data in this TIFF (shape {shape})")
+    roles: dict[str, int] = {}
+    for k, (name, size) in enumerate(zip(axes, shape, strict=True)):
+        if size == 1 and name not in "YX":
+            continue
+        if name == "T":
+            raise FormatError(f"{item}: {size} time points (axes {axes}); time series are not supported (T must be 1)")
+        role = name if name in "ZYX" else "C"
+        if role in roles:
+            raise FormatError(
+                f"{item}: tifffile reads axes {axes} of shape {shape}: {axes[roles[role]]} and {name} cannot both be "
+                f"{'channels' if role == 'C' else role} (volumes need OME-XML or ImageJ metadata naming C and Z)"
+            )
+        roles[role] = k
+    if "Y" not in roles or "X" not in roles:
+        raise FormatError(f"{item}: expected an image with Y and X axes, got axes {axes} of shape {shape}")
+    order = [roles[r] for r in "CZYX" if r in roles]
+    out = tuple(shape[roles[r]] if r in roles else 1 for r in "CZYX" if r != "Z" or "Z" in roles)
+    return order, out
+
+
 def read_item(item: Path) -> np.ndarray:
-    """One image ``(C, H, W)`` in its stored dtype via ``tifffile.imread``; a missing, truncated or corrupt file is
-    a one-line ``FormatError`` naming it."""
+    """One image ``(C, H, W)`` (``(C, Z, H, W)`` for a volume) in its stored dtype: tifffile's first series, its axes
+    arranged as ``_image_axes`` says; a missing, truncated or corrupt file is a one-line ``FormatError`` naming it."""
     import tifffile  # noqa: PLC0415
 
     with _tifffile_warnings() as logged:
         try:
-            image = tifffile.imread(item)
+            with tifffile.TiffFile(item) as tif:
+                series = tif.series[0]
+                image, axes = series.asarray(), series.axes
         except OSError as exc:  # missing, unreadable: the system's words
             raise FormatError(f"{item}: cannot read: {exc.strerror or one_line(exc)}") from exc
         except Exception as exc:  # tifffile raises many types (struct.error on a cut header); one clear line
@@ -93,11 +123,9 @@ def read_item(item: Path) -> np.ndarray:
     if image.size == 0:
         seen = f": {logged[0]}" if logged else ""
         raise FormatError(f"{item}: no image data in this TIFF (truncated or corrupt?){seen}")
-    if image.ndim == 2:
-        return image[np.newaxis]
-    if image.ndim != 3:
-        raise FormatError(f"{item}: expected a (C, H, W) or (H, W) image, got shape {image.shape}")
-    return image
+    order, shape = _image_axes(axes, image.shape, item)
+    rest = [k for k in range(image.ndim) if k not in order]  # singleton axes, reshaped away
+    return np.ascontiguousarray(image.transpose(order + rest).reshape(shape))
 
 
 def looks_like(path: Path) -> bool:
@@ -106,22 +134,18 @@ def looks_like(path: Path) -> bool:
 
 
 def item_shape(item: Path) -> tuple[tuple[int, ...], str]:
-    """One image's ``(C, H, W)`` and dtype from its TIFF header (the first series, as ``read_item`` reads it),
-    without decoding pixels (checking that every image of a directory has one size)."""
+    """One image's ``(C, H, W)`` (``(C, Z, H, W)`` for a volume) and dtype from its TIFF header (the first series, as
+    ``read_item`` reads it), without decoding pixels (checking that every image of a directory has one size)."""
     import tifffile  # noqa: PLC0415
 
     with _tifffile_warnings() as logged:
         try:
             with tifffile.TiffFile(item) as tif:
                 series = tif.series[0]
-                shape, dtype = tuple(int(d) for d in series.shape), str(np.dtype(series.dtype))
+                axes, shape, dtype = series.axes, tuple(int(d) for d in series.shape), str(np.dtype(series.dtype))
         except OSError as exc:
             raise FormatError(f"{item}: cannot read: {exc.strerror or one_line(exc)}") from exc
         except Exception as exc:  # tifffile raises many types on a damaged header; one clear line
             seen = f" ({logged[0]})" if logged else ""
             raise FormatError(f"{item}: cannot read this TIFF (truncated or corrupt?): {one_line(exc)}{seen}") from exc
-    if len(shape) == 2:
-        return (1, *shape), dtype
-    if len(shape) != 3 or 0 in shape:
-        raise FormatError(f"{item}: expected a (C, H, W) or (H, W) image, got shape {shape}")
-    return shape, dtype
+    return _image_axes(axes, shape, item)[1], dtype

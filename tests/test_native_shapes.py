@@ -4,6 +4,7 @@ one a batch), signed pixels, scaling by bit depth, and the warning for uint8 dat
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import ome_arrow
@@ -134,3 +135,23 @@ def test_uint8_data_declared_uint16_gets_a_warning() -> None:
         NativeImageLoader(ome_table(images, dtype_meta="uint8"))
         NativeImageLoader(ome_table(images), scale=255)
         NativeImageLoader(ome_table([images[0].astype(np.uint16) * 257]))
+
+
+def test_a_tiff_directory_of_mixed_sizes_crops_pads_and_measures(tmp_path: Path,
+                                                                 mixed_sizes: list[np.ndarray]) -> None:  # fmt: skip
+    """Directory formats take the same crop, padding and measured scale, each file at its own size."""
+    tifffile = pytest.importorskip("tifffile")
+    twelve_bit = [(image.astype(np.uint16) * 16) for image in mixed_sizes]  # values up to 4080: 12 bits
+    for i, image in enumerate(twelve_bit):
+        tifffile.imwrite(tmp_path / f"img_{i:06d}.tiff", image, photometric="minisblack")
+    table = ome_table(twelve_bit)
+    args = dict(batch_size=4, crop_size=(7, 7), pad_if_needed=True, random_crop=False, scale="measured")
+    from_files = NativeImageLoader(tmp_path, format="tiff", **args)
+    from_arrow = NativeImageLoader(table, **args)
+    assert from_files.transform.max_value == from_arrow.transform.max_value == 4095
+    assert torch.equal(next(iter(from_files)), next(iter(from_arrow)))
+    assert torch.equal(from_files[1], from_arrow[1])
+    with pytest.raises(ValueError, match=r"img_000001.tiff: the image is 1x4x9 uint16 .* need a crop_size"):
+        list(NativeImageLoader(tmp_path, format="tiff", batch_size=1))
+    with pytest.raises(ValueError, match=r"img_000001.tiff: the image has 1x1x4x9 .*pad_if_needed"):
+        list(NativeImageLoader(tmp_path, format="tiff", batch_size=2, crop_size=5))

@@ -31,12 +31,10 @@ ImageFileFormat parse_format(const std::string& name) {
 nb::object file_sample(const PyFileImageDataset& self, int64_t row, const TransformOptions& transform, int64_t epoch) {
   const FileImageDataset& ds = *self.dataset;
   check_row(ds.size(), row);
-  validate_transform(ds.image(), transform);
-  const SampleAugment augment = draw_augment(transform, ds.image(), epoch, row);
-  return new_sample_tensor(sample_shape(ds.image(), transform), transform.output,
-                           [&](void* out, std::vector<uint8_t>& scratch) {
-                             ds.write_sample(row, transform, augment, out, scratch);
-                           });
+  const FileImageRows rows(self.dataset, transform);  // validates the transform; crops files of any size
+  return new_sample_tensor(rows.sample_shape(), transform.output, [&](void* out, std::vector<uint8_t>& scratch) {
+    rows.write_row(row, epoch, static_cast<uint8_t*>(out), scratch);
+  });
 }
 
 nb::dict file_summary(const FileImageDataset& ds) {
@@ -49,6 +47,8 @@ nb::dict file_summary(const FileImageDataset& ds) {
   d["width"] = ds.shape().width;
   d["declared_dtype"] = pixel_type_name(ds.shape().type);
   d["stored_dtype"] = pixel_type_name(ds.shape().type);
+  d["declared_dtypes"] = std::vector<std::string>{pixel_type_name(ds.shape().type)};
+  d["significant_bits"] = std::vector<int64_t>{};  // not read from TIFF or Zarr metadata
   d["contiguous_rows"] = 0;  // decoded from files: no zero-copy view
   d["pieces"] = ds.size() * ds.shape().channels;
   d["format"] = ds.format() == ImageFileFormat::kTiff ? "tiff" : "ome_zarr";
@@ -77,11 +77,20 @@ void bind_file_images(nb::module_& m) {
           },
           nb::arg("format"), nb::arg("paths"), nb::arg("max_sample_bytes") = kDefaultMaxSampleBytes,
           "Images of a TIFF or OME-Zarr directory, one path per image in dataset order; every image must have the "
-          "first one's (C, H, W) or (C, Z, H, W) and dtype (checked as each is read).")
+          "first one's (C, H, W) or (C, Z, H, W) and dtype, or any height and width under a crop (checked as each "
+          "is read).")
       .def("__len__", [](const PyFileImageDataset& self) { return self.dataset->size(); })
       .def("summary", [](const PyFileImageDataset& self) { return file_summary(*self.dataset); })
       .def("sample", &file_sample, nb::arg("row"), nb::arg("transform"), nb::arg("epoch") = 0,
            "One converted sample as a new tensor (the file decoded now).")
+      .def(
+          "max_pixel_value",
+          [](const PyFileImageDataset& self, const std::vector<int64_t>& rows, int num_threads) {
+            nb::gil_scoped_release release;
+            return self.dataset->max_pixel_value(rows, num_threads);
+          },
+          nb::arg("rows") = std::vector<int64_t>{}, nb::arg("num_threads") = 1,
+          "The largest stored pixel value of `rows` (all images when empty), decoding each file.")
       .def(
           "view",
           [](const PyFileImageDataset&, int64_t) -> nb::object {

@@ -1,8 +1,13 @@
 #include "loaderbench/file_images.h"
 
+#include <algorithm>
+#include <limits>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <utility>
+
+#include "loaderbench/parallel.h"
 
 namespace loaderbench {
 
@@ -14,10 +19,16 @@ std::string describe(const ImageFileShape& shape) {
 }
 
 void check_image_shape(const std::string& path, const ImageFileShape& found, const ImageFileShape& expected) {
-  if (!(found == expected)) {
-    throw FileImageError(path + ": the image is " + describe(found) + ", but the dataset's images are " +
-                         describe(expected));
-  }
+  const bool any_size = expected.height == 0 && expected.width == 0;
+  const bool same_kind = found.type == expected.type && found.channels == expected.channels &&
+                         found.depth == expected.depth;
+  if (same_kind && (any_size || (found.height == expected.height && found.width == expected.width))) return;
+  throw FileImageError(path + ": the image is " + describe(found) + ", but the dataset's images are " +
+                       (any_size ? std::to_string(expected.channels) + " channel(s) x " +
+                                       std::to_string(expected.depth) + " plane(s) of " + pixel_type_name(expected.type)
+                                 : describe(expected)) +
+                       (same_kind ? " (images of other sizes need a crop_size, with pad_if_needed for smaller ones)"
+                                  : ""));
 }
 
 bool file_format_available(ImageFileFormat format) {
@@ -60,13 +71,30 @@ FileImageDataset::FileImageDataset(ImageFileFormat format, std::vector<std::stri
   image_.num_pieces = shape_.channels;  // write_decoded: one (Z, H, W) block per channel
 }
 
-void FileImageDataset::read(int64_t row, std::vector<uint8_t>& pixels) const {
+ImageFileShape FileImageDataset::read(int64_t row, std::vector<uint8_t>& pixels, bool any_size) const {
   const std::string& file = path(row);
-  if (format_ == ImageFileFormat::kTiff) {
-    read_tiff(file, shape_, pixels);
-  } else {
-    read_ome_zarr(file, shape_, pixels, max_sample_bytes_);
-  }
+  ImageFileShape expected = shape_;
+  if (any_size) expected.height = expected.width = 0;
+  return format_ == ImageFileFormat::kTiff ? read_tiff(file, expected, pixels)
+                                           : read_ome_zarr(file, expected, pixels, max_sample_bytes_);
+}
+
+double FileImageDataset::max_pixel_value(const std::vector<int64_t>& rows, int num_threads) const {
+  const int64_t n = rows.empty() ? size() : static_cast<int64_t>(rows.size());
+  for (int64_t row : rows) (void)path(row);  // out_of_range before any thread starts
+  std::mutex mutex;
+  double widest = -std::numeric_limits<double>::infinity();
+  parallel_ranges(n, num_threads, [&](int64_t first, int64_t last) {
+    std::vector<uint8_t> pixels;
+    double local = -std::numeric_limits<double>::infinity();
+    for (int64_t i = first; i < last; ++i) {
+      const ImageFileShape shape = read(rows.empty() ? i : rows[static_cast<size_t>(i)], pixels, true);
+      local = std::max(local, largest_value(pixels.data(), shape.bytes() / pixel_size(shape.type), shape.type));
+    }
+    std::lock_guard lock(mutex);
+    widest = std::max(widest, local);
+  });
+  return widest;
 }
 
 void FileImageDataset::write_sample(int64_t row, const TransformOptions& transform, const SampleAugment& augment,
@@ -85,7 +113,19 @@ std::vector<int64_t> FileImageRows::sample_shape() const {
 }
 
 void FileImageRows::write_row(int64_t row, int64_t epoch, uint8_t* out, std::vector<uint8_t>& scratch) const {
-  dataset_->write_sample(row, transform_, draw_augment(transform_, dataset_->image(), epoch, row), out, scratch);
+  if (transform_.crop_height == 0) {
+    dataset_->write_sample(row, transform_, draw_augment(transform_, dataset_->image(), epoch, row), out, scratch);
+    return;
+  }
+  // A crop (with padding) makes every size one sample shape: each file is taken at its own size.
+  const ImageFileShape shape = dataset_->read(row, scratch, true);
+  ImageLocation image = dataset_->image();
+  image.height = shape.height;
+  image.width = shape.width;
+  if (const std::string why = batch_mismatch(dataset_->image(), image, transform_); !why.empty()) {
+    throw FileImageError(dataset_->path(row) + ": the image " + why);
+  }
+  write_decoded(image, scratch.data(), transform_, draw_augment(transform_, image, epoch, row), out);
 }
 
 }  // namespace loaderbench

@@ -12,6 +12,7 @@
 #include <system_error>
 #include <thread>
 
+#include "loaderbench/parallel.h"
 #include "loaderbench/sample_writer.h"
 
 namespace loaderbench {
@@ -87,43 +88,6 @@ bool decode_image(const PixelIndex& index, int64_t row, bool narrow, uint8_t* ou
   return fits;
 }
 
-/// Runs body(first, last) over [0, n) split among up to `threads` threads; rethrows the first error after joining.
-template <typename Body>
-void parallel_ranges(int64_t n, int threads, const Body& body) {
-  const int64_t workers = std::clamp<int64_t>(threads, 1, std::max<int64_t>(n, 1));
-  std::exception_ptr error;
-  std::mutex error_mutex;
-  auto run = [&](int64_t w) {
-    try {
-      body(n * w / workers, n * (w + 1) / workers);
-    } catch (...) {
-      std::lock_guard lock(error_mutex);
-      if (!error) error = std::current_exception();
-    }
-  };
-  std::vector<std::thread> started;
-  try {
-    for (int64_t w = 1; w < workers; ++w) started.emplace_back(run, w);
-  } catch (const std::system_error&) {
-    for (std::thread& t : started) t.join();
-    throw;
-  }
-  run(0);
-  for (std::thread& t : started) t.join();
-  if (error) std::rethrow_exception(error);
-}
-
-/// The largest value of one piece's pixels.
-double piece_max(const uint8_t* data, const PixelPiece& p) {
-  const int64_t n = int64_t{p.depth} * p.height * p.width;
-  return with_pixel_type(p.type, [&]<typename T>(T) {
-    const T* values = reinterpret_cast<const T*>(data);
-    T widest = n > 0 ? values[0] : T{};
-    for (int64_t i = 1; i < n; ++i) widest = std::max(widest, values[i]);
-    return static_cast<double>(widest);
-  });
-}
-
 }  // namespace
 
 double ImageDataset::max_pixel_value(const std::vector<int64_t>& rows, int num_threads) const {
@@ -141,7 +105,8 @@ double ImageDataset::max_pixel_value(const std::vector<int64_t>& rows, int num_t
       const ImageLocation& im = index_.images[static_cast<size_t>(row)];
       for (int32_t k = 0; k < im.num_pieces; ++k) {
         const PixelPiece& p = index_.pieces[static_cast<size_t>(im.first_piece + k)];
-        local = std::max(local, piece_max(piece_pixels(p, row, k, scratch), p));
+        const int64_t count = int64_t{p.depth} * p.height * p.width;
+        local = std::max(local, largest_value(piece_pixels(p, row, k, scratch), count, p.type));
       }
     }
     std::lock_guard lock(mutex);

@@ -1,5 +1,8 @@
 #include "loaderbench/pixel_index.h"
 
+#include <algorithm>
+#include <limits>
+
 namespace loaderbench {
 
 const char* pixel_type_name(PixelType type) {
@@ -11,6 +14,15 @@ const char* pixel_type_name(PixelType type) {
     case PixelType::kInt32: return "int32";
   }
   return "?";
+}
+
+double largest_value(const uint8_t* data, int64_t count, PixelType type) {
+  return with_pixel_type(type, [&]<typename T>(T) {
+    const T* values = reinterpret_cast<const T*>(data);
+    double widest = -std::numeric_limits<double>::infinity();
+    if (count > 0) widest = static_cast<double>(*std::max_element(values, values + count));
+    return widest;
+  });
 }
 
 bool parse_pixel_type(std::string_view name, PixelType* out) {

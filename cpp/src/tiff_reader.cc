@@ -365,14 +365,15 @@ ImageFileShape probe_tiff(const std::string& path) {
   return file_shape(file, nullptr, nullptr);
 }
 
-void read_tiff(const std::string& path, const ImageFileShape& expected, std::vector<uint8_t>& pixels) {
+ImageFileShape read_tiff(const std::string& path, const ImageFileShape& expected, std::vector<uint8_t>& pixels) {
   TiffFile file(path);
   PageInfo page;
   PageMap map;
-  check_image_shape(path, file_shape(file, &page, &map), expected);
-  pixels.resize(static_cast<size_t>(expected.bytes()));
-  const int64_t elem = pixel_size(expected.type);
-  const int64_t plane_bytes = int64_t{expected.height} * expected.width * elem;
+  const ImageFileShape shape = file_shape(file, &page, &map);
+  check_image_shape(path, shape, expected);
+  pixels.resize(static_cast<size_t>(shape.bytes()));
+  const int64_t elem = pixel_size(shape.type);
+  const int64_t plane_bytes = int64_t{shape.height} * shape.width * elem;
   const int32_t pages = map.page_channels * map.depth;
   const int32_t samples = page.samples;
   thread_local std::vector<uint8_t> interleaved;
@@ -381,7 +382,7 @@ void read_tiff(const std::string& path, const ImageFileShape& expected, std::vec
     const int32_t z = map.z_of(p);
     // Sample s of this page is channel channel_of(p) * samples + s, stored as (C, Z, H, W).
     auto plane = [&](int32_t s) {
-      return pixels.data() + ((int64_t{map.channel_of(p)} * samples + s) * expected.depth + z) * plane_bytes;
+      return pixels.data() + ((int64_t{map.channel_of(p)} * samples + s) * shape.depth + z) * plane_bytes;
     };
     if (samples == 1) {
       read_plane(file, page, 0, plane(0), elem);
@@ -391,8 +392,8 @@ void read_tiff(const std::string& path, const ImageFileShape& expected, std::vec
       // Interleaved samples (H, W, S): decoded whole, then split into planes.
       interleaved.resize(static_cast<size_t>(plane_bytes * samples));
       read_plane(file, page, -1, interleaved.data(), elem * samples);
-      const int64_t n = int64_t{expected.height} * expected.width;
-      with_pixel_type(expected.type, [&]<typename T>(T) {
+      const int64_t n = int64_t{shape.height} * shape.width;
+      with_pixel_type(shape.type, [&]<typename T>(T) {
         const T* src = reinterpret_cast<const T*>(interleaved.data());
         for (int32_t s = 0; s < samples; ++s) {
           T* dst = reinterpret_cast<T*>(plane(s));
@@ -401,6 +402,7 @@ void read_tiff(const std::string& path, const ImageFileShape& expected, std::vec
       });
     }
   }
+  return shape;
 }
 
 #else
@@ -408,7 +410,9 @@ void read_tiff(const std::string& path, const ImageFileShape& expected, std::vec
 ImageFileShape probe_tiff(const std::string& path) {
   throw FileImageError(path + ": TIFF is not supported by this build of the core (LOADERBENCH_WITH_TIFF=OFF)");
 }
-void read_tiff(const std::string& path, const ImageFileShape&, std::vector<uint8_t>&) { probe_tiff(path); }
+ImageFileShape read_tiff(const std::string& path, const ImageFileShape&, std::vector<uint8_t>&) {
+  return probe_tiff(path);
+}
 
 #endif
 

@@ -378,16 +378,16 @@ ImageFileShape probe_ome_zarr(const std::string& path, int64_t max_chunk_bytes) 
   return open_level0(path, max_chunk_bytes).image;
 }
 
-void read_ome_zarr(const std::string& path, const ImageFileShape& expected, std::vector<uint8_t>& pixels,
-                   int64_t max_chunk_bytes) {
+ImageFileShape read_ome_zarr(const std::string& path, const ImageFileShape& expected, std::vector<uint8_t>& pixels,
+                             int64_t max_chunk_bytes) {
   const ZarrArray array = open_level0(path, max_chunk_bytes);
   check_image_shape(path, array.image, expected);
-  pixels.resize(static_cast<size_t>(expected.bytes()));
+  pixels.resize(static_cast<size_t>(array.image.bytes()));
   const int elem = pixel_size(array.type);
   const size_t ndim = array.shape.size();
   thread_local std::vector<uint8_t> file;
   if (array.chunks == array.shape) {  // one chunk per image (what our writer stores): decoded in place
-    decode_chunk(array, chunk_key(array, std::vector<int64_t>(ndim, 0)), file, pixels.data(), expected.bytes());
+    decode_chunk(array, chunk_key(array, std::vector<int64_t>(ndim, 0)), file, pixels.data(), array.image.bytes());
   } else {
     thread_local std::vector<uint8_t> chunk;
     int64_t chunk_elems = 1;
@@ -436,7 +436,8 @@ void read_ome_zarr(const std::string& path, const ImageFileShape& expected, std:
       }
     }
   }
-  if (array.big_endian && elem > 1) swap_bytes(pixels.data(), expected.bytes(), elem);
+  if (array.big_endian && elem > 1) swap_bytes(pixels.data(), array.image.bytes(), elem);
+  return array.image;
 }
 
 #else
@@ -444,8 +445,9 @@ void read_ome_zarr(const std::string& path, const ImageFileShape& expected, std:
 ImageFileShape probe_ome_zarr(const std::string& path, int64_t) {
   throw FileImageError(path + ": OME-Zarr is not supported by this build of the core (LOADERBENCH_WITH_ZARR=OFF)");
 }
-void read_ome_zarr(const std::string& path, const ImageFileShape&, std::vector<uint8_t>&, int64_t max_chunk_bytes) {
-  probe_ome_zarr(path, max_chunk_bytes);
+ImageFileShape read_ome_zarr(const std::string& path, const ImageFileShape&, std::vector<uint8_t>&,
+                             int64_t max_chunk_bytes) {
+  return probe_ome_zarr(path, max_chunk_bytes);
 }
 
 #endif

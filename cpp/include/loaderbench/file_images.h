@@ -35,7 +35,8 @@ struct ImageFileShape {
 /// "3x64x64 uint16 (CxHxW)", or "3x5x64x64 uint16 (CxZxHxW)" for a volume.
 std::string describe(const ImageFileShape& shape);
 
-/// Throws FileImageError naming `path` when the shape a reader found is not the dataset's `expected` one.
+/// Throws FileImageError naming `path` when the shape a reader found is not the dataset's `expected` one. An
+/// `expected` height and width of 0 take any size (a crop or padding makes the samples one shape).
 void check_image_shape(const std::string& path, const ImageFileShape& found, const ImageFileShape& expected);
 
 /// Whether this build can read `format` (the TIFF and Zarr readers are build options).
@@ -44,16 +45,16 @@ bool file_format_available(ImageFileFormat format);
 /// The shape of the TIFF at `path`, from its headers only. Pages are Z planes and/or channels as the first page's
 /// OME-XML or ImageJ description says; without either, pages (or the samples of one page) are channels.
 ImageFileShape probe_tiff(const std::string& path);
-/// Decodes the TIFF at `path` into `pixels` (resized to expected.bytes(), C-contiguous (C, Z, H, W)); throws
-/// FileImageError before writing anything when its shape or dtype is not `expected`.
-void read_tiff(const std::string& path, const ImageFileShape& expected, std::vector<uint8_t>& pixels);
+/// Decodes the TIFF at `path` into `pixels` (resized to its bytes, C-contiguous (C, Z, H, W)) and returns its
+/// shape; throws FileImageError before writing anything when its shape or dtype is not `expected`.
+ImageFileShape read_tiff(const std::string& path, const ImageFileShape& expected, std::vector<uint8_t>& pixels);
 
 /// The shape of the OME-Zarr image group at `path` (its first multiscales level), from its metadata only: axes
 /// (t,) (c,) (z,) y, x with t of size 1; z of size more than 1 makes a volume.
 ImageFileShape probe_ome_zarr(const std::string& path, int64_t max_chunk_bytes);
 /// Decodes level 0 of the OME-Zarr image group at `path` into `pixels`, as read_tiff.
-void read_ome_zarr(const std::string& path, const ImageFileShape& expected, std::vector<uint8_t>& pixels,
-                   int64_t max_chunk_bytes);
+ImageFileShape read_ome_zarr(const std::string& path, const ImageFileShape& expected, std::vector<uint8_t>& pixels,
+                             int64_t max_chunk_bytes);
 
 /// The images of one directory: their paths in the dataset's order and the shape every one must have (the first
 /// file's, checked against each file as it is read).
@@ -69,8 +70,11 @@ class FileImageDataset {
   /// The shared image description the sample writer works with (one plane per channel, stored = declared).
   const ImageLocation& image() const { return image_; }
 
-  /// Decodes image `row` in its stored dtype into `pixels`; thread-safe.
-  void read(int64_t row, std::vector<uint8_t>& pixels) const;
+  /// Decodes image `row` in its stored dtype into `pixels` and returns its shape; thread-safe. With `any_size`,
+  /// its height and width may differ from the dataset's (channels, depth and dtype may not).
+  ImageFileShape read(int64_t row, std::vector<uint8_t>& pixels, bool any_size = false) const;
+  /// The largest stored pixel value of `rows` (every image when empty), decoding the files on `num_threads` threads.
+  double max_pixel_value(const std::vector<int64_t>& rows, int num_threads) const;
   /// Decodes image `row` and writes it converted by `transform` to `out`; thread-safe.
   void write_sample(int64_t row, const TransformOptions& transform, const SampleAugment& augment, void* out,
                     std::vector<uint8_t>& scratch) const;

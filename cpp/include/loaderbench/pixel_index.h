@@ -65,6 +65,9 @@ struct ImageLocation {
   int64_t pixels() const { return int64_t{channels} * depth * height * width; }
 };
 
+/// The largest of `count` values of `type` at `data` (suitably aligned); -inf when count is 0.
+double largest_value(const uint8_t* data, int64_t count, PixelType type);
+
 struct PixelIndex {
   std::vector<PixelPiece> pieces;
   std::vector<ImageLocation> images;

@@ -111,10 +111,12 @@ class NativeImageLoader(ForkedWorkersOnly, IterableDataset):
     under ``True``), ``mean``/``std`` per channel, ``random_hflip``/``random_vflip``, ``crop_size`` (random crop, or
     centre crop with ``random_crop=False``; ``pad_if_needed=True`` pads images smaller than it with zeros, as
     torchvision's crops do). Images of different sizes need a ``crop_size`` (with ``pad_if_needed`` for those
-    smaller than it) or ``batch_size=1`` (each batch then has its image's own shape). ``max_sample_bytes`` caps one image's decoded size (default 1 GiB), checked before
-    anything is allocated for it. ``preload=True`` decodes every image once, on ``num_threads`` threads, into memory
-    the loader owns (decompressed, and narrowed back to uint8 where pixels_meta declares uint8 but the payload is
-    uint16, as ome-arrow stores it): epochs then decompress nothing and read only the declared bytes, and the Arrow
+    smaller than it) or ``batch_size=1`` (each batch then has its image's own shape; Arrow sources). TIFF and
+    OME-Zarr directories take int16/int32, volumes and a crop of any file size alike. ``max_sample_bytes`` caps one
+    image's decoded size (default 1 GiB), checked before anything is allocated for it. ``preload=True`` decodes
+    every image once, on ``num_threads`` threads, into memory the loader owns (decompressed, and narrowed back to
+    uint8 where pixels_meta declares uint8 but the payload is uint16, as ome-arrow stores it): epochs then
+    decompress nothing and read only the declared bytes, and the Arrow
     table is no longer held (memory: pixels x the declared dtype's size). Arrow-backed sources only.
 
     ``source`` is a path of an Arrow-backed format (``format`` names it when the path does not say), a TIFF or

@@ -587,3 +587,124 @@ def test_open_input_checks_every_item_has_one_size(name: str, tmp_path: Path) ->
 def test_column_is_for_table_inputs(tiny_dataset: DatasetFiles) -> None:
     with pytest.raises(FormatError, match="--column applies to table formats"):
         open_input(str(tiny_dataset.paths["tiff"]), column="image")
+
+
+# --- volumes (Z stacks) ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "float32"])
+@pytest.mark.parametrize("shape", [(2, 3, 6, 4), (1, 4, 515, 9)], ids=lambda s: "x".join(map(str, s)))  # C, Z, H, W
+def test_vectorised_volumes_equal_ome_arrows_czyx_import(dtype: str, shape: tuple[int, int, int, int]) -> None:
+    """The builder on ``(N, C, Z, H, W)`` equals ``ome_arrow.from_numpy(volume, dim_order="CZYX")`` image by image:
+    one plane per (C, Z), Z inner; one chunk row per plane (two in Y for 515 rows); ``XYZCT``; ``size_z``."""
+    c, z, h, w = shape
+    volumes = generate_images(3, h, w, dtype, c, seed=6, depth=z)
+    assert volumes.shape == (3, c, z, h, w)
+    mine = build_ome_images(volumes, start=10, acquisition_datetime=WHEN)
+    mine.validate(full=True)
+    options: dict[str, Any] = {"dtype_meta": dtype, "acquisition_datetime": WHEN}
+    if dtype == "float32":
+        options.update(clamp_to_uint16=False, chunk_encoding="bytes")
+    theirs = pa.concat_arrays([pa.repeat(ome_arrow.from_numpy(v, dim_order="CZYX", image_id=f"img-{10 + i}",
+                                                              **options), 1) for i, v in enumerate(volumes)])
+    assert mine.type.equals(theirs.type, check_metadata=True)
+    assert mine.equals(theirs)
+    assert ome_struct(volumes[0], "img-10", WHEN).equals(theirs[0])  # the per-image reference takes volumes too
+    meta = mine.field("pixels_meta")
+    assert meta.field("size_z").to_pylist() == [z] * 3 and set(meta.field("dimension_order").to_pylist()) == {"XYZCT"}
+    for i, value in enumerate(mine.to_pylist()):
+        np.testing.assert_array_equal(decode_struct(value), volumes[i])
+    np.testing.assert_array_equal(decode_column(mine), volumes)
+
+
+@pytest.mark.parametrize("layout", ["planes", "chunks", "bytes", "bytes-zstd", "bytes-lz4"])
+def test_every_layout_stores_volumes_exactly(layout: str) -> None:
+    volumes = generate_images(3, 515, 9, "uint16", 2, seed=8, depth=3)
+    column = build_ome_images(volumes, layout=layout)
+    column.validate(full=True)
+    for i, value in enumerate(column.to_pylist()):
+        np.testing.assert_array_equal(decode_struct(value), volumes[i])
+    np.testing.assert_array_equal(decode_column(column), volumes)
+
+
+def test_volumes_are_generated_batch_by_batch_as_one_call() -> None:
+    whole = generate_images(9, 5, 7, "uint8", 2, seed=3, depth=4)
+    assert whole.shape == (9, 2, 4, 5, 7)
+    batches = list(generate_image_batches(9, 5, 7, "uint8", 2, 3, rows=4, depth=4))
+    np.testing.assert_array_equal(np.concatenate(batches), whole)
+    assert generate_images(2, 5, 7, "uint8", 2, seed=3, depth=1).shape == (2, 2, 5, 7)  # depth 1: 2-D, as before
+    assert batch_rows(1, 100, 100, "uint8", depth=8) < batch_rows(1, 100, 100, "uint8")  # Z planes count as pixels
+
+
+def test_tiny_volume_dataset(tiny_volume_dataset: DatasetFiles) -> None:
+    ds = tiny_volume_dataset
+    reference = np.load(ds.reference)
+    assert reference.shape == (6, 2, 3, 16, 16)
+    assert (ds.depth, ds.channels, ds.height, ds.width, ds.is_volume) == (3, 2, 16, 16, True)
+    assert (ds.image_size, ds.image_shape) == ("3x16x16", (2, 3, 16, 16))
+    assert ds.name == "generated 3x16x16 uint8 2ch" and ds.root.name.endswith("-3x16x16")
+    assert {"parquet", "arrow_ipc", "parquet_duckdb", "lance", "vortex", "duckdb"} <= set(ds.paths), ds.skipped
+    assert set(ds.paths) | set(ds.skipped) == set(ALL_FORMATS)
+    assert json.loads((ds.root / "manifest.json").read_text())["depth"] == 3
+
+
+def test_a_directory_writer_that_loses_the_z_axis_is_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A writer that leaves files its reader takes for something else (here: Z planes read as channels) is a
+    skipped format with the reason, not a dataset every track would fail on."""
+    tiff = FORMATS["tiff"]
+    write = tiff.write
+
+    def flattening_write(data: ImageStream, path: Path, rows_per_unit: int | None = None) -> dict[str, Any]:
+        flat = [v.reshape(-1, *v.shape[-2:]) for v in data.images()]
+        return write(ImageStream.from_images(np.stack(flat)), path)
+
+    monkeypatch.setattr(tiff, "write", flattening_write)
+    ds = ensure_dataset(small_config(channels=2, depth=3), SMALL, ["tiff", "parquet"], tmp_path)
+    assert list(ds.paths) == ["parquet"]
+    assert "reads back as 6x8x12 (CxHxW), written as 2x3x8x12 (CxZxHxW)" in ds.skipped["tiff"]
+    assert not (ds.root / "tiff").exists()
+
+
+@pytest.mark.parametrize("depth", [0, -2, True, "3", 1.5])
+def test_depth_must_be_a_whole_number_of_planes(depth: object) -> None:
+    with pytest.raises(ConfigError, match="data.depth"):
+        load_config("quick", overrides={"data": {"depth": depth}})
+
+
+def test_depth_defaults_to_2d_and_keeps_the_cache_keys(tmp_path: Path) -> None:
+    config_file = tmp_path / "volumes.toml"
+    config_file.write_text("[data]\ndepth = 8\nmax_pixels = 80000\nsizes = [[100, 100]]\n")
+    volumes = load_config("quick", config_file).data
+    assert load_config("quick").data.depth == 1 and volumes.depth == 8
+    assert data_key(DataConfig(depth=1)) == data_key(DataConfig())  # the folders cached before depth existed
+    assert data_key(volumes) != data_key(dataclasses.replace(volumes, depth=1))
+    (plan,) = dataset_plans(load_config("quick", config_file))
+    assert plan.data.n_images == 1  # max_pixels counts every plane: 8 x 100 x 100 per image
+    with pytest.raises(ConfigError, match=r"data.depth must be an integer >= 1 \(Z planes per image"):
+        load_config("quick", overrides={"data": {"depth": 0}})
+
+
+@pytest.mark.parametrize("name", ["parquet", "arrow_ipc", "lance", "duckdb"])
+def test_open_input_takes_table_volumes(name: str, tiny_volume_dataset: DatasetFiles) -> None:
+    ds = open_input(f"{name}:{tiny_volume_dataset.paths[name]}")
+    assert (ds.n_images, ds.channels, ds.depth, ds.height, ds.width) == (6, 2, 3, 16, 16)
+    assert ds.image_size == "3x16x16" and ds.is_volume
+
+
+def test_open_input_names_a_volume_of_another_depth(tmp_path: Path) -> None:
+    mixed = pa.concat_tables([build_ome_table(generate_images(1, 4, 4, "uint8", 1, depth=3)),
+                              build_ome_table(generate_images(1, 4, 4, "uint8", 1, depth=2))])
+    pq.write_table(mixed.set_column(0, "row_id", pa.array([0, 1], pa.int64())), tmp_path / "z.parquet")
+    with pytest.raises(FormatError, match=r"row 0 is 1x4x4 z=3 \(CxHxW\), row 1 is 1x4x4 z=2"):
+        open_input(str(tmp_path / "z.parquet"))
+
+
+@pytest.mark.parametrize("name", ["tiff", "ome_zarr"])
+def test_open_input_takes_directory_volumes(name: str, volume_directories: dict[str, Path]) -> None:
+    volumes = np.load(volume_directories["reference"])
+    folder = volume_directories[name]
+    ds = open_input(f"{name}:{folder}")
+    assert (ds.n_images, ds.channels, ds.depth, ds.height, ds.width, ds.dtype) == (3, 2, 5, 10, 12, "uint16")
+    module = FORMATS[name]
+    for item, volume in zip(module.item_paths(folder), volumes, strict=True):
+        np.testing.assert_array_equal(module.read_item(item), volume)

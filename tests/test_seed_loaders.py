@@ -30,7 +30,7 @@ from loaderbench.loaders.transforms import (
     RandomHorizontalFlip,
     make_transform,
 )
-from loaderbench.model import SimpleEmbeddingModel
+from loaderbench.model import SimpleEmbeddingModel, SimpleEmbeddingModel3d, embedding_model_class
 
 SCALES = {"uint8": 255.0, "uint16": 65535.0, "float32": 1.0}
 
@@ -318,3 +318,70 @@ def test_simple_embedding_model(channels):
     ]
     linear = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
     assert [(m.in_features, m.out_features) for m in linear] == [(64, 128)]
+
+
+# --- volumes (Z stacks) ---
+
+
+def test_every_format_and_loader_returns_the_reference_volumes(tiny_volume_dataset):
+    """Volumes come out ``(C, Z, H, W)``, pixel-exact against the generated ``(N, C, Z, H, W)`` reference."""
+    files = tiny_volume_dataset
+    reference = np.load(files.reference)
+    assert reference.shape == (6, 2, 3, 16, 16)
+    assert {"parquet", "arrow_ipc"} <= set(files.paths), files.skipped
+    for name, path in files.paths.items():
+        module = get_format(name)
+        for loader in loaders_for(module):
+            ds = make_dataset(module, path, loader)
+            for i in range(len(reference)):
+                got = ds[i]
+                assert got.shape == (2, 3, 16, 16), (name, loader)
+                torch.testing.assert_close(got, expected_float(reference[i]), rtol=0, atol=0, msg=f"{name} {loader}")
+                np.testing.assert_array_equal(ds.numpy_view()[i], reference[i])
+
+
+def test_normalize_of_a_volume_is_per_channel_computed_by_hand():
+    """torchvision views a per-channel mean as (C, 1, 1): on (C, Z, H, W) that lines up with Z. ``volume=True`` makes
+    it (C, 1, 1, 1)."""
+    volume = torch.tensor([[2.0, 4.0, 6.0], [9.0, 5.0, 1.0]]).reshape(2, 3, 1, 1)  # C=2, Z=3, H=W=1
+    out = Normalize([0.0, 1.0], [2.0, 4.0], volume=True)(volume)
+    # channel 0: (x - 0) / 2 -> 1, 2, 3; channel 1: (x - 1) / 4 -> 2, 1, 0
+    by_hand = torch.tensor([[1.0, 2.0, 3.0], [2.0, 1.0, 0.0]]).reshape(2, 3, 1, 1)
+    torch.testing.assert_close(out, by_hand, rtol=0, atol=0)
+    assert volume[0, 0, 0, 0] == 2.0  # a new tensor, as in 2-D
+    with pytest.raises(RuntimeError):  # the 2-D view of the mean cannot broadcast over Z = 3
+        Normalize([0.0, 1.0], [2.0, 4.0])(volume)
+    square = torch.tensor([[4.0, 8.0], [5.0, 9.0]]).reshape(2, 2, 1, 1)  # Z == C: the 2-D view silently mixes them
+    by_hand = torch.tensor([[2.0, 4.0], [1.0, 2.0]]).reshape(2, 2, 1, 1)
+    torch.testing.assert_close(Normalize([0.0, 1.0], [2.0, 4.0], volume=True)(square), by_hand, rtol=0, atol=0)
+    assert not torch.equal(Normalize([0.0, 1.0], [2.0, 4.0])(square), by_hand)
+    with pytest.raises(ValueError, match=r"\(\.\.\., C, Z, H, W\)"):
+        Normalize(volume=True)(torch.zeros(1, 4, 4))
+
+
+def test_the_seeds_transforms_on_volumes():
+    """The seed's single mean gives the same values either way; the flip and crop act on H and W of every plane."""
+    volume = torch.arange(2 * 3 * 5 * 6, dtype=torch.float32).reshape(2, 3, 5, 6) / 180
+    normalize = make_transform("normalize", volume=True)
+    assert normalize.volume and not make_transform("normalize").volume  # 2-D keeps torchvision's own path
+    torch.testing.assert_close(normalize(volume), (volume - 0.5) / 0.5, rtol=0, atol=0)
+    augment = make_transform("augment", crop_size=4, volume=True)
+    for _ in range(20):
+        out = augment(volume) * 0.5 + 0.5
+        assert out.shape == (2, 3, 4, 4)
+        windows = [volume[..., t : t + 4, left : left + 4] for t in range(2) for left in range(3)]
+        assert any(torch.allclose(out, w) or torch.allclose(out, w.flip(-1)) for w in windows)
+
+
+def test_simple_embedding_model_3d():
+    torch.manual_seed(0)
+    model = SimpleEmbeddingModel3d(in_channels=2)
+    assert model(torch.rand(3, 2, 4, 8, 6)).shape == (3, 128)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv3d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size, c.padding) for c in convs] == [
+        (2, 32, (3, 3, 3), (1, 1, 1)),
+        (32, 64, (3, 3, 3), (1, 1, 1)),
+    ]
+    assert [(m.in_features, m.out_features) for m in model.modules() if isinstance(m, torch.nn.Linear)] == [(64, 128)]
+    assert embedding_model_class(True) is SimpleEmbeddingModel3d
+    assert embedding_model_class(False) is SimpleEmbeddingModel

@@ -43,7 +43,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         out["column"] = args.column
     data = {k: v for k, v in (("n_images", args.n_images), ("sizes", args.size), ("dtype", args.dtype),
                               ("layout", args.layout),
-                              ("channels", args.channels), ("seed", args.seed)) if v is not None}
+                              ("channels", args.channels), ("depth", args.depth), ("seed", args.seed))
+            if v is not None}
     if data:
         out["data"] = data
     if args.repeats is not None:
@@ -154,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="how the table formats store the generated pixels: ome-arrow's default (planes + chunks, "
                           "uint16 lists), planes, chunks, or byte chunks raw / zstd / lz4 (default ome-arrow)")
     run.add_argument("--channels", type=int, help="channels per generated image")
+    run.add_argument("--depth", type=int, metavar="Z",
+                     help="Z planes per generated image: 1 = 2-D images (default), more = volumes (Z stacks), "
+                          "batches [B, C, Z, H, W]")
     run.add_argument("--seed", type=int, help="random seed for data generation")
     run.add_argument("--repeats", type=int, help="repeats for every track")
     run.add_argument("--train", action="store_true", help="Track 3: a training step instead of inference")

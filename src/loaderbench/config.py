@@ -46,8 +46,10 @@ class DataConfig:
     sizes: list[list[int]] = field(default_factory=lambda: [[100, 100]])  # [[height, width], ...]
     dtype: str = "uint8"
     channels: int = 1
+    # Z planes per image: 1 = 2-D images (C, H, W); more = volumes (C, Z, H, W), batches [B, C, Z, H, W]
+    depth: int = 1
     seed: int = 42
-    max_pixels: int = 0  # cap images per size so that n*C*H*W <= max_pixels (0 = no cap): keeps 1000x1000 in RAM
+    max_pixels: int = 0  # cap images per size so that n*C*Z*H*W <= max_pixels (0 = no cap): keeps 1000x1000 in RAM
     # rows per read unit (Parquet row group, Lance fragment, ...) the writers use; None = each writer's choice
     rows_per_unit: int | None = None
     # how the table formats store the pixels (LAYOUTS): ome-arrow's default (planes + chunks as uint16 lists), one of
@@ -61,7 +63,7 @@ class DataConfig:
 DATASET_KEYS = {
     "size": "[height, width] (required)",
     "n_images": "at least this many images (default: data.n_images; data.max_pixels does not apply)",
-    "ram_fraction": "at least enough images that their pixels (N*C*H*W*itemsize bytes: the size of images.npy, "
+    "ram_fraction": "at least enough images that their pixels (N*C*Z*H*W*itemsize bytes: the size of images.npy, "
     "and a lower bound on every format's file, since random pixels do not compress) exceed this fraction of this "
     "machine's memory (default 0: no such minimum)",
     "formats": "the formats to write it in, among those configured (default: all configured)",
@@ -290,6 +292,14 @@ def _check_dataset(spec: Any, key: str) -> None:
         _check_choices(formats, ALL_FORMATS, f"{key}.formats")
 
 
+def _check_depth(depth: Any) -> None:
+    """``data.depth``: a whole number of Z planes, 1 for 2-D images (the message says what a value means, since a
+    depth of 0 reads naturally as "flat")."""
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+        raise ConfigError(f"data.depth must be an integer >= 1 (Z planes per image: 1 = 2-D images, more = "
+                          f"volumes), got {depth!r}")
+
+
 def _check_not_empty(values: list[Any], key: str) -> None:
     if not values:
         raise ConfigError(f"{key} must have at least one value, got an empty list")
@@ -304,6 +314,7 @@ def validate(cfg: Config) -> Config:
     d = cfg.data
     _check_positive(d.n_images, "data.n_images")
     _check_positive(d.channels, "data.channels")
+    _check_depth(d.depth)
     _check_positive(d.max_pixels, "data.max_pixels", 0)
     _check_choices([d.dtype], DTYPES, "data.dtype")
     _check_choices([d.layout], LAYOUTS, "data.layout")
@@ -400,17 +411,20 @@ def images_for_size(data: DataConfig, height: int, width: int) -> int:
     """How many images to generate at one size: ``n_images``, capped by ``max_pixels`` (at least one)."""
     if not data.max_pixels:
         return data.n_images
-    return max(1, min(data.n_images, data.max_pixels // (data.channels * height * width)))
+    return max(1, min(data.n_images, data.max_pixels // (data.channels * data.depth * height * width)))
 
 
 def data_key(data: DataConfig) -> str:
     """A short hash of everything that determines the generated images and their files (the data cache key).
 
-    ``datasets`` is left out (each of them has its own key), and ``rows_per_unit`` and ``layout`` are hashed only
-    when not the default, so the keys of configs without them are those they had before these keys existed.
+    ``datasets`` is left out (each of them has its own key), and ``rows_per_unit``, ``layout`` and ``depth`` are
+    hashed only when not the default, so the keys of configs without them are those they had before these keys
+    existed.
     """
     values = dataclasses.asdict(data)
     values.pop("datasets")
+    if values["depth"] == 1:
+        values.pop("depth")
     if values["rows_per_unit"] is None:
         values.pop("rows_per_unit")
     if values["layout"] == "ome-arrow":
@@ -452,7 +466,7 @@ def dataset_plans(cfg: Config, memory_bytes: int | None = None) -> list[DatasetP
         fraction = float(spec.get("ram_fraction", 0))
         if fraction:
             memory = machine_memory_bytes() if memory_bytes is None else memory_bytes
-            n = max(n, math.floor(fraction * memory / (d.channels * h * w * itemsize)) + 1)
+            n = max(n, math.floor(fraction * memory / (d.channels * d.depth * h * w * itemsize)) + 1)
         data = dataclasses.replace(d, n_images=n, sizes=[[h, w]], max_pixels=0, datasets=[])
         plans.append(DatasetPlan(data, (h, w), formats))
     return plans

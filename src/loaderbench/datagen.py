@@ -1,6 +1,7 @@
 """Synthetic OME-Arrow images, generated and written as a stream of record batches.
 
-``generate_images`` makes the pixel arrays (seeded), ``generate_image_batches`` the same pixels a batch at a time,
+``generate_images`` makes the pixel arrays (seeded; ``(N, C, H, W)``, or ``(N, C, Z, H, W)`` volumes with
+``depth > 1``), ``generate_image_batches`` the same pixels a batch at a time,
 ``build_ome_table`` turns them into the seed's table (``row_id``, ``ome_image``) with the vectorised builder of
 ``ome_batch`` (``ome_struct`` is ``ome_arrow.from_numpy``'s per-image path, the reference it is tested against).
 ``ensure_dataset`` writes a dataset to every format and caches it by config hash, never holding more than a batch.
@@ -48,14 +49,15 @@ MANIFEST_VERSION = 3
 BATCH_BYTES = 32 * 2**20
 
 
-def batch_rows(channels: int, height: int, width: int, dtype: str, target_bytes: int | None = None) -> int:
+def batch_rows(channels: int, height: int, width: int, dtype: str, target_bytes: int | None = None,
+               depth: int = 1) -> int:
     """Images per generated batch: about ``target_bytes`` (default ``BATCH_BYTES``) of pixels, a multiple of 4
     (at least 4).
 
     A multiple of 4 keeps the random stream of a batched generation identical to one ``generate_images`` call:
     numpy's ``integers`` draws uint8 values four to a 32-bit word (uint16 two), and each call starts a fresh word.
     """
-    pixels = channels * height * width
+    pixels = channels * depth * height * width
     rows = min((target_bytes or BATCH_BYTES) // (pixels * np.dtype(dtype).itemsize), MAX_BATCH_PIXELS // pixels)
     return max(4, rows - rows % 4)
 
@@ -70,27 +72,42 @@ def _draw(rng: np.random.Generator, shape: tuple[int, ...], dtype: str) -> np.nd
     raise ValueError(f"unsupported dtype {dtype!r} (uint8, uint16, float32)")
 
 
+def image_shape(channels: int, height: int, width: int, depth: int = 1) -> tuple[int, ...]:
+    """One image's array shape: ``(C, H, W)``, or ``(C, Z, H, W)`` for a volume (``depth > 1``), as the loaders
+    return it (a singleton Z is dropped, so 2-D data keeps the seed's shapes)."""
+    return (channels, height, width) if depth == 1 else (channels, depth, height, width)
+
+
+def size_text(height: int, width: int, depth: int = 1) -> str:
+    """An image size as the results, the dataset names and the data folders show it: ``"HxW"``, or ``"ZxHxW"`` for
+    a volume (the array's order, channels aside)."""
+    return f"{depth}x{height}x{width}" if depth > 1 else f"{height}x{width}"
+
+
 def generate_images(
-    n: int, height: int, width: int, dtype: str = "uint8", channels: int = 1, seed: int = 42
+    n: int, height: int, width: int, dtype: str = "uint8", channels: int = 1, seed: int = 42, depth: int = 1
 ) -> np.ndarray:
-    """``n`` random images ``(N, C, H, W)`` from ``numpy.random.default_rng(seed)``, as the seed generated them."""
-    return _draw(np.random.default_rng(seed), (n, channels, height, width), dtype)
+    """``n`` random images ``(N, C, H, W)`` (``(N, C, Z, H, W)`` when ``depth > 1``) from
+    ``numpy.random.default_rng(seed)``, as the seed generated them."""
+    return _draw(np.random.default_rng(seed), (n, *image_shape(channels, height, width, depth)), dtype)
 
 
 def generate_image_batches(
     n: int, height: int, width: int, dtype: str = "uint8", channels: int = 1, seed: int = 42,
-    rows: int | None = None,
+    rows: int | None = None, depth: int = 1,
 ) -> Iterator[np.ndarray]:
     """The images of ``generate_images`` (the same pixels), ``rows`` at a time (default ``batch_rows``) from one
     generator; ``rows`` must be a multiple of 4 for the pixels to equal one call's (see ``batch_rows``)."""
-    rows = rows or batch_rows(channels, height, width, dtype)
+    rows = rows or batch_rows(channels, height, width, dtype, depth=depth)
     rng = np.random.default_rng(seed)
+    shape = image_shape(channels, height, width, depth)
     for start in range(0, n, rows):
-        yield _draw(rng, (min(rows, n - start), channels, height, width), dtype)
+        yield _draw(rng, (min(rows, n - start), *shape), dtype)
 
 
 def ome_struct(image_chw: np.ndarray, image_id: str, acquisition_datetime: datetime | None = None):
-    """One image as an ``ome_image`` struct scalar, via ``ome_arrow.from_numpy`` (the reference of ``ome_batch``).
+    """One ``(C, H, W)`` image or ``(C, Z, H, W)`` volume as an ``ome_image`` struct scalar, via
+    ``ome_arrow.from_numpy`` (the reference of ``ome_batch``).
 
     uint8/uint16 use the package's default encoding (``planes`` and ``chunks`` of ``list<uint16>``; uint8 is
     widened, and ``pixels_meta.type`` keeps the original dtype). float32 cannot live in ``list<uint16>``, so it
@@ -98,8 +115,10 @@ def ome_struct(image_chw: np.ndarray, image_id: str, acquisition_datetime: datet
     """
     import ome_arrow  # noqa: PLC0415 - heavy import, only needed when generating
 
-    c, h, w = image_chw.shape
-    tczyx = image_chw.reshape(1, c, 1, h, w)
+    if image_chw.ndim not in (3, 4):
+        raise ValueError(f"an image must be (C, H, W) or (C, Z, H, W), got shape {image_chw.shape}")
+    c, h, w = image_chw.shape[0], image_chw.shape[-2], image_chw.shape[-1]
+    tczyx = image_chw.reshape(1, c, -1, h, w)
     dtype = str(image_chw.dtype)
     if dtype == "float32":
         return ome_arrow.from_numpy(
@@ -111,13 +130,14 @@ def ome_struct(image_chw: np.ndarray, image_id: str, acquisition_datetime: datet
 
 def build_ome_table(images: np.ndarray, acquisition_datetime: datetime | None = None,
                     layout: str = DEFAULT_LAYOUT) -> pa.Table:
-    """The seed's table: ``row_id`` (int64) and ``ome_image`` (the OME-Arrow struct) for ``(N, C, H, W)`` images,
-    its pixels stored in ``layout`` (``ome_batch.LAYOUTS``; default: as ``ome_arrow.from_numpy`` writes them).
+    """The seed's table: ``row_id`` (int64) and ``ome_image`` (the OME-Arrow struct) for ``(N, C, H, W)`` images
+    (or ``(N, C, Z, H, W)`` volumes), its pixels stored in ``layout`` (``ome_batch.LAYOUTS``; default: as
+    ``ome_arrow.from_numpy`` writes them).
 
     One chunk when its pixel lists fit 32-bit offsets (always, but for gigapixel inputs), else one per batch.
     """
-    if images.ndim != 4:
-        raise ValueError(f"images must be (N, C, H, W), got shape {images.shape}")
+    if images.ndim not in (4, 5):
+        raise ValueError(f"images must be (N, C, H, W) or (N, C, Z, H, W), got shape {images.shape}")
     if len(images) == 0:
         raise ValueError("cannot build an OME-Arrow table from zero images")
     when = acquisition_datetime or datetime.now(UTC)
@@ -140,11 +160,27 @@ class DatasetFiles:
     n_images: int
     paths: dict[str, Path]  # format name -> dataset path, only for formats present and readable
     skipped: dict[str, str]  # format name -> one-line reason (library missing, write failed, ...)
-    reference: Path | None  # .npy with the (N, C, H, W) images (None for user inputs)
+    reference: Path | None  # .npy with the (N, C, H, W) or (N, C, Z, H, W) images (None for user inputs)
     source: str  # "generated" or "input"
     column: str | None = None  # a table input's image column as named in the file (read back as ome_image)
     # format name -> what its writer returned (read unit, rows per unit), for generated datasets
     layouts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    depth: int = 1  # Z planes per image: 1 for 2-D images, more for volumes (samples (C, Z, H, W))
+
+    @property
+    def is_volume(self) -> bool:
+        """Whether samples are ``(C, Z, H, W)`` volumes (batches ``[B, C, Z, H, W]``) rather than 2-D images."""
+        return self.depth > 1
+
+    @property
+    def image_size(self) -> str:
+        """The size the results show: ``"HxW"``, or ``"ZxHxW"`` for a volume (``size_text``)."""
+        return size_text(self.height, self.width, self.depth)
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        """One sample's shape as the loaders return it: ``(C, H, W)`` or ``(C, Z, H, W)``."""
+        return image_shape(self.channels, self.height, self.width, self.depth)
 
 
 def _module_version(module_name: str) -> str:
@@ -232,7 +268,8 @@ def reference_stream(path: Path, acquisition_datetime: datetime, rows: int | Non
     header = np.load(path, mmap_mode="r")
     shape, dtype = header.shape, header.dtype
     del header
-    rows = rows or batch_rows(shape[1], shape[2], shape[3], dtype.name)
+    depth = shape[2] if len(shape) == 5 else 1  # (N, C, Z, H, W) volumes
+    rows = rows or batch_rows(shape[1], shape[-2], shape[-1], dtype.name, depth=depth)
 
     def batches() -> Iterator[tuple[pa.RecordBatch, np.ndarray]]:
         start = 0
@@ -255,6 +292,18 @@ def _reporting(stream: ImageStream, say: Callable[[str], None], label: str) -> I
     return dataclasses.replace(stream, batches=batches)
 
 
+def _check_items_read_back(module: Any, target: Path, shape: tuple[int, ...]) -> None:
+    """A directory format's first written item must read back as ``shape`` (from its header or metadata): a writer
+    that lays a volume out as pages or axes its reader cannot name as C and Z would leave files no loader reads."""
+    item_shape = getattr(module, "item_shape", None)
+    if module.INFO.kind != "directory" or item_shape is None:
+        return
+    first = module.item_paths(target)[0]
+    got, _dtype = item_shape(first)
+    if tuple(got) != tuple(shape):
+        raise FormatError(f"{first.name} reads back as {_shape_text(tuple(got))}, written as {_shape_text(shape)}")
+
+
 def _timestamp(manifest: dict[str, Any]) -> datetime:
     """The dataset's ``acquisition_datetime``: the manifest's (formats written later match), else now (UTC)."""
     try:
@@ -272,29 +321,32 @@ def ensure_dataset(
 ) -> DatasetFiles:
     """Generate the images of ``data`` at ``size`` and write them in ``formats``, reusing what is on disk.
 
-    The folder is ``data_dir / "<data_key>-<h>x<w>"``. The images are generated batch by batch into
-    ``images.npy`` (the reference), then each format's writer consumes a stream of record batches re-read from
-    it, so memory holds a batch or two whatever the dataset size. A format listed in ``manifest.json`` whose
-    dataset is still there is reused; the others are written (atomically). A format whose library is missing, or
-    whose write fails, is recorded in ``skipped`` with a one-line reason and leaves nothing behind. The manifest
+    The folder is ``data_dir / "<data_key>-<h>x<w>"`` (``<z>x<h>x<w>`` for volumes). The images are generated
+    batch by batch into ``images.npy`` (the reference), then each format's writer consumes a stream of record
+    batches re-read from it, so memory holds a batch or two whatever the dataset size. A format listed in
+    ``manifest.json`` whose dataset is still there is reused; the others are written (atomically). A format whose
+    library is missing, or whose write fails (or, for a directory format, whose first item does not read back in
+    the written shape), is recorded in ``skipped`` with a one-line reason and leaves nothing behind. The manifest
     is rewritten after each format, and lists only finished ones, so an interrupted run keeps what it finished.
     """
     height, width = int(size[0]), int(size[1])
     key = data_key(data)
-    folder = Path(data_dir) / f"{key}-{height}x{width}"
+    size_name = size_text(height, width, data.depth)
+    folder = Path(data_dir) / f"{key}-{size_name}"
     folder.mkdir(parents=True, exist_ok=True)
-    shape = (data.n_images, data.channels, height, width)
+    shape = (data.n_images, *image_shape(data.channels, height, width, data.depth))
     manifest = _read_manifest(folder)
     recorded: dict[str, Any] = dict(manifest.get("formats", {}))
     skipped_before: dict[str, str] = dict(manifest.get("skipped", {}))
     reference = folder / REFERENCE
     say = progress or (lambda _msg: None)
-    rows = batch_rows(data.channels, height, width, data.dtype)
+    rows = batch_rows(data.channels, height, width, data.dtype, depth=data.depth)
     several_batches = data.n_images > rows
 
     if not _reference_matches(reference, shape, data.dtype):
-        say(f"generating {data.n_images} images {height}x{width} {data.dtype} (seed {data.seed})")
-        pixels = generate_image_batches(data.n_images, height, width, data.dtype, data.channels, data.seed, rows)
+        say(f"generating {data.n_images} images {size_name} {data.dtype} (seed {data.seed})")
+        pixels = generate_image_batches(data.n_images, height, width, data.dtype, data.channels, data.seed, rows,
+                                        data.depth)
         write_reference(reference, pixels, shape, data.dtype, say if several_batches else None)
     when = _timestamp(manifest)
     stream = reference_stream(reference, when, rows, data.layout)
@@ -314,6 +366,7 @@ def ensure_dataset(
             "config": dataclasses.asdict(data),
             "height": height,
             "width": width,
+            "depth": data.depth,
             "channels": data.channels,
             "dtype": data.dtype,
             "layout": data.layout,
@@ -345,6 +398,7 @@ def ensure_dataset(
             layout = module.write(source, target, rows_per_unit=data.rows_per_unit)
             if not module.looks_like(target):
                 raise FormatError(f"{target}: the writer finished but the result is not a {info.label} dataset")
+            _check_items_read_back(module, target, shape[1:])
         except Exception as exc:  # noqa: BLE001 - one format failing must not stop the others
             remove_path(target)
             interrupts.raise_if_interrupted()  # DuckDB, say, reports Ctrl-C as its own error: not a failed format
@@ -363,10 +417,11 @@ def ensure_dataset(
         _write_json(folder / MANIFEST, new_manifest)
 
     return DatasetFiles(
-        name=f"generated {height}x{width} {data.dtype}" + (f" {data.channels}ch" if data.channels > 1 else ""),
+        name=f"generated {size_name} {data.dtype}" + (f" {data.channels}ch" if data.channels > 1 else ""),
         root=folder,
         height=height,
         width=width,
+        depth=data.depth,
         channels=data.channels,
         dtype=data.dtype,
         n_images=data.n_images,
@@ -435,9 +490,14 @@ def _uniform_images(table: pa.Table, path: Path, name: str) -> list[str]:
     return sorted({str(np.dtype(PIXEL_TYPES[t])) for t in set(types)}, key=lambda t: np.dtype(t).itemsize)
 
 
+def _shape_text(shape: tuple[int, ...]) -> str:
+    """``"2x24x32 (CxHxW)"`` or, for a volume, ``"2x3x24x32 (CxZxHxW)"``."""
+    return "x".join(map(str, shape)) + (" (CxZxHxW)" if len(shape) == 4 else " (CxHxW)")
+
+
 def _uniform_items(module: Any, items: list[Path], path: Path) -> list[str]:
-    """Check every item of a directory dataset has the first item's ``(C, H, W)``, from its metadata (TIFF header,
-    Zarr array metadata: no pixels decoded); return the dtypes, smallest first."""
+    """Check every item of a directory dataset has the first item's ``(C, H, W)`` (or ``(C, Z, H, W)``), from its
+    metadata (TIFF header, Zarr array metadata: no pixels decoded); return the dtypes, smallest first."""
     item_shape = getattr(module, "item_shape", None)
     if item_shape is None:
         return []
@@ -446,9 +506,8 @@ def _uniform_items(module: Any, items: list[Path], path: Path) -> list[str]:
     for item in items[1:]:
         shape, dtype = item_shape(item)
         if shape != first_shape:
-            dims = "x".join(map(str, shape))
             raise FormatError(
-                f"{item}: image is {dims} (CxHxW) but {items[0].name} is {'x'.join(map(str, first_shape))}; every "
+                f"{item}: image is {_shape_text(shape)} but {items[0].name} is {_shape_text(first_shape)}; every "
                 f"image of {path} needs one size (batches need one shape)"
             )
         dtypes.add(dtype)
@@ -460,8 +519,9 @@ def open_input(spec: str, column: str | None = None) -> DatasetFiles:
 
     Table formats: the image column is ``column``, else ``ome_image``, else the one OME-Arrow struct column;
     ``row_id`` is optional. Every image must have one size (checked on ``pixels_meta`` for tables, on each item's
-    metadata for directories); pixel types may differ (``dtype`` is then e.g. ``"uint8+uint16"``). Every problem
-    is a ``FormatError`` naming the path (and the row or file) and what is wrong.
+    metadata for directories); pixel types may differ (``dtype`` is then e.g. ``"uint8+uint16"``). Volumes (a Z of
+    more than one plane: ``pixels_meta.size_z``, or a directory item read as ``(C, Z, H, W)``) set ``depth``. Every
+    problem is a ``FormatError`` naming the path (and the row or file) and what is wrong.
     """
     name, path = _parse_input_spec(spec)
     if not path.exists():
@@ -495,14 +555,16 @@ def open_input(spec: str, column: str | None = None) -> DatasetFiles:
         dtypes = _uniform_items(module, items, path)
         first = module.read_item(items[0])
         n_images = len(items)
-    if first.ndim != 3:
-        raise FormatError(f"{path}: images of shape {first.shape} are volumes; only 2-D (C, H, W) images are supported")
-    channels, height, width = first.shape
+    if first.ndim not in (3, 4):
+        raise FormatError(f"{path}: the first image has shape {first.shape}; expected (C, H, W) images or "
+                          "(C, Z, H, W) volumes")
+    channels, height, width = first.shape[0], first.shape[-2], first.shape[-1]
     return DatasetFiles(
         name=str(path),
         root=path.parent,
         height=int(height),
         width=int(width),
+        depth=int(first.shape[1]) if first.ndim == 4 else 1,
         channels=int(channels),
         dtype="+".join(dtypes) if len(dtypes) > 1 else str(first.dtype),
         n_images=int(n_images),

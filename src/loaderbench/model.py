@@ -1,5 +1,5 @@
-"""The models fed by the benchmarks: the seed's Track 3 CNN (an image -> a 128-d embedding) and a heavier stand-in
-for a real backbone that ``loaderbench profile --model large`` runs."""
+"""The models fed by the benchmarks: the seed's Track 3 CNN (an image -> a 128-d embedding), its 3-D counterpart for
+volumes, and a heavier stand-in for a real backbone that ``loaderbench profile --model large`` runs."""
 
 from __future__ import annotations
 
@@ -29,6 +29,33 @@ class SimpleEmbeddingModel(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """``(N, C, H, W)`` float images -> ``(N, embedding_dim)`` embeddings."""
         return self.head(self.features(images))
+
+
+class SimpleEmbeddingModel3d(nn.Module):
+    """The seed's model for volumes: the same layers in 3-D — Conv3d(C->32, k3, padding 1), ReLU, Conv3d(32->64, k3,
+    padding 1), ReLU, global average pool, Linear(64->128) — so that Track 3 on ``[B, C, Z, H, W]`` batches asks
+    the seed's question of a model that reads them as they come (a Conv2d cannot take a Z axis)."""
+
+    def __init__(self, in_channels: int = 1, embedding_dim: int = 128) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv3d(in_channels, 32, kernel_size=3, padding=1),
+            nn.ReLU(),
+            nn.Conv3d(32, 64, kernel_size=3, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool3d(1),
+            nn.Flatten(),
+        )
+        self.head = nn.Linear(64, embedding_dim)
+
+    def forward(self, volumes: torch.Tensor) -> torch.Tensor:
+        """``(N, C, Z, H, W)`` float volumes -> ``(N, embedding_dim)`` embeddings."""
+        return self.head(self.features(volumes))
+
+
+def embedding_model_class(volume: bool) -> type[SimpleEmbeddingModel] | type[SimpleEmbeddingModel3d]:
+    """Track 3's model for a dataset: ``SimpleEmbeddingModel``, or ``SimpleEmbeddingModel3d`` for volumes."""
+    return SimpleEmbeddingModel3d if volume else SimpleEmbeddingModel
 
 
 class LargeConvNet(nn.Module):

@@ -2,11 +2,12 @@
 
 ``ome_arrow.from_numpy`` builds one image at a time through Python dicts and ``pa.scalar`` (about a millisecond
 for a 100x100 image, and a million Python ints for a 1000x1000 one). ``build_ome_images`` makes the same values
-for a whole ``(N, C, H, W)`` batch with a handful of numpy operations: the struct type is the package's own
-(``OME_ARROW_STRUCT``, or ``OME_ARROW_BYTE_STRUCT`` for float32), planes and chunks are laid out as ome-arrow
-0.1.0 writes them (chunks of at most ``1 x 512 x 512``, row-major in Z, Y, X; uint8 widened to ``list<uint16>``
-with ``pixels_meta.type`` keeping "uint8"; float32 as raw ``pixel_bytes`` chunks and no planes), and a test
-checks every value against ``ome_arrow.from_numpy`` image by image.
+for a whole ``(N, C, H, W)`` batch — or ``(N, C, Z, H, W)`` volumes — with a handful of numpy operations: the struct
+type is the package's own (``OME_ARROW_STRUCT``, or ``OME_ARROW_BYTE_STRUCT`` for float32), planes and chunks are
+laid out as ome-arrow 0.1.0 writes them (one plane per (C, Z), Z inner; chunks of at most ``1 x 512 x 512``,
+row-major in Z, Y, X; uint8 widened to ``list<uint16>`` with ``pixels_meta.type`` keeping "uint8"; float32 as raw
+``pixel_bytes`` chunks and no planes), and a test checks every value against ``ome_arrow.from_numpy`` image by
+image (dim order ``CZYX`` for volumes).
 
 ``layout`` chooses how the pixels are stored (``LAYOUTS``): ``ome-arrow`` is what ``from_numpy`` writes by default
 (planes and chunks, both ``list<uint16>``); ``planes`` or ``chunks`` keep one of the two; ``bytes``, ``bytes-zstd``
@@ -118,36 +119,45 @@ def _chunk_grid_cells(height: int, width: int) -> list[tuple[int, int, int, int]
 
 
 def _chunk_order(images: np.ndarray, cells: list[tuple[int, int, int, int]], dtype: np.dtype) -> np.ndarray:
-    """The pixels of ``(N, C, H, W)`` images as ``dtype``, each plane's chunks one after another (flat)."""
-    n, c, h, w = images.shape
-    planes = images.reshape(n * c, h, w)
+    """The pixels of ``(N, C, [Z,] H, W)`` images as ``dtype``, each plane's chunks one after another (flat)."""
+    h, w = images.shape[-2:]
+    planes = images.reshape(-1, h, w)
     if len(cells) == 1:
         return planes.astype(dtype, copy=False).reshape(-1)
-    out = np.empty((n * c, h * w), dtype=dtype)
+    out = np.empty((len(planes), h * w), dtype=dtype)
     start = 0
     for y0, x0, sy, sx in cells:  # a few cells (4 for 1000x1000), each copied for the whole batch at once
-        out[:, start : start + sy * sx].reshape(n * c, sy, sx)[...] = planes[:, y0 : y0 + sy, x0 : x0 + sx]
+        out[:, start : start + sy * sx].reshape(len(planes), sy, sx)[...] = planes[:, y0 : y0 + sy, x0 : x0 + sx]
         start += sy * sx
     return out.reshape(-1)
+
+
+def _as_volumes(images: np.ndarray) -> np.ndarray:
+    """``(N, C, H, W)`` images as ``(N, C, 1, H, W)`` (a view), volumes ``(N, C, Z, H, W)`` as they are; one code
+    path then lays out planes and chunks for both, as ``from_numpy`` does (2-D images are volumes of one plane)."""
+    if images.ndim == 4:
+        return images[:, :, np.newaxis]
+    if images.ndim != 5:
+        raise ValueError(f"images must be (N, C, H, W) or (N, C, Z, H, W), got shape {images.shape}")
+    return images
 
 
 def build_ome_images(
     images: np.ndarray, start: int = 0, acquisition_datetime: datetime | None = None, layout: str = DEFAULT_LAYOUT
 ) -> pa.StructArray:
-    """The ``ome_image`` values of ``(N, C, H, W)`` images, equal to ``ome_arrow.from_numpy`` of each image.
+    """The ``ome_image`` values of ``(N, C, H, W)`` images or ``(N, C, Z, H, W)`` volumes, equal to
+    ``ome_arrow.from_numpy`` of each image (``dim_order`` ``CZYX`` for a volume).
 
     Image ``i`` gets the id ``"img-{start + i}"`` (the row's global index, so batches of one table continue the
     numbering). Every image gets ``acquisition_datetime`` (default: now, UTC, taken once for the batch), where
     ``from_numpy`` takes the clock once per image.
     """
-    images = np.asarray(images)
-    if images.ndim != 4:
-        raise ValueError(f"images must be (N, C, H, W), got shape {images.shape}")
-    n, c, h, w = (int(v) for v in images.shape)
-    if min(c, h, w) <= 0:
-        raise ValueError(f"images must have positive C, H and W, got shape {images.shape}")
-    if n * c * h * w > MAX_BATCH_PIXELS:
-        raise ValueError(f"{n * c * h * w} pixels in one batch exceed list<uint16>'s 32-bit offsets: build "
+    images = _as_volumes(np.asarray(images))
+    n, c, z, h, w = (int(v) for v in images.shape)
+    if min(c, z, h, w) <= 0:
+        raise ValueError(f"images must have positive C, Z, H and W, got shape {images.shape}")
+    if images.size > MAX_BATCH_PIXELS:
+        raise ValueError(f"{images.size} pixels in one batch exceed list<uint16>'s 32-bit offsets: build "
                          "the column in smaller batches")
     dtype_name = images.dtype.name
     image_type = ome_image_type(dtype_name, layout)
@@ -180,11 +190,12 @@ def build_ome_images(
     pixels_meta = _struct(
         meta_type,
         {
-            "dimension_order": _repeat("XYCT", pa.string(), n),  # size_z is 1: from_numpy's 2-D order
+            # from_numpy's orders: "XYCT" when size_z is 1, else "XYZCT"
+            "dimension_order": _repeat("XYCT" if z == 1 else "XYZCT", pa.string(), n),
             "type": _repeat(dtype_name, pa.string(), n),
             "size_x": _repeat(w, meta("size_x").type, n),
             "size_y": _repeat(h, meta("size_y").type, n),
-            "size_z": _repeat(1, meta("size_z").type, n),
+            "size_z": _repeat(z, meta("size_z").type, n),
             "size_c": _repeat(c, meta("size_c").type, n),
             "size_t": _repeat(1, meta("size_t").type, n),
             "physical_size_x": _repeat(1.0, meta("physical_size_x").type, n),
@@ -211,25 +222,29 @@ def build_ome_images(
         },
     )
 
-    # chunks: per image, per channel, the plane's cells (Y outer, X inner); pixels flattened in chunk order
+    # planes: per image, per channel, per Z (from_numpy's T, C, Z order); one plane is one Z slice of one channel
+    ncz = nc * z
+    plane_c = np.repeat(channel_index, z)
+    plane_z = np.tile(np.arange(z), nc)
+    # chunks: per plane, its cells (Y outer, X inner); pixels flattened in chunk order
     k = len(cells)
-    nk = nc * k
+    nk = ncz * k
     cell = np.array(cells, dtype=np.int64)  # (k, 4): y0, x0, shape_y, shape_x
     cell_pixels = cell[:, 2] * cell[:, 3]
-    per_chunk = np.tile(cell, (nc, 1))
+    per_chunk = np.tile(cell, (ncz, 1))
     pixel_offsets = np.zeros(nk + 1, np.int64)
-    np.cumsum(np.tile(cell_pixels, nc), out=pixel_offsets[1:])
+    np.cumsum(np.tile(cell_pixels, ncz), out=pixel_offsets[1:])
     chunk_columns: dict[str, pa.Array] = {
         "t": pa.array(np.zeros(nk, np.int32)),
-        "c": pa.array(np.repeat(channel_index, k).astype(np.int16)),
-        "z": pa.array(np.zeros(nk, np.int32)),
+        "c": pa.array(np.repeat(plane_c, k).astype(np.int16)),
+        "z": pa.array(np.repeat(plane_z, k).astype(np.int32)),
         "y": pa.array(per_chunk[:, 0].astype(np.int32)),
         "x": pa.array(per_chunk[:, 1].astype(np.int32)),
         "shape_z": pa.array(np.ones(nk, np.int32)),
         "shape_y": pa.array(per_chunk[:, 2].astype(np.int32)),
         "shape_x": pa.array(per_chunk[:, 3].astype(np.int32)),
     }
-    plane_offsets = np.arange(nc + 1, dtype=np.int64) * (h * w)
+    plane_offsets = np.arange(ncz + 1, dtype=np.int64) * (h * w)
     if by_bytes:
         payload = _chunk_order(images, cells, images.dtype)
         codec = BYTE_CODECS.get(layout)
@@ -249,16 +264,16 @@ def build_ome_images(
         plane_struct = _struct(
             plane_type,
             {
-                "z": pa.array(np.zeros(nc, np.int32)),
-                "t": pa.array(np.zeros(nc, np.int32)),
-                "c": pa.array(channel_index.astype(np.int16)),
+                "z": pa.array(plane_z.astype(np.int32)),
+                "t": pa.array(np.zeros(ncz, np.int32)),
+                "c": pa.array(plane_c.astype(np.int16)),
                 "pixels": _list(plane_type.field("pixels").type, plane_offsets, plane_values),
             },
         )
-        planes = _list(field("planes").type, np.arange(n + 1) * c, plane_struct)
+        planes = _list(field("planes").type, np.arange(n + 1) * (c * z), plane_struct)
         if layout == "chunks":
             planes = _list(field("planes").type, np.zeros(n + 1, np.int64), plane_struct.slice(0, 0))
-    chunks = _list(field("chunks").type, np.arange(n + 1) * (c * k), _struct(chunk_type, chunk_columns))
+    chunks = _list(field("chunks").type, np.arange(n + 1) * (c * z * k), _struct(chunk_type, chunk_columns))
     if layout == "planes":
         chunks = _list(field("chunks").type, np.zeros(n + 1, np.int64), _struct(chunk_type, chunk_columns).slice(0, 0))
 

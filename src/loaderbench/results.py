@@ -29,7 +29,7 @@ PAGE_CACHE_NOTE = "warm page cache: data generated or read earlier in the same r
 # Columns that identify a configuration in every track (a group of rows that differ only by ``repeat``).
 COMMON_KEYS = ("dataset", "image_size", "format", "loader")
 # Columns that describe a configuration but follow from its keys; carried along with the first value of a group.
-COMMON_INFO = ("format_label", "format_kind", "height", "width", "channels", "dtype", "n_images")
+COMMON_INFO = ("format_label", "format_kind", "height", "width", "depth", "channels", "dtype", "n_images")
 # Suffixes that mark a column as a measured metric (units in the name); used for columns this module does not know.
 METRIC_SUFFIXES = ("_ms", "_s", "_mb", "_gb", "_bytes", "_pct", "_fraction", "_per_s", "_ratio")
 # Metrics where a larger value is better; every other metric is a time, a fraction or a memory size.
@@ -90,7 +90,7 @@ TRACKS: dict[str, TrackSpec] = {
     "end_to_end": TrackSpec(
         title="Track 3: end-to-end model loop",
         keys=("mode", "batch_size", "num_workers", "num_threads"),
-        info=("steps", "warmup_steps", "images"),
+        info=("model", "steps", "warmup_steps", "images"),
         metrics=(
             "step_p50_ms",
             "step_p95_ms",
@@ -396,12 +396,11 @@ def _rank(values: pd.Series, order: tuple[str, ...] = ()) -> pd.Series:
 
 
 def _size_rank(values: pd.Series) -> pd.Series:
-    """``"HxW"`` strings ranked by pixel count (unparsable ones last)."""
+    """``"HxW"`` (or volumes' ``"ZxHxW"``) strings ranked by pixel count (unparsable ones last)."""
 
     def area(value: Any) -> int:
         try:
-            h, w = str(value).lower().split("x")
-            return int(h) * int(w)
+            return math.prod(int(v) for v in str(value).lower().split("x"))
         except ValueError:
             return 2**62
 

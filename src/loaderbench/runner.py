@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from loaderbench.config import IMAGE_TRACKS, Config, dataset_plans
-from loaderbench.datagen import DatasetFiles, ensure_dataset, open_input
+from loaderbench.datagen import DatasetFiles, ensure_dataset, open_input, size_text
 from loaderbench.progress import Progress
 
 #: The seed's Track 4 interpretation levels, printed with the result.
@@ -41,12 +41,12 @@ def prepare_datasets(cfg: Config, progress: Progress, with_generated: bool) -> l
     datasets = [open_input(spec, cfg.column or None) for spec in cfg.inputs]
     for dataset in datasets:
         column = f", column {dataset.column}" if dataset.column else ""
-        progress(f"input {dataset.name}: {dataset.n_images} images {dataset.height}x{dataset.width} {dataset.dtype}"
-                 f"{column}")
+        progress(f"input {dataset.name}: {dataset.n_images} images {dataset.image_size} {dataset.dtype}{column}")
     if with_generated or not cfg.inputs:
         for plan in dataset_plans(cfg):
             (height, width), data = plan.size, plan.data
-            progress(f"data: {data.n_images} images {height}x{width} {data.dtype} (seed {data.seed})")
+            progress(f"data: {data.n_images} images {size_text(height, width, data.depth)} {data.dtype} "
+                     f"(seed {data.seed})")
             datasets.append(ensure_dataset(data, plan.size, plan.formats, Path(cfg.data_dir), progress))
     return datasets
 
@@ -58,6 +58,7 @@ def _dataset_record(dataset: DatasetFiles) -> dict[str, Any]:
         "root": str(dataset.root),
         "height": dataset.height,
         "width": dataset.width,
+        "depth": dataset.depth,
         "channels": dataset.channels,
         "dtype": dataset.dtype,
         "n_images": dataset.n_images,

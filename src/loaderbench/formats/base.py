@@ -140,9 +140,9 @@ class ImageStream:
     """A dataset to write, record batch by record batch (never whole in memory).
 
     ``batches()`` returns a *fresh* iterator per call; each item is a record batch of the table (``schema``:
-    ``row_id`` int64 and ``ome_image``, the OME-Arrow struct) and the same rows' pixels as ``(n, C, H, W)`` (which
-    the directory formats write; ``None`` for a stream meant only for table formats). Table formats ignore the
-    arrays; directory formats ignore the record batches.
+    ``row_id`` int64 and ``ome_image``, the OME-Arrow struct) and the same rows' pixels as ``(n, C, H, W)``, or
+    ``(n, C, Z, H, W)`` for volumes (which the directory formats write; ``None`` for a stream meant only for table
+    formats). Table formats ignore the arrays; directory formats ignore the record batches.
     """
 
     schema: pa.Schema
@@ -172,8 +172,8 @@ class ImageStream:
     @classmethod
     def from_images(cls, images: np.ndarray, batch_rows: int = 4096) -> ImageStream:
         """A stream of pixels only (for the directory formats): its record batches hold just ``row_id``."""
-        if images.ndim != 4:
-            raise ValueError(f"images must be (N, C, H, W), got shape {images.shape}")
+        if images.ndim not in (4, 5):
+            raise ValueError(f"images must be (N, C, H, W) or (N, C, Z, H, W), got shape {images.shape}")
         batch_rows = check_rows_per_unit(batch_rows, "batch_rows")
         schema = pa.schema([pa.field("row_id", pa.int64())])
 
@@ -186,8 +186,8 @@ class ImageStream:
         return cls(schema=schema, num_rows=len(images), batches=batches)
 
     def images(self) -> Iterator[np.ndarray]:
-        """Every image ``(C, H, W)`` in row order (one pass over ``batches()``); ``ValueError`` when the stream
-        carries no pixels."""
+        """Every image ``(C, H, W)`` (``(C, Z, H, W)`` for volumes) in row order (one pass over ``batches()``);
+        ``ValueError`` when the stream carries no pixels."""
         for _batch, pixels in self.batches():
             if pixels is None:
                 raise ValueError("this stream carries no pixel arrays (the directory formats need them)")

@@ -1,6 +1,6 @@
 """OME-Zarr: one OME-Zarr image (its own Zarr store) per row, ``ome_zarr/img_000000.zarr``.
 
-Written with ``ome_zarr.writer.write_image`` (axes ``cyx``, no downsampled levels, one chunk per image,
+Written with ``ome_zarr.writer.write_image`` (axes ``cyx``, ``czyx`` for volumes, no downsampled levels, one chunk per image,
 the writer's default codec, every chunk stored) and read per item with zarr: open the group, take the
 full-resolution dataset that the ``multiscales`` metadata names first (``s0`` with ome-zarr 0.18), check that its
 chunk files are all there, read it whole.
@@ -47,7 +47,8 @@ def item_name(index: int) -> str:
 
 
 def write(data: ImageStream, path: Path, rows_per_unit: int | None = None) -> dict[str, Any]:
-    """Each ``(C, H, W)`` image of ``data`` as an OME-Zarr image with only the full-resolution level, streamed (at
+    """Each ``(C, H, W)`` image (axes ``cyx``; a ``(C, Z, H, W)`` volume: ``czyx``) of ``data`` as an OME-Zarr image
+    with only the full-resolution level, streamed (at
     most ``WRITE_BATCH`` images pending). The read unit is one chunk (one store) per image, whatever
     ``rows_per_unit`` says."""
     import zarr  # noqa: PLC0415
@@ -67,7 +68,8 @@ def write(data: ImageStream, path: Path, rows_per_unit: int | None = None) -> di
         for i, image in enumerate(data.images()):
             group = zarr.open_group(str(tmp / item_name(i)), mode="w")
             pending += write_image(
-                image, group, scale_factors=[], axes="cyx", storage_options={"chunks": image.shape}, compute=False
+                image, group, scale_factors=[], axes="czyx" if image.ndim == 4 else "cyx",
+                storage_options={"chunks": image.shape}, compute=False,
             )
             if len(pending) >= WRITE_BATCH:
                 # one dask run per batch: a third faster than one per image

@@ -33,8 +33,9 @@ def item_name(index: int) -> str:
 
 
 def write(data: ImageStream, path: Path, rows_per_unit: int | None = None) -> dict[str, Any]:
-    """Each ``(C, H, W)`` image of ``data`` as a planar, single-page, greyscale TIFF in its own dtype, streamed
-    batch by batch. The read unit is one file per image, whatever ``rows_per_unit`` says."""
+    """Each ``(C, H, W)`` image of ``data`` as a planar, greyscale TIFF in its own dtype (one page a channel),
+    streamed batch by batch; a ``(C, Z, H, W)`` volume as an OME-TIFF whose OME-XML names the axes CZYX (one page a
+    plane), so that readers know Z from C. The read unit is one file per image, whatever ``rows_per_unit`` says."""
     import tifffile  # noqa: PLC0415
 
     data = check_stream(data)
@@ -42,7 +43,8 @@ def write(data: ImageStream, path: Path, rows_per_unit: int | None = None) -> di
         tmp.mkdir()
         for i, image in enumerate(data.images()):
             # minisblack: channels stay separate planes, never read as RGB
-            tifffile.imwrite(tmp / item_name(i), image, photometric="minisblack")
+            volume = {"ome": True, "metadata": {"axes": "CZYX"}} if image.ndim == 4 else {}
+            tifffile.imwrite(tmp / item_name(i), image, photometric="minisblack", **volume)
     return unit_record(INFO.read_unit, 1)
 
 

@@ -10,7 +10,8 @@
 
 Torch datasets do what the seed's ``__getitem__`` does, step for step: ``torch.from_numpy(image).float()``, then
 ``if t.max() > 1.0: t = t / 255.0`` (the stored dtype's maximum for uint16 data, which the seed never had), then the
-transform (see ``transforms``): float32 ``(C, H, W)``.
+transform (see ``transforms``): float32 ``(C, H, W)``, or ``(C, Z, H, W)`` for volumes (images whose ``size_z`` is
+more than 1; a singleton Z is dropped, as the seed's images had none).
 Datasets hold the Arrow table or the list of item paths (no open file handles), so they survive fork and pickle.
 """
 
@@ -76,7 +77,8 @@ class _StoredImageDataset(Dataset):
     transform: Transform | None
 
     def load_stored(self, idx: int) -> np.ndarray:
-        """Image ``idx`` as ``(C, H, W)`` in its stored dtype; a fresh array the caller may modify."""
+        """Image ``idx`` as ``(C, H, W)`` (``(C, Z, H, W)`` for a volume) in its stored dtype; a fresh array the
+        caller may modify."""
         raise NotImplementedError
 
     def __len__(self) -> int:

@@ -11,6 +11,11 @@ workers get their own torch seeds), and API usage is logged once per call as tor
 
 ``crop_size > 0`` puts a ``RandomCrop`` (drawn with ``torch.randint``, as torchvision's) before the flip: a
 loaderbench extension, off by default, so the default ``augment`` is the seed's.
+
+Volumes: torchvision reads a tensor as ``(..., C, H, W)`` and views a per-channel mean as ``(C, 1, 1)``, which on a
+``(C, Z, H, W)`` volume lines up with Z, not C. ``volume=True`` (``make_transform(..., volume=True)``) views it as
+``(C, 1, 1, 1)`` instead; without it every step is torchvision's. Crops and flips act on the last two dims (H, W)
+either way, so a volume is cropped and flipped as a whole, every Z plane alike.
 """
 
 from __future__ import annotations
@@ -41,19 +46,19 @@ def _assert_image_tensor(image: torch.Tensor) -> None:
         raise TypeError("Tensor is not a torch image.")
 
 
-def normalize(tensor: torch.Tensor, mean: Sequence[float], std: Sequence[float], inplace: bool = False) -> torch.Tensor:
+def normalize(tensor: torch.Tensor, mean: Sequence[float], std: Sequence[float], inplace: bool = False,
+              volume: bool = False) -> torch.Tensor:
     """torchvision's ``F.normalize`` on a tensor: ``(tensor - mean) / std`` per channel; a new tensor unless
-    ``inplace``."""
+    ``inplace``. ``volume``: the tensor is ``(..., C, Z, H, W)``, so per-channel values broadcast over Z too."""
     _log_api_usage_once(normalize)
     if not isinstance(tensor, torch.Tensor):
         raise TypeError(f"img should be Tensor Image. Got {type(tensor)}")
     _assert_image_tensor(tensor)
     if not tensor.is_floating_point():
         raise TypeError(f"Input tensor should be a float tensor. Got {tensor.dtype}.")
-    if tensor.ndim < 3:
-        raise ValueError(
-            f"Expected tensor to be a tensor image of size (..., C, H, W). Got tensor.size() = {tensor.size()}"
-        )
+    if tensor.ndim < (4 if volume else 3):
+        size = "(..., C, Z, H, W)" if volume else "(..., C, H, W)"
+        raise ValueError(f"Expected tensor to be a tensor image of size {size}. Got tensor.size() = {tensor.size()}")
     if not inplace:
         tensor = tensor.clone()
     dtype = tensor.dtype
@@ -62,9 +67,9 @@ def normalize(tensor: torch.Tensor, mean: Sequence[float], std: Sequence[float],
     if (std_t == 0).any():
         raise ValueError(f"std evaluated to zero after conversion to {dtype}, leading to division by zero.")
     if mean_t.ndim == 1:
-        mean_t = mean_t.view(-1, 1, 1)
+        mean_t = mean_t.view(-1, 1, 1, 1) if volume else mean_t.view(-1, 1, 1)
     if std_t.ndim == 1:
-        std_t = std_t.view(-1, 1, 1)
+        std_t = std_t.view(-1, 1, 1, 1) if volume else std_t.view(-1, 1, 1)
     return tensor.sub_(mean_t).div_(std_t)
 
 
@@ -86,22 +91,25 @@ class Identity:
 
 
 class Normalize(nn.Module):
-    """torchvision's ``transforms.Normalize``."""
+    """torchvision's ``transforms.Normalize``; ``volume=True`` for ``(C, Z, H, W)`` samples (see the module)."""
 
     def __init__(
-        self, mean: Sequence[float] | float = SEED_MEAN, std: Sequence[float] | float = SEED_STD, inplace: bool = False
+        self, mean: Sequence[float] | float = SEED_MEAN, std: Sequence[float] | float = SEED_STD, inplace: bool = False,
+        volume: bool = False,
     ) -> None:
         super().__init__()
         _log_api_usage_once(self)
         self.mean = mean
         self.std = std
         self.inplace = inplace
+        self.volume = volume
 
     def forward(self, tensor: torch.Tensor) -> torch.Tensor:
-        return normalize(tensor, self.mean, self.std, self.inplace)
+        return normalize(tensor, self.mean, self.std, self.inplace, volume=self.volume)
 
     def __repr__(self) -> str:
-        return f"{self.__class__.__name__}(mean={self.mean}, std={self.std})"
+        volume = ", volume=True" if self.volume else ""
+        return f"{self.__class__.__name__}(mean={self.mean}, std={self.std}{volume})"
 
 
 class RandomHorizontalFlip(nn.Module):
@@ -158,15 +166,16 @@ class Compose:
         return f"Compose({', '.join(map(repr, self.transforms))})"
 
 
-def make_transform(name: str, crop_size: int = 0) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The transform called ``name`` (``none``, ``normalize`` or ``augment``), as the seed built it."""
+def make_transform(name: str, crop_size: int = 0, volume: bool = False) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The transform called ``name`` (``none``, ``normalize`` or ``augment``), as the seed built it; ``volume``
+    for ``(C, Z, H, W)`` samples (``Normalize`` then broadcasts per channel over Z, H and W)."""
     if crop_size < 0:
         raise ValueError(f"augment: crop_size must be >= 0, got {crop_size}")
     if name == "none":
         return Identity()
     if name == "normalize":
-        return Normalize(SEED_MEAN, SEED_STD)
+        return Normalize(SEED_MEAN, SEED_STD, volume=volume)
     if name == "augment":
         steps: list[Callable[[torch.Tensor], torch.Tensor]] = [RandomCrop(crop_size)] if crop_size else []
-        return Compose([*steps, RandomHorizontalFlip(p=0.5), Normalize(SEED_MEAN, SEED_STD)])
+        return Compose([*steps, RandomHorizontalFlip(p=0.5), Normalize(SEED_MEAN, SEED_STD, volume=volume)])
     raise ValueError(f"unknown transform {name!r} (choose from {', '.join(TRANSFORM_NAMES)})")

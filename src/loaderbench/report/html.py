@@ -283,7 +283,7 @@ def medians_table_html(track: str, df: pd.DataFrame) -> str:
     varying, constant = describe_keys(track, table)
     _, info, metrics = split_columns(track, df)
     headline = set(headline_metrics(track, df))
-    info = [c for c in info if c not in ("format_label", "format_kind", "height", "width", "n_images")]
+    info = [c for c in info if c not in ("format_label", "format_kind", "height", "width", "depth", "n_images")]
     info = [c for c in info if table[c].nunique(dropna=False) > 1 or c in ("overhead_level",) or "shares" in c]
     ordered = [m for m in headline_metrics(track, df)] + [m for m in metrics if m not in headline]
     head = ["format" if k == "format" else k for k in varying] + ["repeats", *info, *ordered]

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from loaderbench.config import Config
+from loaderbench.datagen import size_text
 from loaderbench.progress import task as progress_task
 
 if TYPE_CHECKING:
@@ -78,17 +79,20 @@ def iter_targets(ctx: TrackContext, label: str | None = None) -> Iterator[Target
 
 
 def common_columns(target: Target, loader: str, repeat: int) -> dict[str, Any]:
-    """The columns every track's rows start with."""
+    """The columns every track's rows start with (``image_size`` is ``HxW``, or ``ZxHxW`` for volumes, whose
+    ``depth`` is their Z)."""
     ds = target.dataset
+    depth = int(getattr(ds, "depth", 1))  # a dataset described without it holds 2-D images
     return {
         "format": target.format_name,
         "format_label": target.label,
         "format_kind": target.kind,
         "loader": loader,
         "dataset": ds.name,
-        "image_size": f"{ds.height}x{ds.width}",
+        "image_size": size_text(ds.height, ds.width, depth),
         "height": ds.height,
         "width": ds.width,
+        "depth": depth,
         "channels": ds.channels,
         "dtype": ds.dtype,
         "n_images": ds.n_images,

@@ -1,5 +1,8 @@
 """Track 3: data loading feeding ``SimpleEmbeddingModel``, and how much of each step is spent waiting for data.
 
+Volumes (``[B, C, Z, H, W]`` batches) feed ``SimpleEmbeddingModel3d`` instead, the same layers in 3-D; each row's
+``model`` says which ran.
+
 Each step is ``next(it)`` (the data wait) then the model's forward pass under ``torch.no_grad()`` (as the seed), or
 with ``train = true`` a forward + MSE loss + backward + SGD step (the compute). The seed's defaults: its dataset with
 torchvision's ``Normalize`` (``transform``), ``shuffle = true``, ``num_workers = 2``. Both are timed with
@@ -26,7 +29,7 @@ from torch import nn
 from loaderbench import interrupts
 from loaderbench.loaders.seed import make_dataset
 from loaderbench.loaders.transforms import make_transform
-from loaderbench.model import SimpleEmbeddingModel
+from loaderbench.model import embedding_model_class
 from loaderbench.stats import ns_to_ms, per_second
 from loaderbench.tracks.common import (
     BLOCK_TORCH,
@@ -101,10 +104,11 @@ def native_threads(ctx: TrackContext) -> int:
     return max(ctx.config.dataloader.native_threads, default=1)
 
 
-def _model_and_optimizer(channels: int, train: bool) -> tuple[nn.Module, torch.optim.Optimizer | None]:
-    """The same seeded model for every row: eval mode for inference, SGD for training."""
+def _model_and_optimizer(target: Target, train: bool) -> tuple[nn.Module, torch.optim.Optimizer | None]:
+    """The same seeded model for every row of a dataset (its 3-D counterpart for volumes): eval mode for inference,
+    SGD for training."""
     torch.manual_seed(0)
-    model = SimpleEmbeddingModel(in_channels=channels)
+    model = embedding_model_class(target.dataset.is_volume)(in_channels=target.dataset.channels)
     if not train:
         model.eval()
         return model, None
@@ -124,6 +128,7 @@ def _row(
     timed_images = int(sum(images[cfg.warmup_steps :]))
     return {
         **common_columns(target, loader_name, repeat),
+        "model": embedding_model_class(target.dataset.is_volume).__name__,
         "mode": "train" if cfg.train else "inference",
         "batch_size": cfg.batch_size,
         "num_workers": num_workers,
@@ -157,7 +162,7 @@ def _run_native(ctx: TrackContext, target: Target, rows: list[dict[str, Any]]) -
         seed=ctx.config.data.seed, **native_transform_options(cfg.transform),
     )  # fmt: skip
     for repeat in range(cfg.repeats):
-        model, optimizer = _model_and_optimizer(target.dataset.channels, cfg.train)
+        model, optimizer = _model_and_optimizer(target, cfg.train)
         loop = run_loop(loader, model, optimizer, cfg.warmup_steps + cfg.steps)
         rows.append(_row(ctx, target, NATIVE, repeat, loop, 0, threads, setup_s))
     del loader
@@ -176,11 +181,11 @@ def run(ctx: TrackContext) -> pd.DataFrame:
             f"transform={cfg.transform} ({cfg.repeats} x {cfg.steps} steps)"
         )
         dataset, setup_s = timed_construct(
-            make_dataset, target.module, target.path, loader_name, transform=make_transform(cfg.transform),
-            column=target.column,
+            make_dataset, target.module, target.path, loader_name,
+            transform=make_transform(cfg.transform, volume=target.dataset.is_volume), column=target.column,
         )
         for repeat in range(cfg.repeats):
-            model, optimizer = _model_and_optimizer(target.dataset.channels, cfg.train)  # also seeds torch
+            model, optimizer = _model_and_optimizer(target, cfg.train)  # also seeds torch
             loader = make_loader(dataset, cfg.batch_size, cfg.num_workers, shuffle=cfg.shuffle)
             loop = run_loop(loader, model, optimizer, cfg.warmup_steps + cfg.steps)
             del loader
@@ -218,7 +223,7 @@ def _run_streaming(ctx: TrackContext, target: Target, rows: list[dict[str, Any]]
                     shuffle=cfg.shuffle, transform=cfg.transform,
                 )  # fmt: skip
             for repeat in range(cfg.repeats):
-                model, optimizer = _model_and_optimizer(target.dataset.channels, cfg.train)
+                model, optimizer = _model_and_optimizer(target, cfg.train)
                 cache = set_page_cache(target, state, loader)
                 loop = run_loop(loader, model, optimizer, cfg.warmup_steps + cfg.steps)
                 rows.append({**_row(ctx, target, loader_name, repeat, loop, num_workers, num_threads, setup_s),

@@ -122,7 +122,8 @@ def _run_random_access(ctx: TrackContext, target: Target, rows: list[dict[str, A
             warm = [] if state == "cold" else [indices[i % len(indices)] for i in range(cfg.warmup)]
             for repeat in range(cfg.repeats):
                 torch.manual_seed(seed)
-                dataset.transform = make_transform(transform_name, crop_size=cfg.crop_size)
+                dataset.transform = make_transform(transform_name, crop_size=cfg.crop_size,
+                                                   volume=target.dataset.is_volume)
                 cache = set_page_cache(target, state, dataset)
                 times = time_calls(dataset.__getitem__, indices, warm)
                 rows.append({**_row(target, RANDOM_ACCESS, repeat, access, transform_name, times, warm, setup_s),
@@ -156,7 +157,8 @@ def run(ctx: TrackContext) -> pd.DataFrame:
                         # torchvision's transforms draw from torch's generator: seeded per repeat, every repeat
                         # draws the same augmentations
                         torch.manual_seed(seed)
-                        dataset.transform = make_transform(transform_name, crop_size=cfg.crop_size)
+                        dataset.transform = make_transform(transform_name, crop_size=cfg.crop_size,
+                                                           volume=target.dataset.is_volume)
                         times = time_calls(dataset.__getitem__, indices, warm)
                         rows.append(_row(target, loader, repeat, access, transform_name, times, warm, setup_s))
             dataset.transform = None

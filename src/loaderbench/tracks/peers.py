@@ -99,6 +99,10 @@ def run(ctx: TrackContext) -> pd.DataFrame:
     for target in iter_targets(ctx, f"track {NAME}"):
         if target.format_name != SOURCE_FORMAT:
             continue
+        if getattr(target.dataset, "depth", 1) > 1:  # the peers' modules build [B, C, H, W] pipelines
+            ctx.progress(f"peers: {target.dataset.name}: volumes (Z stacks) are not run by the peers, only 2-D "
+                         "images; skipped")
+            continue
         lance = target.dataset.paths.get("lance")
         workload = _workload(target, Path(lance) if lance else None, ctx)
         for name in names:

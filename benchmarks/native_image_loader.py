@@ -36,7 +36,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ import pyarrow as pa
 import torch
 from torch.utils.data import DataLoader
 
+from bench_common import fault_in, finish, say, spread, target_entry, time_epochs
 from loaderbench import _core
 from loaderbench.datagen import build_ome_table, generate_images
 from loaderbench.formats import arrow_ipc, atomic_output
@@ -104,10 +105,6 @@ MODES: dict[str, dict[str, int]] = {
 }
 
 
-def say(message: str) -> None:
-    print(message, flush=True)
-
-
 # ------------------------------------------------------------------------------------------------------- data
 
 
@@ -160,17 +157,6 @@ def read_table(path: Path) -> pa.Table:
     return arrow_ipc.read_table(path)
 
 
-def fault_in(table: pa.Table) -> int:
-    """Touch every page of the table's buffers, so timings start from a table resident in memory; returns bytes."""
-    total = 0
-    for chunk in table.column(OME_COLUMN).chunks:
-        for buf in chunk.buffers():  # children's buffers included
-            if buf is not None and buf.size:
-                np.frombuffer(buf, dtype=np.uint8)[::4096].sum(dtype=np.int64)
-                total += buf.size
-    return total
-
-
 def stored_pixel_bytes(loader: NativeImageLoader) -> tuple[int, int, int]:
     """(pixels per sample, stored bytes per pixel, total stored pixel bytes) of the loader's dataset."""
     summary = loader.dataset.summary()
@@ -180,41 +166,6 @@ def stored_pixel_bytes(loader: NativeImageLoader) -> tuple[int, int, int]:
 
 
 # ---------------------------------------------------------------------------------------------------- timings
-
-
-def _spread(values: list[float]) -> dict[str, float]:
-    arr = np.asarray(values, dtype=np.float64)
-    return {
-        "median": float(np.median(arr)),
-        "min": float(arr.min()),
-        "max": float(arr.max()),
-        "p5": float(np.percentile(arr, 5)),
-        "p95": float(np.percentile(arr, 95)),
-        "n": int(arr.size),
-    }
-
-
-def time_epochs(make_iter: Callable[[], Iterable[Any]], epochs: int, n_samples: int) -> dict[str, Any]:
-    """Wall time of full epochs (one warm-up epoch excluded); samples/s per epoch, median over ``epochs``."""
-
-    def one_epoch() -> tuple[float, int]:
-        seen = 0
-        start = time.perf_counter_ns()
-        for batch in make_iter():
-            seen += batch.shape[0]
-        return (time.perf_counter_ns() - start) / 1e9, seen
-
-    warm_s, warm_seen = one_epoch()
-    if warm_seen != n_samples:
-        raise RuntimeError(f"an epoch yielded {warm_seen} samples, expected {n_samples}")
-    seconds = [one_epoch()[0] for _ in range(epochs)]
-    rates = [n_samples / s for s in seconds]
-    return {
-        "warmup_epoch_s": warm_s,
-        "epoch_s": seconds,
-        "samples_per_s": _spread(rates),
-        "samples_per_s_median": statistics.median(rates),
-    }
 
 
 def measure_throughput(table: pa.Table, preloaded: OMEArrowDataset, cfg: dict[str, int]) -> dict[str, Any]:
@@ -303,7 +254,7 @@ def time_getitem(get: Callable[[int], torch.Tensor], indices: np.ndarray, warmup
         took = time.perf_counter_ns() - start
         if k >= warmup:
             times.append(took / 1e3)
-    return {"us": _spread(times)}
+    return {"us": spread(times)}
 
 
 def measure_getitem(
@@ -379,8 +330,8 @@ def measure_ttfb(table: pa.Table, repeats: int) -> dict[str, Any]:
     say(f"  p3 = {ratio:.1f}")
     return {
         "n_images": table.num_rows,
-        "preloaded_s": _spread(seed),
-        "native_s": _spread(native),
+        "preloaded_s": spread(seed),
+        "native_s": spread(native),
         "preloaded_workers": 0,
         "p3_ttfb_ratio": ratio,
         "note": "both start from the same pa.Table already read (memory-mapped Arrow IPC, pages faulted in); "
@@ -593,7 +544,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def target(key: str, value: float | None) -> dict[str, Any]:
-    return {"value": value, "target": TARGETS[key], "met": value is not None and bool(value >= TARGETS[key])}
+    return target_entry(value, TARGETS[key])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -703,21 +654,7 @@ def main(argv: list[str] | None = None) -> int:
         "before timing in the main process",
         "runtime_s": time.perf_counter() - wall_start,
     }
-    say(
-        "targets: "
-        + ", ".join(
-            f"{k} {'-' if v['value'] is None else format(v['value'], '.3g')} (>= {v['target']:g}) "
-            f"{'met' if v['met'] else 'NOT met'}"
-            for k, v in result["targets"].items()
-        )
-    )
-    line = json.dumps(result)
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        saved = args.out / f"native_image_loader_{args.mode}.json"
-        saved.write_text(json.dumps(result, indent=2) + "\n")
-        say(f"saved {saved}")
-    print(line, flush=True)
+    finish(result, args.out, f"native_image_loader_{args.mode}")
     return 0
 
 

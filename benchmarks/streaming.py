@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from bench_common import bytes_on_disk, cold_read_bandwidth, say
 from loaderbench import page_cache
 from loaderbench.config import DataConfig
 from loaderbench.datagen import ensure_dataset
@@ -69,10 +70,6 @@ MODES = {
     "full": {"n": 65_536, "n_small": 20_000, "n_large": 200_000, "rows_per_unit": 1024, "chunks_per_block": 8,
              "repeats": 5, "random_samples": 100},
 }
-
-
-def say(message: str) -> None:
-    print(message, flush=True)
 
 
 def dataset(n: int, size: int, formats: tuple[str, ...], rows_per_unit: int, data_dir: Path) -> dict[str, Path]:
@@ -114,23 +111,6 @@ def block_torch(module: Any, path: Path, chunk_size: int, chunks_per_block: int,
     ds = BlockBatchDataset(module, path, batch_size=BATCH_SIZE, chunk_size=chunk_size,
                            chunks_per_block=chunks_per_block, shuffle=True, seed=SEED)
     return block_dataloader(ds, workers)
-
-
-def cold_read_bandwidth(path: Path) -> float:
-    """Bytes per second reading every file of ``path`` once with plain buffered reads, cache evicted first."""
-    page_cache.evict(path)
-    files = page_cache.dataset_files(path)
-    start = time.perf_counter()
-    total = 0
-    for file in files:
-        with open(file, "rb") as handle:
-            while chunk := handle.read(1 << 20):
-                total += len(chunk)
-    return total / (time.perf_counter() - start)
-
-
-def bytes_on_disk(path: Path) -> int:
-    return sum(f.stat().st_size for f in page_cache.dataset_files(path))
 
 
 def random_access_p50(module: Any, path: Path, state: str, samples: int) -> float:

@@ -10,6 +10,7 @@ void bind_loader(nb::module_& m);
 void bind_streaming(nb::module_& m);
 void bind_file_images(nb::module_& m);
 void bind_sparse(nb::module_& m);
+void bind_codec(nb::module_& m);
 }  // namespace loaderbench::bindings
 
 NB_MODULE(_core, m) {
@@ -23,4 +24,5 @@ NB_MODULE(_core, m) {
   loaderbench::bindings::bind_file_images(m);  // after bind_loader: returns its RowSource
   loaderbench::bindings::bind_sparse(m);
   loaderbench::bindings::bind_streaming(m);  // after bind_loader: uses its options and pool
+  loaderbench::bindings::bind_codec(m);
 }

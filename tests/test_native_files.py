@@ -326,3 +326,26 @@ def test_unsupported_zarr_codec(tmp_path: Path) -> None:
     meta.write_text(json.dumps(doc))
     with pytest.raises(ValueError, match="sharding"):
         NativeImageLoader(sharded, format="ome_zarr", rank=0, world_size=1)
+
+
+def test_ome_zarr_multiscale_level(tmp_path: Path) -> None:
+    """multiscale_level reads a lower resolution that ome-zarr wrote, pixel-exact against zarr; a level that does
+    not exist, or a level for a format without levels, is one clear error."""
+    from ome_zarr.writer import write_image  # noqa: PLC0415
+
+    images = _images(3, (1, 16, 12), np.uint16, seed=4)
+    path = tmp_path / "ome_zarr"
+    path.mkdir()
+    for i, image in enumerate(images):
+        group = zarr.open_group(str(path / f"img_{i:06d}.zarr"), mode="w")
+        write_image(image, group, axes="cyx", scale_factors=[2])  # levels s0 (16x12) and s1 (8x6)
+    levels = [zarr.open_group(str(path / f"img_{i:06d}.zarr"), mode="r")["s1"][...] for i in range(3)]
+    loader = NativeImageLoader(path, format="ome_zarr", batch_size=3, scale=False, multiscale_level=1)
+    batch = next(iter(loader))
+    assert batch.shape == (3, 1, 8, 6)
+    assert torch.equal(batch, torch.from_numpy(np.stack(levels).astype(np.float32)))
+    with pytest.raises(ValueError, match="multiscale level 2 does not exist .*2 level"):
+        NativeImageLoader(path, format="ome_zarr", multiscale_level=2)
+    tiffs = _write_tiffs(tmp_path / "tiff", images)
+    with pytest.raises(ValueError, match="multiscale_level applies to OME-Zarr"):
+        NativeImageLoader(tiffs, format="tiff", multiscale_level=1)

@@ -155,3 +155,22 @@ def test_a_tiff_directory_of_mixed_sizes_crops_pads_and_measures(tmp_path: Path,
         list(NativeImageLoader(tmp_path, format="tiff", batch_size=1))
     with pytest.raises(ValueError, match=r"img_000001.tiff: the image has 1x1x4x9 .*pad_if_needed"):
         list(NativeImageLoader(tmp_path, format="tiff", batch_size=2, crop_size=5))
+
+
+def test_uint8_out_of_compressed_uint8_chunks_is_the_stored_bytes() -> None:
+    """With nothing to convert, zstd and lz4 chunks are decompressed straight into the batch: same bytes as stored,
+    and the same as the converting path gives."""
+    rng = np.random.default_rng(9)
+    images = [rng.integers(0, 256, (6, 9), dtype=np.uint8) for _ in range(5)]
+    # whole rows (decompressed into the batch) and tiles (decompressed, then copied row by row)
+    for codec, chunk_shape in (("zstd", (1, 3, 9)), ("lz4", (1, 3, 9)), ("zstd", (1, 4, 4))):
+        table = ome_table(images, dtype_meta="uint8", clamp_to_uint16=False, chunk_encoding="bytes",
+                          chunk_compression=codec, chunk_shape=chunk_shape)
+        direct = next(iter(NativeImageLoader(table, batch_size=5, dtype=torch.uint8)))
+        assert torch.equal(direct[:, 0], torch.from_numpy(np.stack(images))), codec
+        converted = next(iter(NativeImageLoader(table, batch_size=5, dtype=torch.uint8, random_vflip=True, seed=1)))
+        flipped = NativeImageLoader(table, batch_size=5, dtype=torch.uint8, random_vflip=True, seed=1)
+        assert torch.equal(converted, next(iter(flipped)))  # the converting path, deterministic
+        for row in range(5):
+            want = direct[row]
+            assert torch.equal(converted[row], want) or torch.equal(converted[row], want.flip(-2)), (codec, row)

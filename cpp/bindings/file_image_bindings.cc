@@ -66,16 +66,17 @@ void bind_file_images(nb::module_& m) {
       .def(
           "__init__",
           [](PyFileImageDataset* self, const std::string& format, std::vector<std::string> paths,
-             int64_t max_sample_bytes) {
+             int64_t max_sample_bytes, int32_t zarr_level) {
             const ImageFileFormat kind = parse_format(format);
             std::shared_ptr<FileImageDataset> dataset;
             {
               nb::gil_scoped_release release;  // probes the first file
-              dataset = std::make_shared<FileImageDataset>(kind, std::move(paths), max_sample_bytes);
+              dataset = std::make_shared<FileImageDataset>(kind, std::move(paths), max_sample_bytes, zarr_level);
             }
             new (self) PyFileImageDataset{std::move(dataset)};
           },
           nb::arg("format"), nb::arg("paths"), nb::arg("max_sample_bytes") = kDefaultMaxSampleBytes,
+          nb::arg("zarr_level") = 0,
           "Images of a TIFF or OME-Zarr directory, one path per image in dataset order; every image must have the "
           "first one's (C, H, W) or (C, Z, H, W) and dtype, or any height and width under a crop (checked as each "
           "is read).")

@@ -49,15 +49,19 @@ bool file_format_available(ImageFileFormat format) {
   return false;
 }
 
-FileImageDataset::FileImageDataset(ImageFileFormat format, std::vector<std::string> paths, int64_t max_sample_bytes)
-    : format_(format), paths_(std::move(paths)), max_sample_bytes_(max_sample_bytes) {
+FileImageDataset::FileImageDataset(ImageFileFormat format, std::vector<std::string> paths, int64_t max_sample_bytes,
+                                   int32_t zarr_level)
+    : format_(format), paths_(std::move(paths)), max_sample_bytes_(max_sample_bytes), zarr_level_(zarr_level) {
   if (paths_.empty()) throw std::invalid_argument("the dataset has no image files");
+  if (zarr_level_ != 0 && format_ != ImageFileFormat::kOmeZarr) {
+    throw std::invalid_argument("a multiscale level applies to OME-Zarr images; TIFFs have one resolution");
+  }
   if (!file_format_available(format_)) {
     throw std::invalid_argument(std::string(format_ == ImageFileFormat::kTiff ? "TIFF" : "OME-Zarr") +
                                 " is not supported by this build of the core (built without its library)");
   }
   shape_ = format_ == ImageFileFormat::kTiff ? probe_tiff(paths_.front())
-                                             : probe_ome_zarr(paths_.front(), max_sample_bytes_);
+                                             : probe_ome_zarr(paths_.front(), max_sample_bytes_, zarr_level_);
   if (shape_.bytes() > max_sample_bytes_) {
     throw FileImageError(paths_.front() + ": an image of " + describe(shape_) + " is " +
                          std::to_string(shape_.bytes()) + " bytes, over max_sample_bytes (" +
@@ -76,7 +80,7 @@ ImageFileShape FileImageDataset::read(int64_t row, std::vector<uint8_t>& pixels,
   ImageFileShape expected = shape_;
   if (any_size) expected.height = expected.width = 0;
   return format_ == ImageFileFormat::kTiff ? read_tiff(file, expected, pixels)
-                                           : read_ome_zarr(file, expected, pixels, max_sample_bytes_);
+                                           : read_ome_zarr(file, expected, pixels, max_sample_bytes_, zarr_level_);
 }
 
 double FileImageDataset::max_pixel_value(const std::vector<int64_t>& rows, int num_threads) const {

@@ -1,4 +1,4 @@
-// OME-Zarr image groups (one per image): the group's multiscales metadata names level 0, whose Zarr v3
+// OME-Zarr image groups (one per image): the group's multiscales metadata names level 0 (or the level asked for), whose Zarr v3
 // (zarr.json) or v2 (.zarray) array is read chunk by chunk — regular chunk grid, C order, the bytes codec (either
 // endianness) and at most one of zstd, gzip/zlib, blosc. Axes (t,) (c,) (z,) y, x: t must be 1, z > 1 is a volume.
 // What is not supported (sharding, transpose/F order, filters, other codecs or dtypes) is refused by name, never
@@ -229,8 +229,8 @@ void parse_v2_array(const json& meta, const std::string& where, ZarrArray* array
   if (!fill.is_null()) array->fill = parse_fill_value(fill, array->type, array->big_endian, where);
 }
 
-/// Finds level 0 of the image group at `item` and parses its array metadata.
-ZarrArray open_level0(const std::string& item, int64_t max_chunk_bytes) {
+/// Finds multiscale level `level` (0: full resolution) of the image group at `item` and parses its array metadata.
+ZarrArray open_level(const std::string& item, int64_t max_chunk_bytes, int32_t level) {
   ZarrArray array;
   try {
     json group, attrs;
@@ -249,7 +249,12 @@ ZarrArray open_level0(const std::string& item, int64_t max_chunk_bytes) {
       throw FileImageError(item + ": not an OME-Zarr image (no multiscales datasets in its attributes)");
     }
     const json& scale = (*scales)[0];
-    array.array_path = scale["datasets"][0].at("path").get<std::string>();
+    const auto levels = static_cast<int32_t>(scale["datasets"].size());
+    if (level < 0 || level >= levels) {
+      throw FileImageError(item + ": multiscale level " + std::to_string(level) + " does not exist (the image has " +
+                           std::to_string(levels) + " level(s), 0 to " + std::to_string(levels - 1) + ")");
+    }
+    array.array_path = scale["datasets"][static_cast<size_t>(level)].at("path").get<std::string>();
     array.dir = item + "/" + array.array_path;
     json meta;
     if (read_json(array.dir + "/zarr.json", &meta)) {
@@ -257,7 +262,8 @@ ZarrArray open_level0(const std::string& item, int64_t max_chunk_bytes) {
     } else if (read_json(array.dir + "/.zarray", &meta)) {
       parse_v2_array(meta, array.dir, &array);
     } else {
-      throw FileImageError(item + ": level 0 array '" + array.array_path + "' is missing (no zarr.json or .zarray)");
+      throw FileImageError(item + ": level " + std::to_string(level) + " array '" + array.array_path +
+                           "' is missing (no zarr.json or .zarray)");
     }
     std::vector<std::string> axes;
     if (scale.contains("axes")) {
@@ -374,13 +380,13 @@ void swap_bytes(uint8_t* data, int64_t bytes, int elem) {
 
 }  // namespace
 
-ImageFileShape probe_ome_zarr(const std::string& path, int64_t max_chunk_bytes) {
-  return open_level0(path, max_chunk_bytes).image;
+ImageFileShape probe_ome_zarr(const std::string& path, int64_t max_chunk_bytes, int32_t level) {
+  return open_level(path, max_chunk_bytes, level).image;
 }
 
 ImageFileShape read_ome_zarr(const std::string& path, const ImageFileShape& expected, std::vector<uint8_t>& pixels,
-                             int64_t max_chunk_bytes) {
-  const ZarrArray array = open_level0(path, max_chunk_bytes);
+                             int64_t max_chunk_bytes, int32_t level) {
+  const ZarrArray array = open_level(path, max_chunk_bytes, level);
   check_image_shape(path, array.image, expected);
   pixels.resize(static_cast<size_t>(array.image.bytes()));
   const int elem = pixel_size(array.type);
@@ -442,12 +448,12 @@ ImageFileShape read_ome_zarr(const std::string& path, const ImageFileShape& expe
 
 #else
 
-ImageFileShape probe_ome_zarr(const std::string& path, int64_t) {
+ImageFileShape probe_ome_zarr(const std::string& path, int64_t, int32_t) {
   throw FileImageError(path + ": OME-Zarr is not supported by this build of the core (LOADERBENCH_WITH_ZARR=OFF)");
 }
 ImageFileShape read_ome_zarr(const std::string& path, const ImageFileShape&, std::vector<uint8_t>&,
-                             int64_t max_chunk_bytes) {
-  return probe_ome_zarr(path, max_chunk_bytes);
+                             int64_t max_chunk_bytes, int32_t level) {
+  return probe_ome_zarr(path, max_chunk_bytes, level);
 }
 
 #endif

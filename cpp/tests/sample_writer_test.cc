@@ -173,6 +173,71 @@ TEST(SampleWriter, ValidatesOptions) {
   EXPECT_THROW(validate_transform(im, u8), std::invalid_argument);
 }
 
+TEST(SampleWriter, Uint8OutputRoundsHalfAwayFromZeroAndRoundTripsEveryByte) {
+  // The direct copy for uint8 in and out relies on x / 255 * 255 rounding back to x for every byte.
+  std::vector<uint8_t> in(256), out(256);
+  for (int x = 0; x < 256; ++x) in[static_cast<size_t>(x)] = static_cast<uint8_t>(x);
+  ImageLocation im;
+  im.declared = im.stored = PixelType::kUint8;
+  im.height = 16;
+  im.width = 16;
+  TransformOptions o;
+  o.output = OutputType::kUint8;
+  o.random_vflip = true;  // forces the converting path, not the direct copy
+  write_decoded(im, in.data(), o, {}, out.data());
+  EXPECT_EQ(in, out);
+  // Against std::lround on values off the grid, ties included; NaN and out-of-range values clamp.
+  const std::vector<float> values = {0.5f / 255.0f, 1.5f / 255.0f, 0.3f, 0.49999997f / 255.0f, 1.0f, 2.0f, -1.0f,
+                                     std::nanf("")};
+  im.declared = im.stored = PixelType::kFloat32;
+  im.height = 1;
+  im.width = static_cast<int32_t>(values.size());
+  TransformOptions raw;
+  raw.output = OutputType::kUint8;
+  write_decoded(im, reinterpret_cast<const uint8_t*>(values.data()), raw, {}, out.data());
+  for (size_t i = 0; i < values.size(); ++i) {
+    const float v = values[i];
+    const long want = v > 0.0f ? std::lround(std::min(v, 1.0f) * 255.0f) : 0;
+    EXPECT_EQ(out[i], want) << i;
+  }
+}
+
+TEST(SampleWriter, UnchangedBytesGoStraightIntoTheSample) {
+  // Two uint8 planes: with uint8 out and nothing to convert they land as stored (zstd pieces: test_native_shapes).
+  const std::vector<uint8_t> plane0 = {1, 2, 3, 4, 5, 6}, plane1 = {7, 8, 9, 10, 11, 12};
+  std::vector<uint8_t> stored;
+  stored.insert(stored.end(), plane0.begin(), plane0.end());
+  stored.insert(stored.end(), plane1.begin(), plane1.end());
+  PixelIndex index;
+  for (int c = 0; c < 2; ++c) {
+    PixelPiece p;
+    p.data = stored.data() + c * 6;
+    p.nbytes = 6;
+    p.type = PixelType::kUint8;
+    p.c = c;
+    p.height = 2;
+    p.width = 3;
+    index.pieces.push_back(p);
+  }
+  ImageLocation im;
+  im.num_pieces = 2;
+  im.declared = im.stored = PixelType::kUint8;
+  im.channels = 2;
+  im.height = 2;
+  im.width = 3;
+  index.images.push_back(im);
+  TransformOptions o;
+  o.output = OutputType::kUint8;
+  std::vector<uint8_t> out(12), scratch;
+  write_sample(index, 0, o, {}, out.data(), scratch);
+  EXPECT_EQ(out, stored);
+  EXPECT_TRUE(scratch.empty());  // no pass through scratch
+  o.max_value = 12.0f;           // a real conversion: values scaled to 12 -> 255
+  write_sample(index, 0, o, {}, out.data(), scratch);
+  EXPECT_EQ(out[11], 255);
+  EXPECT_EQ(out[5], 128);  // 6 / 12 * 255 = 127.5, rounded away from zero
+}
+
 TEST(SampleWriter, MaxValueReplacesTheDeclaredMaximum) {
   TwoPlaneImage img;
   TransformOptions o;

@@ -51,17 +51,19 @@ ImageFileShape read_tiff(const std::string& path, const ImageFileShape& expected
 
 /// The shape of the OME-Zarr image group at `path` (its first multiscales level), from its metadata only: axes
 /// (t,) (c,) (z,) y, x with t of size 1; z of size more than 1 makes a volume.
-ImageFileShape probe_ome_zarr(const std::string& path, int64_t max_chunk_bytes);
-/// Decodes level 0 of the OME-Zarr image group at `path` into `pixels`, as read_tiff.
+ImageFileShape probe_ome_zarr(const std::string& path, int64_t max_chunk_bytes, int32_t level = 0);
+/// Decodes multiscale level `level` (0: full resolution) of the OME-Zarr image group at `path` into `pixels`, as
+/// read_tiff.
 ImageFileShape read_ome_zarr(const std::string& path, const ImageFileShape& expected, std::vector<uint8_t>& pixels,
-                             int64_t max_chunk_bytes);
+                             int64_t max_chunk_bytes, int32_t level = 0);
 
 /// The images of one directory: their paths in the dataset's order and the shape every one must have (the first
 /// file's, checked against each file as it is read).
 class FileImageDataset {
  public:
+  /// `zarr_level`: the OME-Zarr multiscale level read (0, full resolution, unless asked); TIFFs have none.
   FileImageDataset(ImageFileFormat format, std::vector<std::string> paths,
-                   int64_t max_sample_bytes = kDefaultMaxSampleBytes);
+                   int64_t max_sample_bytes = kDefaultMaxSampleBytes, int32_t zarr_level = 0);
 
   int64_t size() const { return static_cast<int64_t>(paths_.size()); }
   ImageFileFormat format() const { return format_; }
@@ -83,6 +85,7 @@ class FileImageDataset {
   ImageFileFormat format_;
   std::vector<std::string> paths_;
   int64_t max_sample_bytes_;
+  int32_t zarr_level_;
   ImageFileShape shape_;
   ImageLocation image_;
 };

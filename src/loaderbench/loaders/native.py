@@ -66,16 +66,23 @@ def _path_format(source: str | Path, format_name: str | None) -> tuple[Path, Any
     return path, get_format(format_name or detect_format(path))
 
 
-def open_native_dataset(source: Any, format_name: str | None, column: str | None, max_sample_bytes: int) -> Any:
+def open_native_dataset(source: Any, format_name: str | None, column: str | None, max_sample_bytes: int,
+                        multiscale_level: int = 0) -> Any:
     """The core's dataset over ``source``: a ``FileImageDataset`` for a TIFF or OME-Zarr directory (its files are
-    decoded by the core's threads), else an in-place ``ImageDataset`` over the Arrow data."""
+    decoded by the core's threads; OME-Zarr at ``multiscale_level``), else an in-place ``ImageDataset`` over the
+    Arrow data."""
+    multiscale_level = check_int("multiscale_level", multiscale_level, 0, INT32_MAX)
     if isinstance(source, (str, Path)) and not hasattr(source, "__arrow_c_stream__"):
         path, module = _path_format(source, format_name)
         if module.INFO.kind == "directory":
             if module.INFO.name not in NATIVE_DIRECTORY_FORMATS or not _core.file_format_available(module.INFO.name):
                 raise ValueError(f"{path}: the native core does not read {module.INFO.label}")
+            if multiscale_level and module.INFO.name != "ome_zarr":
+                raise ValueError(f"{path}: multiscale_level applies to OME-Zarr images; {module.INFO.label} has one")
             items = [str(item) for item in module.item_paths(path)]
-            return _core.FileImageDataset(module.INFO.name, items, max_sample_bytes)
+            return _core.FileImageDataset(module.INFO.name, items, max_sample_bytes, multiscale_level)
+    if multiscale_level:
+        raise ValueError("multiscale_level applies to OME-Zarr directories; OME-Arrow images have one resolution")
     opened = open_arrow_source(source, format_name, column)
     # A path's image column has been renamed ome_image by its reader; an Arrow object's is looked up.
     return _core.ImageDataset(opened, OME_COLUMN if opened is not source else image_column(source, column),
@@ -118,6 +125,7 @@ class NativeImageLoader(ForkedWorkersOnly, IterableDataset):
     uint8 where pixels_meta declares uint8 but the payload is uint16, as ome-arrow stores it): epochs then
     decompress nothing and read only the declared bytes, and the Arrow
     table is no longer held (memory: pixels x the declared dtype's size). Arrow-backed sources only.
+    ``multiscale_level`` picks the OME-Zarr resolution level read (0, full resolution, by default).
 
     ``source`` is a path of an Arrow-backed format (``format`` names it when the path does not say), a TIFF or
     OME-Zarr directory (every file opened and decoded by the core's threads; ``dtype=None`` views are not possible
@@ -169,6 +177,7 @@ class NativeImageLoader(ForkedWorkersOnly, IterableDataset):
         format: str | None = None,  # noqa: A002 - the dataset's format name, as on the CLI
         max_sample_bytes: int = _core.DEFAULT_MAX_SAMPLE_BYTES,
         preload: bool = False,
+        multiscale_level: int = 0,
     ) -> None:
         # Every argument is checked before the (possibly long) import of the data.
         batch_size = check_int("batch_size", batch_size, 1, INT32_MAX)
@@ -187,7 +196,7 @@ class NativeImageLoader(ForkedWorkersOnly, IterableDataset):
         check_scale(scale)
         transform = transform_options(dtype or torch.float32, scale is not False, mean, std, random_hflip,
                                       random_vflip, crop_size, random_crop, seed, pad_if_needed)
-        self.dataset = open_native_dataset(source, format, column, max_sample_bytes)
+        self.dataset = open_native_dataset(source, format, column, max_sample_bytes, multiscale_level)
         if preload:
             if not hasattr(self.dataset, "preloaded"):
                 raise ValueError("preload=True is for Arrow-backed sources: TIFF and OME-Zarr directories are "

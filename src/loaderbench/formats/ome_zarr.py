@@ -1,7 +1,7 @@
 """OME-Zarr: one OME-Zarr image (its own Zarr store) per row, ``ome_zarr/img_000000.zarr``.
 
-Written with ``ome_zarr.writer.write_image`` (axes ``cyx``, ``czyx`` for volumes, no downsampled levels, one chunk per image,
-the writer's default codec, every chunk stored) and read per item with zarr: open the group, take the
+Written with ``ome_zarr.writer.write_image`` (axes ``cyx``, ``czyx`` for volumes, no downsampled levels, one chunk
+per image, the writer's default codec, every chunk stored) and read per item with zarr: open the group, take the
 full-resolution dataset that the ``multiscales`` metadata names first (``s0`` with ome-zarr 0.18), check that its
 chunk files are all there, read it whole.
 """

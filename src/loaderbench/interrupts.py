@@ -78,6 +78,7 @@ def handled() -> Iterator[None]:
     previous = signal.getsignal(signal.SIGINT)
     previous_hook = sys.unraisablehook
     previous_thread_hook = threading.excepthook
+    previous_except_hook = sys.excepthook
     _owner_pid, _received, _deferring = os.getpid(), False, 0
 
     def quiet_after_interrupt(report: Any) -> None:
@@ -88,9 +89,16 @@ def handled() -> Iterator[None]:
         if not (_received or isinstance(args.exc_value, KeyboardInterrupt)):
             previous_thread_hook(args)
 
+    # multiprocessing's resource sharer thread reports through sys.excepthook itself (not threading.excepthook):
+    # a DataLoader worker shut down after Ctrl-C resets its connection (ConnectionResetError seen in CI).
+    def except_quiet_after_interrupt(kind: Any, value: Any, traceback: Any) -> None:
+        if not (_received or isinstance(value, KeyboardInterrupt)):
+            previous_except_hook(kind, value, traceback)
+
     signal.signal(signal.SIGINT, _on_sigint)
     sys.unraisablehook = quiet_after_interrupt
     threading.excepthook = thread_quiet_after_interrupt
+    sys.excepthook = except_quiet_after_interrupt
     try:
         yield
     finally:
@@ -98,3 +106,4 @@ def handled() -> Iterator[None]:
         if not _received:  # else the interrupted work is freed after this: its finalizers' reports stay quiet
             sys.unraisablehook = previous_hook
             threading.excepthook = previous_thread_hook
+            sys.excepthook = previous_except_hook

@@ -86,19 +86,10 @@ ImageFileShape FileImageDataset::read(int64_t row, std::vector<uint8_t>& pixels,
 double FileImageDataset::max_pixel_value(const std::vector<int64_t>& rows, int num_threads) const {
   const int64_t n = rows.empty() ? size() : static_cast<int64_t>(rows.size());
   for (int64_t row : rows) (void)path(row);  // out_of_range before any thread starts
-  std::mutex mutex;
-  double widest = -std::numeric_limits<double>::infinity();
-  parallel_ranges(n, num_threads, [&](int64_t first, int64_t last) {
-    std::vector<uint8_t> pixels;
-    double local = -std::numeric_limits<double>::infinity();
-    for (int64_t i = first; i < last; ++i) {
-      const ImageFileShape shape = read(rows.empty() ? i : rows[static_cast<size_t>(i)], pixels, true);
-      local = std::max(local, largest_value(pixels.data(), shape.bytes() / pixel_size(shape.type), shape.type));
-    }
-    std::lock_guard lock(mutex);
-    widest = std::max(widest, local);
+  return parallel_max(n, num_threads, [&](int64_t i, std::vector<uint8_t>& pixels) {
+    const ImageFileShape shape = read(rows.empty() ? i : rows[static_cast<size_t>(i)], pixels, true);
+    return largest_value(pixels.data(), shape.bytes() / pixel_size(shape.type), shape.type);
   });
-  return widest;
 }
 
 void FileImageDataset::write_sample(int64_t row, const TransformOptions& transform, const SampleAugment& augment,

@@ -95,24 +95,17 @@ double ImageDataset::max_pixel_value(const std::vector<int64_t>& rows, int num_t
     if (row < 0 || row >= size()) throw std::out_of_range("row " + std::to_string(row) + " is out of range");
   }
   const int64_t n = rows.empty() ? size() : static_cast<int64_t>(rows.size());
-  std::mutex mutex;
-  double widest = -std::numeric_limits<double>::infinity();
-  parallel_ranges(n, num_threads, [&](int64_t first, int64_t last) {
-    std::vector<uint8_t> scratch;
-    double local = -std::numeric_limits<double>::infinity();
-    for (int64_t i = first; i < last; ++i) {
-      const int64_t row = rows.empty() ? i : rows[static_cast<size_t>(i)];
-      const ImageLocation& im = index_.images[static_cast<size_t>(row)];
-      for (int32_t k = 0; k < im.num_pieces; ++k) {
-        const PixelPiece& p = index_.pieces[static_cast<size_t>(im.first_piece + k)];
-        const int64_t count = int64_t{p.depth} * p.height * p.width;
-        local = std::max(local, largest_value(piece_pixels(p, row, k, scratch), count, p.type));
-      }
+  return parallel_max(n, num_threads, [&](int64_t i, std::vector<uint8_t>& scratch) {
+    const int64_t row = rows.empty() ? i : rows[static_cast<size_t>(i)];
+    const ImageLocation& im = index_.images[static_cast<size_t>(row)];
+    double widest = -std::numeric_limits<double>::infinity();
+    for (int32_t k = 0; k < im.num_pieces; ++k) {
+      const PixelPiece& p = index_.pieces[static_cast<size_t>(im.first_piece + k)];
+      const int64_t count = int64_t{p.depth} * p.height * p.width;
+      widest = std::max(widest, largest_value(piece_pixels(p, row, k, scratch), count, p.type));
     }
-    std::lock_guard lock(mutex);
-    widest = std::max(widest, local);
+    return widest;
   });
-  return widest;
 }
 
 std::shared_ptr<ImageDataset> ImageDataset::preloaded(const ImageDataset& source, int num_threads) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <exception>
+#include <limits>
 #include <mutex>
 #include <system_error>
 #include <thread>
@@ -36,6 +37,22 @@ void parallel_ranges(int64_t n, int threads, const Body& body) {
   run(0);
   for (std::thread& t : started) t.join();
   if (error) std::rethrow_exception(error);
+}
+
+/// The largest of value(i, scratch) over i in [0, n), on up to `threads` threads, each with its own scratch buffer;
+/// -inf when n is 0. Errors as parallel_ranges.
+template <typename Value>
+double parallel_max(int64_t n, int threads, const Value& value) {
+  std::mutex mutex;
+  double widest = -std::numeric_limits<double>::infinity();
+  parallel_ranges(n, threads, [&](int64_t first, int64_t last) {
+    std::vector<uint8_t> scratch;
+    double local = -std::numeric_limits<double>::infinity();
+    for (int64_t i = first; i < last; ++i) local = std::max(local, value(i, scratch));
+    std::lock_guard lock(mutex);
+    widest = std::max(widest, local);
+  });
+  return widest;
 }
 
 }  // namespace loaderbench

@@ -470,6 +470,43 @@ def test_arrow_ipc_reads_point_into_the_map_unless_copied(datasets: dict[str, Wr
             assert (values.buffers()[1].address == base) is zero_copy
 
 
+def test_arrow_ipc_copied_rows_own_every_buffer(datasets: dict[str, Written]) -> None:
+    """``copy_rows`` copies every buffer (offsets, validity, nested children), for contiguous and scattered rows:
+    none lies inside the map, so a truncated file cannot fault a block the loader holds."""
+    written = datasets["arrow_ipc"]
+    with written.module.block_reader(written.path, copy_rows=True) as reader:
+        mapped = [b for k in range(reader._file.num_record_batches)
+                  for b in reader._file.get_batch(k).column(OME_COLUMN).buffers() if b is not None]
+        low, high = min(b.address for b in mapped), max(b.address + b.size for b in mapped)
+        for rows in (np.arange(3, 9), np.array([0, 5, 17, 30])):
+            got = reader.read(rows)
+            np.testing.assert_array_equal(pixels(got), written.images[rows])
+            owned = [b for chunk in got.column(OME_COLUMN).chunks for b in chunk.buffers() if b is not None]
+            assert owned and all(not low <= b.address < high for b in owned)
+
+
+def test_reopen_reads_the_same_rows_and_shares_the_parquet_footer(written: Written) -> None:
+    with written.module.block_reader(written.path) as first:
+        expected = first.read([0, 2])
+    again = first.reopen()  # from a closed reader, as the streaming loader's I/O threads do
+    with again:
+        assert again.read([0, 2]).equals(expected)
+        assert (again.num_rows, again.column) == (first.num_rows, first.column)
+        if written.name == "parquet":
+            assert again._footer[1] is first._footer[1]
+
+
+def test_reopen_after_the_file_changed_parses_the_new_footer(tmp_path: Path) -> None:
+    module = require("parquet")
+    path = tmp_path / "images.parquet"
+    module.write(ImageStream.from_table(build_ome_table(generate_images(6, 4, 4, "uint8", 1))), path, 2)
+    with module.block_reader(path) as first:
+        pass
+    module.write(ImageStream.from_table(build_ome_table(generate_images(9, 4, 4, "uint8", 1))), path, 3)
+    with first.reopen() as again:
+        assert again.num_rows == 9 and again._footer[1] is not first._footer[1]
+
+
 def test_a_forked_child_neither_uses_nor_destroys_the_parents_reader(written: Written) -> None:
     """Dropping a parent's DuckDB connection in a forked child hangs it (the connection joins threads that are not
     in the child): the child keeps the parent's readers alive, refuses to read through them, opens its own."""

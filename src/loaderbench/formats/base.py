@@ -447,6 +447,16 @@ class BlockReader(ABC):
             self.counters.units += int(np.count_nonzero(np.diff(self.unit_of(rows)))) + 1
         return table
 
+    def reopen(self) -> BlockReader:
+        """A new reader of the same dataset and column (e.g. one per I/O thread), which shares what this one parsed
+        and cannot change while the file is unchanged (Parquet's footer: tens of MB for thousands of row groups).
+        This reader may be closed."""
+        return type(self)(self.path, self.column, **self._reopen_options())
+
+    def _reopen_options(self) -> dict[str, Any]:
+        """The constructor's keyword arguments for ``reopen``."""
+        return {}
+
     def count_calls(self, calls: int = 1) -> None:
         """Count calls into the format's library (``counters.storage_calls``)."""
         with self._state_lock:

@@ -76,14 +76,19 @@ class ParquetBlockReader(BlockReader):
 
     info = INFO
 
-    def __init__(self, path: str | Path, column: str | None = None, *, use_threads: bool = True) -> None:
+    def __init__(self, path: str | Path, column: str | None = None, *, use_threads: bool = True,
+                 footer: tuple[tuple[int, ...], Any] | None = None) -> None:
         self.use_threads = use_threads
+        self._footer = footer  # (file identity, parsed FileMetaData) of a reader this one reopens
         super().__init__(path, column)
 
     def _open(self, column: str | None) -> tuple[int, np.ndarray]:
         import pyarrow.parquet as pq  # noqa: PLC0415
 
-        self._file = pq.ParquetFile(str(self.path))  # keeps the file open for the reader's life
+        # A reopened reader takes the parsed footer of the first (it is immutable), unless the file has changed.
+        shared = self._footer[1] if self._footer and self._footer[0] == self._opened_as else None
+        self._file = pq.ParquetFile(str(self.path), metadata=shared)  # keeps the file open for the reader's life
+        self._footer = (self._opened_as, shared if shared is not None else self._file.metadata)
         schema = self._file.schema_arrow
         self.column = ome_column(schema, str(self.path), column)
         sizes = np.array([self._file.metadata.row_group(i).num_rows for i in range(self._file.num_row_groups)],
@@ -115,6 +120,9 @@ class ParquetBlockReader(BlockReader):
             pieces.append(take_local(group, part - self.unit_starts[unit]).column(0))
         chunks = [chunk for piece in pieces for chunk in piece.chunks]
         return image_table(pa.chunked_array(chunks, type=pieces[0].type))
+
+    def _reopen_options(self) -> dict[str, Any]:
+        return {"use_threads": self.use_threads, "footer": self._footer}
 
     def _release(self) -> None:
         file = getattr(self, "_file", None)

@@ -307,9 +307,9 @@ class StreamingImageLoader(_StreamingLoader):
         max_sample_bytes = check_int("max_sample_bytes", max_sample_bytes, 1, INT64_MAX)
         path, module = block_format(source, format)
         self.path, self.format = path, module.INFO.name
-        readers = _ReaderPool(lambda: module.block_reader(path, column=column))  # (captures no self)
         with module.block_reader(path, column=column) as probe:
             rows, self.unit_name, units = probe.num_rows, probe.unit_name, probe.unit_starts
+        readers = _ReaderPool(probe.reopen)  # the I/O threads' readers share what the probe parsed
         source_ = _core.BlockSource.images(readers.read, rows, self.transform, max_sample_bytes)
         self._attach(source_, readers, "images", units)
 

@@ -91,6 +91,7 @@ ArrayView ArrayView::make(const ArrowSchema* schema, const ArrowArray* array, st
   view.schema_ = schema;
   view.array_ = array;
   view.format_ = parse_format(schema->format);
+  view.name_ = schema->name != nullptr ? std::string_view(schema->name) : std::string_view();
   view.path_ = std::move(path);
   if ((schema->dictionary != nullptr) != (array->dictionary != nullptr)) {
     throw ImportError(view.path_ + ": schema and array disagree on dictionary encoding");

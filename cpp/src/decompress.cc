@@ -1,5 +1,6 @@
 #include "loaderbench/decompress.h"
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -157,25 +158,25 @@ void decompress(Codec codec, const uint8_t* src, int64_t src_size, uint8_t* dst,
 
 namespace loaderbench {
 
-void check_frame_header(Codec codec, const uint8_t* src, int64_t src_size, int64_t expected, const std::string& where) {
+void check_frame_header(Codec codec, const uint8_t* src, int64_t src_size, int64_t expected, const std::function<std::string()>& where) {
   switch (codec) {
     case Codec::kNone:
       return;
 #ifdef LOADERBENCH_WITH_ZSTD
     case Codec::kZstd: {
       const unsigned long long size = ZSTD_getFrameContentSize(src, static_cast<size_t>(src_size));
-      if (size == ZSTD_CONTENTSIZE_ERROR) throw ImportError(where + " is not a zstd frame (corrupt or truncated)");
+      if (size == ZSTD_CONTENTSIZE_ERROR) throw ImportError(where() + " is not a zstd frame (corrupt or truncated)");
       // Walks the frame's block headers (no decompression): a cut-off frame fails here, at import.
       const size_t frame = ZSTD_findFrameCompressedSize(src, static_cast<size_t>(src_size));
       if (ZSTD_isError(frame)) {
-        throw ImportError(where + " holds a truncated or corrupt zstd frame (" + ZSTD_getErrorName(frame) + ")");
+        throw ImportError(where() + " holds a truncated or corrupt zstd frame (" + ZSTD_getErrorName(frame) + ")");
       }
       if (frame != static_cast<size_t>(src_size)) {
-        throw ImportError(where + " has " + std::to_string(static_cast<size_t>(src_size) - frame) +
+        throw ImportError(where() + " has " + std::to_string(static_cast<size_t>(src_size) - frame) +
                           " bytes after its zstd frame");
       }
       if (size != ZSTD_CONTENTSIZE_UNKNOWN && size != static_cast<unsigned long long>(expected)) {
-        throw ImportError(where + " declares " + std::to_string(size) + " decompressed bytes, but its shape needs " +
+        throw ImportError(where() + " declares " + std::to_string(size) + " decompressed bytes, but its shape needs " +
                           std::to_string(expected));
       }
       return;
@@ -187,17 +188,21 @@ void check_frame_header(Codec codec, const uint8_t* src, int64_t src_size, int64
       LZ4F_frameInfo_t info{};
       size_t consumed = static_cast<size_t>(src_size);
       const size_t rc = LZ4F_getFrameInfo(header.ctx, &info, src, &consumed);
-      if (LZ4F_isError(rc)) throw ImportError(where + " is not an lz4 frame (" + LZ4F_getErrorName(rc) + ")");
+      if (LZ4F_isError(rc)) throw ImportError(where() + " is not an lz4 frame (" + LZ4F_getErrorName(rc) + ")");
       if (info.contentSize != 0 && info.contentSize != static_cast<unsigned long long>(expected)) {
-        throw ImportError(where + " declares " + std::to_string(info.contentSize) +
+        throw ImportError(where() + " declares " + std::to_string(info.contentSize) +
                           " decompressed bytes, but its shape needs " + std::to_string(expected));
       }
       return;
     }
 #endif
     default:
-      throw ImportError(where + ": compressed chunks of this codec are not supported by this build of the core");
+      throw ImportError(where() + ": compressed chunks of this codec are not supported by this build of the core");
   }
+}
+
+void check_frame_header(Codec codec, const uint8_t* src, int64_t src_size, int64_t expected, const std::string& where) {
+  check_frame_header(codec, src, src_size, expected, [&] { return where; });
 }
 
 }  // namespace loaderbench

@@ -9,7 +9,28 @@
 namespace loaderbench {
 namespace {
 
-std::string row_label(int64_t row) { return "row " + std::to_string(row); }
+/// Where in the table a check looks ("row 7", "row 7: chunk 2"), spelled out only when an error is thrown: the
+/// checks run on every row of every block a streaming epoch reads, and building these strings for each row and
+/// chunk cost as much as the checks themselves.
+class Label {
+ public:
+  explicit Label(int64_t row) : row_(row) {}
+  Label(const Label& row, const char* part, int64_t index = -1) : row_(row.row_), part_(part), index_(index) {}
+
+  std::string str() const {
+    std::string out = "row " + std::to_string(row_);
+    if (part_ != nullptr) out += std::string(": ") + part_;
+    if (index_ >= 0) out += " " + std::to_string(index_);
+    return out;
+  }
+  friend std::string operator+(const Label& label, const std::string& text) { return label.str() + text; }
+  friend std::string operator+(const Label& label, const char* text) { return label.str() + text; }
+
+ private:
+  int64_t row_;
+  const char* part_ = nullptr;
+  int64_t index_ = -1;
+};
 
 bool is_list(ArrowType type) {
   return type == ArrowType::kList || type == ArrowType::kLargeList || type == ArrowType::kFixedSizeList;
@@ -73,7 +94,7 @@ int dtype_size(const std::string& dtype) {
   return 0;
 }
 
-int64_t checked_product(const std::array<int64_t, 5>& dims, const std::string& where) {
+int64_t checked_product(const std::array<int64_t, 5>& dims, const Label& where) {
   int64_t product = 1;
   for (int64_t d : dims) {
     if (__builtin_mul_overflow(product, d, &product)) throw ImportError(where + ": image size overflows");
@@ -92,7 +113,7 @@ bool element_type(ArrowType type, PixelType* out) {
   }
 }
 
-Codec parse_codec(const std::string& name, const std::string& where) {
+Codec parse_codec(const std::string& name, const Label& where) {
   if (name.empty() || name == "none") return Codec::kNone;
   if (name == "zstd") return Codec::kZstd;
   if (name == "lz4") return Codec::kLz4;
@@ -186,15 +207,15 @@ void OmeImporter::add_batch(const ArrowSchema& schema, const ArrowArray& batch) 
 namespace {
 
 /// Integer field `name` of struct element `q`, refusing nulls.
-int64_t integer_field(const ArrayView& parent, const char* name, int64_t q, const std::string& where) {
+int64_t integer_field(const ArrayView& parent, std::string_view name, int64_t q, const Label& where) {
   const ArrayView& field = *parent.child(name);
-  if (field.is_null(q)) throw ImportError(where + ": " + name + " is null");
+  if (field.is_null(q)) throw ImportError(where + ": " + std::string(name) + " is null");
   return field.integer(q);
 }
 
 /// Optional string field of struct element `q`: `fallback` when the field is absent or null (the OME-Arrow
 /// writer leaves dtype and compression null for "as declared" and "none").
-std::string string_field(const ArrayView& parent, const char* name, int64_t q, const std::string& fallback) {
+std::string string_field(const ArrayView& parent, std::string_view name, int64_t q, const std::string& fallback) {
   const ArrayView* field = parent.child(name);
   if (field == nullptr || field->is_null(q)) return fallback;
   return std::string(field->bytes(q));
@@ -211,7 +232,7 @@ struct Box {
 
 /// Throws unless no two boxes overlap. Together with "inside the image" and "voxel counts add up to the image",
 /// this means the boxes tile it exactly. Pairwise for the few chunks images usually have, else a voxel bitmap.
-void check_no_overlap(const std::vector<Box>& boxes, const std::array<int64_t, 5>& shape, const std::string& where,
+void check_no_overlap(const std::vector<Box>& boxes, const std::array<int64_t, 5>& shape, const Label& where,
                       const char* what) {
   auto fail = [&](size_t a, size_t b) {
     throw ImportError(where + ": " + what + " " + std::to_string(a) + " and " + std::to_string(b) +
@@ -252,7 +273,7 @@ void check_no_overlap(const std::vector<Box>& boxes, const std::array<int64_t, 5
 }  // namespace
 
 void OmeImporter::check_row(const ArrayView& image, int64_t image_index, int64_t global_row) {
-  const std::string where = row_label(global_row);
+  const Label where(global_row);
   if (image.is_null(image_index)) throw ImportError(where + ": image is null");
   // Indices below follow the C Data Interface: a struct's offset applies to its children (child_row), a
   // list's offsets give indices into its child.
@@ -260,7 +281,7 @@ void OmeImporter::check_row(const ArrayView& image, int64_t image_index, int64_t
   const ArrayView& meta = *image.child("pixels_meta");
   if (meta.is_null(row)) throw ImportError(where + ": pixels_meta is null");
   const int64_t meta_row = meta.child_row(row);
-  const std::string mw = where + ": pixels_meta";
+  const Label mw(where, "pixels_meta");
   const std::array<int64_t, 5> shape = {
       integer_field(meta, "size_t", meta_row, mw), integer_field(meta, "size_c", meta_row, mw),
       integer_field(meta, "size_z", meta_row, mw), integer_field(meta, "size_y", meta_row, mw),
@@ -334,7 +355,7 @@ void OmeImporter::check_row(const ArrayView& image, int64_t image_index, int64_t
     }
     std::vector<bool> seen(end > begin ? static_cast<size_t>(plane_count) : 0, false);
     for (int64_t p = begin; p < end; ++p) {
-      const std::string pw = where + ": plane " + std::to_string(p - begin);
+      const Label pw(where, "plane", p - begin);
       if (plane.is_null(p)) throw ImportError(pw + " is null");
       const int64_t q = plane.child_row(p);
       if (pixels.is_null(q)) throw ImportError(pw + " has null pixels");
@@ -387,10 +408,10 @@ void OmeImporter::check_row(const ArrayView& image, int64_t image_index, int64_t
       summary_.has_chunks = true;
     }
     for (int64_t k = begin; k < end; ++k) {
-      const std::string cw = where + ": chunk " + std::to_string(k - begin);
+      const Label cw(where, "chunk", k - begin);
       if (chunk.is_null(k)) throw ImportError(cw + " is null");
       const int64_t q = chunk.child_row(k);
-      auto get = [&](const char* f) { return integer_field(chunk, f, q, cw); };
+      auto get = [&](std::string_view f) { return integer_field(chunk, f, q, cw); };
       const int64_t t = get("t"), c = get("c"), z = get("z"), y = get("y"), x = get("x");
       const int64_t sz = get("shape_z"), sy = get("shape_y"), sx = get("shape_x");
       if (sz <= 0 || sy <= 0 || sx <= 0) throw ImportError(cw + " has a non-positive shape");
@@ -432,7 +453,8 @@ void OmeImporter::check_row(const ArrayView& image, int64_t image_index, int64_t
                             std::to_string(raw));
         }
         // Compressed payloads: the frame header must agree with the shape (the rest is checked when decoded).
-        check_frame_header(piece.codec, reinterpret_cast<const uint8_t*>(bytes.data()), nbytes, raw, cw);
+        check_frame_header(piece.codec, reinterpret_cast<const uint8_t*>(bytes.data()), nbytes, raw,
+                           [&] { return cw.str(); });
         summary_.stored_types.insert(dtype);
         summary_.compressions.insert(codec.empty() ? "none" : codec);
         summary_.payload_bytes += nbytes;

@@ -54,7 +54,7 @@ class ArrayView {
   /// children, on top of each child's own offset).
   int64_t child_row(int64_t i) const { return array_->offset + i; }
   const std::string& path() const { return path_; }
-  std::string_view name() const { return schema_->name ? schema_->name : ""; }
+  std::string_view name() const { return name_; }
 
   /// Whether logical element i (0-based, this array's offset applied inside) is null.
   bool is_null(int64_t i) const;
@@ -82,6 +82,7 @@ class ArrayView {
   const ArrowSchema* schema_ = nullptr;
   const ArrowArray* array_ = nullptr;
   ParsedFormat format_;
+  std::string_view name_;  // the schema's name, measured once: child(name) compares it for every row imported
   std::string path_;
   std::vector<ArrayView> children_;
 };

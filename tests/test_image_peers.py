@@ -8,6 +8,7 @@ import importlib.util
 import inspect
 import sys
 import textwrap
+import threading
 import types
 from pathlib import Path
 
@@ -189,6 +190,36 @@ def test_failing_peers_give_error_rows(monkeypatch, tmp_path: Path, workloads) -
 
     row = _run_fake(monkeypatch, tmp_path, workload, _fake_peer(build_loader=out_of_range))
     assert row["status"] == "error" and "outside [0, 1]" in row["reason"]
+
+
+def test_timed_epochs_run_without_the_sampler_or_a_pass_over_the_values(monkeypatch, tmp_path: Path,
+                                                                         workloads) -> None:
+    """Reading USS and a pass over every value both take CPU from a loader's background threads but not from one
+    that works inside ``next()``: the warm-up epoch is checked whole under the sampler, the timed epochs are not."""
+    workload = dataclasses.replace(workloads["planes"], epochs=2)
+    seen = {"aminmax": 0, "sampler_in_timed": 0}
+    aminmax = torch.aminmax
+
+    def counting_aminmax(*args, **kwargs):
+        seen["aminmax"] += 1
+        return aminmax(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "aminmax", counting_aminmax)
+
+    class Loader:
+        epochs = 0
+
+        def __iter__(self):
+            Loader.epochs += 1
+            if Loader.epochs > 1:  # a timed epoch
+                seen["sampler_in_timed"] += any(t.name == "loaderbench-memory" for t in threading.enumerate())
+            for start in range(0, N, BATCH):
+                yield torch.zeros(min(BATCH, N - start), C, H, W)
+
+    row = _run_fake(monkeypatch, tmp_path, workload, _fake_peer(build_loader=lambda w, c, s: Loader()))
+    assert row["status"] == "ok", row
+    assert Loader.epochs == 3 and len(row["epoch_s"]) == 2
+    assert seen == {"aminmax": 5, "sampler_in_timed": 0}  # five batches of the warm-up epoch
 
 
 def test_run_peer_never_raises(workloads) -> None:

@@ -8,9 +8,11 @@ stored by ome-arrow as uint16), against the seed's pre-loaded dataset ``OMEArrow
   (``loaderbench.loaders.peers``: the vectorised torch baseline an Arrow expert writes, Hugging Face ``datasets``,
   ``lance.torch``, LitData, WebDataset, SPDL, the seed's DataLoader with 0/2/4 workers) and every variant of each,
   each in a fresh process on the same Parquet file, batch and shuffle, on the seed's workload (in-memory
-  uncompressed 100x100). Target >= 1.3. The same ratio on the other peer workloads (ome-arrow's zstd byte chunks,
-  1000x1000) is in ``peer_workloads`` (target >= 2 where there is per-sample work: the zstd chunks), with every
-  peer's row (samples/s, time to first batch, peak memory, lines of user code).
+  uncompressed 100x100). Target >= 1.3. This VM's samples/s move 20-40 % from one fresh process to the next, so
+  after the table every native variant and the fastest other peer run ``CONFIRM_ROUNDS`` more times, interleaved,
+  and the ratio is of their medians over all runs (``confirm_runs``). The same ratio on the other peer workloads
+  (ome-arrow's zstd byte chunks, 1000x1000) is in ``peer_workloads`` (target >= 2 where there is per-sample work:
+  the zstd chunks), with every peer's row (samples/s, time to first batch, peak memory, lines of user code).
 - ``p1_vs_seed_dataloader`` (the old p1): ``NativeImageLoader(num_threads=2)`` / the best torch ``DataLoader``
   (num_workers 0, 2, 4) over the pre-loaded dataset, in this process. Target >= 20.
 - p2 ``p2_roofline_fraction``: the native loader's bytes moved per second (stored bytes read + float32 written) /
@@ -79,6 +81,8 @@ PEER_WORKLOADS = (
     ("uncompressed_1000x1000", 1000, 1000, "planes", {"quick": 128, "full": 512}, 1.3),
 )
 PEER_EPOCHS = {"quick": 3, "full": 5}
+#: more interleaved runs of the native variants and the fastest other peer, for the ratio of medians
+CONFIRM_ROUNDS = {"quick": 3, "full": 5}
 PEER_TIMEOUT_S = 1200
 MODES: dict[str, dict[str, int]] = {
     # n: images for p1/p2/p4/p6; n_ttfb: images for p3 (the seed's pre-load grows with N, the native start does not)
@@ -389,6 +393,26 @@ def _peer_line(row: dict[str, Any]) -> str:
             f"{row.get('user_code_lines', '-')} lines")
 
 
+def confirm(workload: Any, rows: list[dict[str, Any]], rounds: int) -> dict[str, list[float]]:
+    """samples/s of each row's peer/variant: its table run, then ``rounds`` more, interleaved (round by round), each
+    in a fresh process; a run that fails is left out (and said)."""
+    from loaderbench.loaders.peers.driver import run_peer  # noqa: PLC0415
+
+    runs = {f"{r['peer']}/{r['variant']}": [r["samples_per_s"]] for r in rows}
+    for round_ in range(rounds):
+        for r in rows:
+            again = run_peer(r["peer"], r["variant"], workload, timeout_s=PEER_TIMEOUT_S)
+            label = f"{r['peer']}/{r['variant']}"
+            if again.get("status") == "ok":
+                runs[label].append(again["samples_per_s"])
+            else:
+                say(f"    confirm round {round_ + 1}: {label} {again.get('status')}: {again.get('reason', '')}")
+    for label, rates in runs.items():
+        say(f"    {label:34s} median {statistics.median(rates):>10,.0f} samples/s over {len(rates)} runs "
+            f"[{min(rates):,.0f}-{max(rates):,.0f}]")
+    return runs
+
+
 def measure_peers(data_dir: Path, mode: str, names: list[str]) -> dict[str, Any]:
     """Every peer x variant on every peer workload, each in a fresh process; per workload the native loader's
     best over the best of the others."""
@@ -418,15 +442,16 @@ def measure_peers(data_dir: Path, mode: str, names: list[str]) -> dict[str, Any]
         entry: dict[str, Any] = {"rows": rows, "target": goal, "layout": layout, "n": workload.n,
                                  "height": height, "width": width, "stored_dtype": workload.dtype}
         if native and others:
-            mine = max(native, key=lambda r: r["samples_per_s"])
-            best = max(others, key=lambda r: r["samples_per_s"])
-            ratio = mine["samples_per_s"] / best["samples_per_s"]
-            entry.update({"native": f"{mine['peer']}/{mine['variant']}", "native_samples_per_s": mine["samples_per_s"],
-                          "best_peer": f"{best['peer']}/{best['variant']}",
-                          "best_peer_samples_per_s": best["samples_per_s"], "ratio": ratio,
-                          "met": bool(ratio >= goal)})
-            say(f"  {name}: native {mine['samples_per_s']:,.0f} / best peer {entry['best_peer']} "
-                f"{best['samples_per_s']:,.0f} samples/s = {ratio:.2f} (target >= {goal:g})")
+            runs = confirm(workload, [*native, max(others, key=lambda r: r["samples_per_s"])], CONFIRM_ROUNDS[mode])
+            medians = {label: statistics.median(rates) for label, rates in runs.items()}
+            mine = max((label for label in medians if label.startswith("native/")), key=medians.__getitem__)
+            best = next(label for label in medians if not label.startswith("native/"))
+            ratio = medians[mine] / medians[best]
+            entry.update({"native": mine, "native_samples_per_s": medians[mine], "best_peer": best,
+                          "best_peer_samples_per_s": medians[best], "ratio": ratio, "met": bool(ratio >= goal),
+                          "confirm_runs": runs})
+            say(f"  {name}: native {mine} {medians[mine]:,.0f} / best peer {best} {medians[best]:,.0f} samples/s "
+                f"(medians of {len(runs[mine])} and {len(runs[best])} runs) = {ratio:.2f} (target >= {goal:g})")
         else:
             entry.update({"ratio": None, "met": False})
             say(f"  {name}: no ratio (native ran: {bool(native)}, another peer ran: {bool(others)})")

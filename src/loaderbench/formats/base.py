@@ -340,6 +340,8 @@ class BlockReader(ABC):
       (``concurrent_reads``, also in ``INFO``: Arrow IPC, Lance, Vortex), reads on several threads run in parallel;
       elsewhere (pyarrow's ``ParquetFile``, a DuckDB connection) one reader serialises them with a lock, and parallel
       reads need one reader per thread.
+    - ``reopen()`` opens another reader of the same dataset (one per thread that reads in parallel), sharing what
+      this one parsed and the file cannot change while unchanged (Parquet's footer); it works on a closed reader.
     - ``close()`` (also on leaving a ``with`` block) releases file handles and connections; a closed reader's
       ``read`` raises ``ValueError``.
     - processes: a reader belongs to the process that opened it. In a forked child (a DataLoader worker) the

@@ -158,7 +158,8 @@ void decompress(Codec codec, const uint8_t* src, int64_t src_size, uint8_t* dst,
 
 namespace loaderbench {
 
-void check_frame_header(Codec codec, const uint8_t* src, int64_t src_size, int64_t expected, const std::function<std::string()>& where) {
+void check_frame_header(Codec codec, const uint8_t* src, int64_t src_size, int64_t expected,
+                        const std::function<std::string()>& where) {
   switch (codec) {
     case Codec::kNone:
       return;

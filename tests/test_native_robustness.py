@@ -17,7 +17,7 @@ from loaderbench import _core
 from loaderbench.datagen import build_ome_table, generate_images
 from loaderbench.loaders.arguments import check_batch_memory, resolve_rank
 from loaderbench.loaders.native import NativeImageLoader
-from loaderbench.loaders.native_sparse import NativeSparseLoader
+from loaderbench.loaders.native_sparse import NativeSparseLoader, to_sparse_matrix
 
 
 @pytest.fixture(scope="module")
@@ -263,6 +263,25 @@ def test_sparse_indices_beyond_int32_are_refused_not_cast() -> None:
                          shape=(1, 2**31 + 5))
     with pytest.raises(ValueError, match="gene indices"):
         NativeSparseLoader(wide)
+
+
+@pytest.mark.parametrize("n_genes", [65_535, 65_536, 65_537, 70_000])
+def test_gene_indices_either_side_of_the_two_byte_limit_give_the_same_cells(n_genes: int) -> None:
+    # The core keeps gene indices in 2 bytes up to 65,536 genes and in 4 above; the last gene must survive both.
+    cells = sp.random(12, n_genes, density=0.001, format="csr", random_state=n_genes, dtype=np.float32)
+    cells = sp.csr_matrix(cells + sp.csr_matrix(([5.0, 6.0], ([0, 11], [n_genes - 1, 0])), shape=cells.shape))
+    coo = cells.tocoo()
+    table = pa.table({"soma_dim_0": pa.array(coo.row, pa.int64()), "soma_dim_1": pa.array(coo.col, pa.int64()),
+                      "soma_data": pa.array(coo.data, pa.float32())})
+    for source, n_cols in ((cells, 0), (table, n_genes), (table, 0)):
+        matrix = to_sparse_matrix(source, n_cols=n_cols)
+        indptr, indices, data = matrix.csr_arrays()
+        assert indices.dtype == torch.int32
+        assert np.array_equal(indptr.numpy(), cells.indptr) and np.array_equal(indices.numpy(), cells.indices)
+        for output in ("dense", "csr"):
+            loader = NativeSparseLoader(matrix, batch_size=5, shuffle="none", output=output, num_threads=2)
+            got = torch.cat([b.to_dense() if output == "csr" else b for b in loader])
+            assert torch.equal(got, torch.from_numpy(cells.toarray())), (type(source).__name__, n_cols, output)
 
 
 def test_a_huge_cell_id_is_refused_before_the_row_index_grows() -> None:

@@ -65,7 +65,7 @@ void bind_sparse(nb::module_& m) {
       .def("csr_arrays",
            [](const SparseMatrix& s) {
              return nb::make_tuple(owned_tensor(std::vector<int64_t>(s.indptr())),
-                                   owned_tensor(std::vector<int32_t>(s.indices())),
+                                   owned_tensor(s.indices().to_int32()),
                                    owned_tensor(std::vector<float>(s.data())));
            },
            "Copies of (indptr, indices, data) as tensors.")

@@ -37,6 +37,17 @@ const ArrayView& column(const ArrayView& batch, const std::string& name, bool nu
 
 }  // namespace
 
+std::vector<int32_t> GeneIndices::to_int32() const {
+  return visit([](const auto& cols) { return std::vector<int32_t>(cols.begin(), cols.end()); });
+}
+
+void GeneIndices::narrow_if_possible() {
+  if (narrow_ || std::any_of(i32_.begin(), i32_.end(), [](int32_t c) { return c >= kNarrowLimit; })) return;
+  u16_.assign(i32_.begin(), i32_.end());  // every value checked to fit just above
+  i32_ = {};
+  narrow_ = true;
+}
+
 std::shared_ptr<SparseMatrix> SparseMatrix::from_coo_stream(StreamOwner stream, const CooColumns& columns,
                                                             int64_t n_rows, int64_t n_cols, int64_t nnz_hint,
                                                             int64_t max_cells) {
@@ -50,6 +61,7 @@ std::shared_ptr<SparseMatrix> SparseMatrix::from_coo_stream(StreamOwner stream, 
     throw ImportError("n_genes=" + std::to_string(n_cols) + " exceeds 2^31 - 1 (gene indices are stored as int32)");
   }
   std::shared_ptr<SparseMatrix> m(new SparseMatrix());
+  m->indices_ = GeneIndices(n_cols > 0 && n_cols <= GeneIndices::kNarrowLimit);
   m->indices_.reserve(static_cast<size_t>(nnz_hint));
   m->data_.reserve(static_cast<size_t>(nnz_hint));
   if (n_rows > 0) m->indptr_.reserve(static_cast<size_t>(n_rows) + 1);
@@ -111,11 +123,12 @@ std::shared_ptr<SparseMatrix> SparseMatrix::from_coo_stream(StreamOwner stream, 
     for (int64_t r : row_of) ++indptr[static_cast<size_t>(r) + 1];
     for (size_t r = 0; r < static_cast<size_t>(total_rows); ++r) indptr[r + 1] += indptr[r];
     std::vector<int64_t> next(indptr.begin(), indptr.end() - 1);
-    std::vector<int32_t> indices(m->indices_.size());
+    GeneIndices indices(m->indices_.narrow());
+    indices.resize(m->indices_.size());
     std::vector<float> data(m->data_.size());
     for (size_t k = 0; k < row_of.size(); ++k) {
       const auto slot = static_cast<size_t>(next[static_cast<size_t>(row_of[k])]++);
-      indices[slot] = m->indices_[k];
+      indices.set(slot, m->indices_[k]);
       data[slot] = m->data_[k];
     }
     m->indptr_ = std::move(indptr);
@@ -124,6 +137,7 @@ std::shared_ptr<SparseMatrix> SparseMatrix::from_coo_stream(StreamOwner stream, 
   }
   if (total_rows <= 0) throw ImportError("the COO table has no entries and no n_cells was given");
   m->sum_duplicates();
+  m->indices_.narrow_if_possible();  // where n_cols did not decide it, the largest index does
   return m;
 }
 
@@ -145,7 +159,10 @@ std::shared_ptr<SparseMatrix> SparseMatrix::from_csr(std::vector<int64_t> indptr
   }
   std::shared_ptr<SparseMatrix> m(new SparseMatrix());
   m->indptr_ = std::move(indptr);
-  m->indices_ = std::move(indices);
+  m->indices_ = GeneIndices(n_cols <= GeneIndices::kNarrowLimit);
+  m->indices_.reserve(indices.size());
+  for (int32_t c : indices) m->indices_.push_back(c);
+  indices = {};  // the caller's copy: freed before the matrix is used
   m->data_ = std::move(data);
   m->n_cols_ = n_cols;
   return m;
@@ -159,21 +176,23 @@ void SparseMatrix::sum_duplicates() {
   for (int64_t r = 0; r + 1 < static_cast<int64_t>(indptr_.size()); ++r) {
     const int64_t begin = indptr_[r], end = indptr_[r + 1];
     bool ordered = true;
-    for (int64_t k = begin + 1; k < end && ordered; ++k) ordered = indices_[k - 1] < indices_[k];
+    for (int64_t k = begin + 1; k < end && ordered; ++k) {
+      ordered = indices_[static_cast<size_t>(k - 1)] < indices_[static_cast<size_t>(k)];
+    }
     if (ordered) {
       for (int64_t k = begin; k < end; ++k, ++write) {
-        indices_[write] = indices_[k];
+        indices_.set(static_cast<size_t>(write), indices_[static_cast<size_t>(k)]);
         data_[write] = data_[k];
       }
     } else {
       row.clear();
-      for (int64_t k = begin; k < end; ++k) row.emplace_back(indices_[k], data_[k]);
+      for (int64_t k = begin; k < end; ++k) row.emplace_back(indices_[static_cast<size_t>(k)], data_[k]);
       std::stable_sort(row.begin(), row.end(), [](auto& a, auto& b) { return a.first < b.first; });
       for (size_t k = 0; k < row.size(); ++k) {
         if (k > 0 && row[k].first == row[k - 1].first) {
           data_[write - 1] += row[k].second;
         } else {
-          indices_[write] = row[k].first;
+          indices_.set(static_cast<size_t>(write), row[k].first);
           data_[write] = row[k].second;
           ++write;
         }
@@ -188,8 +207,11 @@ void SparseMatrix::sum_duplicates() {
 
 void SparseMatrix::densify_row(int64_t row, float* out) const {
   std::memset(out, 0, static_cast<size_t>(n_cols_) * sizeof(float));
-  const int64_t end = indptr_[row + 1];
-  for (int64_t k = indptr_[row]; k < end; ++k) out[indices_[k]] = data_[k];
+  const int64_t begin = indptr_[row], end = indptr_[row + 1];
+  const float* values = data_.data();
+  indices_.visit([&](const auto& cols) {
+    for (int64_t k = begin; k < end; ++k) out[cols[static_cast<size_t>(k)]] = values[k];
+  });
 }
 
 void SparseMatrix::gather_csr(const std::vector<int64_t>& rows, std::vector<int64_t>* crow, std::vector<int64_t>* col,
@@ -200,7 +222,7 @@ void SparseMatrix::gather_csr(const std::vector<int64_t>& rows, std::vector<int6
   for (int64_t r : rows) {
     if (r < 0 || r >= this->rows()) throw ImportError("row " + std::to_string(r) + " out of range");
     const int64_t begin = indptr_[r], end = indptr_[r + 1];
-    col->insert(col->end(), indices_.begin() + begin, indices_.begin() + end);
+    indices_.visit([&](const auto& cols) { col->insert(col->end(), cols.begin() + begin, cols.begin() + end); });
     values->insert(values->end(), data_.begin() + begin, data_.begin() + end);
     crow->push_back(static_cast<int64_t>(col->size()));
   }

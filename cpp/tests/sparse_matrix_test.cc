@@ -89,6 +89,40 @@ TEST(SparseMatrix, GathersCsrBatches) {
   EXPECT_EQ(values, (std::vector<float>{3, 1, 2}));
 }
 
+// Gene indices take 2 bytes where every one fits (n_genes <= 65,536) and 4 otherwise; both give the same rows.
+TEST(SparseMatrix, StoresGeneIndicesNarrowExactlyWhenTheyFit) {
+  const int64_t limit = GeneIndices::kNarrowLimit;
+  const std::vector<int64_t> rows{0, 0, 1, 1};
+  for (int64_t n_genes : {limit - 1, limit, limit + 1}) {
+    const int64_t last = n_genes - 1;
+    auto m = SparseMatrix::from_coo_stream(FakeStream::make({coo(rows, {last, 3, 0, last}, {1, 2, 3, 4})}), {}, 2,
+                                           n_genes);
+    EXPECT_EQ(m->indices().narrow(), n_genes <= limit) << n_genes;
+    EXPECT_EQ(m->indices().to_int32(), (std::vector<int32_t>{3, static_cast<int32_t>(last), 0,
+                                                               static_cast<int32_t>(last)}));
+    std::vector<float> row(static_cast<size_t>(n_genes));
+    m->densify_row(0, row.data());
+    EXPECT_EQ(row[3], 2.0f);
+    EXPECT_EQ(row[static_cast<size_t>(last)], 1.0f);
+    std::vector<int64_t> crow, col;
+    std::vector<float> values;
+    m->gather_csr({1}, &crow, &col, &values);
+    EXPECT_EQ(col, (std::vector<int64_t>{0, last}));
+    auto csr = SparseMatrix::from_csr({0, 1, 2}, {0, static_cast<int32_t>(last)}, {1, 2}, n_genes);
+    EXPECT_EQ(csr->indices().narrow(), n_genes <= limit);
+    EXPECT_EQ(csr->indices().to_int32(), (std::vector<int32_t>{0, static_cast<int32_t>(last)}));
+  }
+  // n_genes not given: the largest index decides, after duplicates are summed and rows sorted.
+  auto small = SparseMatrix::from_coo_stream(FakeStream::make({coo({1, 0, 1}, {7, 2, 7}, {1, 2, 3})}), {}, 0, 0);
+  EXPECT_TRUE(small->indices().narrow());
+  EXPECT_EQ(small->indices().to_int32(), (std::vector<int32_t>{2, 7}));
+  EXPECT_EQ(dense(*small), (std::vector<float>{0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4}));
+  auto wide = SparseMatrix::from_coo_stream(FakeStream::make({coo({1, 0}, {limit, 2}, {1, 2})}), {}, 0, 0);
+  EXPECT_FALSE(wide->indices().narrow());
+  EXPECT_EQ(wide->cols(), limit + 1);
+  EXPECT_EQ(wide->indices().to_int32(), (std::vector<int32_t>{2, static_cast<int32_t>(limit)}));
+}
+
 TEST(DenseRows, BlockShuffledBatchesCoverEveryCellOnce) {
   std::vector<int64_t> indptr{0};
   std::vector<int32_t> indices;

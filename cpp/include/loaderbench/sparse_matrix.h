@@ -22,6 +22,37 @@ struct CooColumns {
 /// must not make it allocate gigabytes before anything fails (2^28 cells = a 2 GiB row index).
 inline constexpr int64_t kDefaultMaxCells = int64_t{1} << 28;
 
+/// A CSR matrix's gene (column) indices: 2 bytes each when every index fits (n_genes <= 65,536, as in most
+/// cell x gene matrices), else 4. The indices are 40 % of the matrix in memory and of what densifying reads.
+class GeneIndices {
+ public:
+  static constexpr int64_t kNarrowLimit = int64_t{1} << 16;  // n_genes up to this fit in uint16
+
+  explicit GeneIndices(bool narrow = false) : narrow_(narrow) {}
+  bool narrow() const { return narrow_; }
+  size_t size() const { return narrow_ ? u16_.size() : i32_.size(); }
+  size_t capacity() const { return narrow_ ? u16_.capacity() : i32_.capacity(); }
+  void reserve(size_t n) { narrow_ ? u16_.reserve(n) : i32_.reserve(n); }
+  void resize(size_t n) { narrow_ ? u16_.resize(n) : i32_.resize(n); }
+  /// `c` must lie in [0, kNarrowLimit) when narrow (the builders check the gene range first).
+  void push_back(int32_t c) { narrow_ ? u16_.push_back(static_cast<uint16_t>(c)) : i32_.push_back(c); }
+  int32_t operator[](size_t k) const { return narrow_ ? int32_t{u16_[k]} : i32_[k]; }
+  void set(size_t k, int32_t c) { narrow_ ? void(u16_[k] = static_cast<uint16_t>(c)) : void(i32_[k] = c); }
+  /// Calls `f` with the stored vector (`std::vector<uint16_t>` or `std::vector<int32_t>`), for typed inner loops.
+  template <class F>
+  decltype(auto) visit(F&& f) const {
+    return narrow_ ? f(u16_) : f(i32_);
+  }
+  std::vector<int32_t> to_int32() const;
+  /// Stores the indices in 2 bytes each if every one is below kNarrowLimit (a copy; the wide array is freed).
+  void narrow_if_possible();
+
+ private:
+  bool narrow_;
+  std::vector<uint16_t> u16_;
+  std::vector<int32_t> i32_;
+};
+
 class SparseMatrix {
  public:
   /// Consumes a COO stream (any integer index columns, float32/float64 values, no nulls). Rows need not be
@@ -32,7 +63,9 @@ class SparseMatrix {
   static std::shared_ptr<SparseMatrix> from_coo_stream(StreamOwner stream, const CooColumns& columns, int64_t n_rows,
                                                        int64_t n_cols, int64_t nnz_hint = 0,
                                                        int64_t max_cells = kDefaultMaxCells);
-  /// Copies and validates CSR arrays (indptr monotonic from 0, indices in [0, n_cols)).
+  /// Copies and validates CSR arrays (indptr monotonic from 0, indices in [0, n_cols)). Gene indices are kept in
+  /// 2 bytes each when n_cols <= GeneIndices::kNarrowLimit (also for COO input; there, when unknown, once the
+  /// largest index is).
   static std::shared_ptr<SparseMatrix> from_csr(std::vector<int64_t> indptr, std::vector<int32_t> indices,
                                                 std::vector<float> data, int64_t n_cols);
 
@@ -40,7 +73,7 @@ class SparseMatrix {
   int64_t cols() const { return n_cols_; }
   int64_t nnz() const { return static_cast<int64_t>(indices_.size()); }
   const std::vector<int64_t>& indptr() const { return indptr_; }
-  const std::vector<int32_t>& indices() const { return indices_; }
+  const GeneIndices& indices() const { return indices_; }
   const std::vector<float>& data() const { return data_; }
 
   /// Writes row `row` densely (n_cols floats) to `out`.
@@ -53,7 +86,7 @@ class SparseMatrix {
   SparseMatrix() = default;
   void sum_duplicates();
   std::vector<int64_t> indptr_{0};
-  std::vector<int32_t> indices_;
+  GeneIndices indices_;
   std::vector<float> data_;
   int64_t n_cols_ = 0;
 };

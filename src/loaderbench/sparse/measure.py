@@ -35,7 +35,7 @@ from loaderbench.sparse.methods import (
     StreamingMethodLoader,
 )
 from loaderbench.sparse.peers import EXTERNAL_PEERS, PEER_CLASSES, PEERS, PeerUnavailable, peer_columns
-from loaderbench.sparse.sources import CooParquet
+from loaderbench.sparse.sources import CooParquet, load_native_matrix
 from loaderbench.stats import per_second
 
 #: the file each loader reads (the ``format`` column)
@@ -76,9 +76,9 @@ def build_loader(paths: dict[str, Path], settings: LoaderSettings, shape: tuple[
     if method in SEED_METHODS:
         return SeedMethodLoader(CooParquet(paths["parquet"], n_obs, n_vars, check_genes=False), settings)
     if method == "native":
-        coo = CooParquet(paths["parquet"], n_obs, n_vars, check_genes=False)
-        settings.check(coo.n_obs)
-        return NativeMethodLoader(coo.native_matrix(), settings)
+        if n_obs is not None:
+            settings.check(n_obs)  # before the matrix is built, when the shape is known
+        return NativeMethodLoader(load_native_matrix(paths["parquet"], n_obs, n_vars), settings)
     if method == "native_streaming":
         coo = CooParquet(paths["parquet"], n_obs, n_vars, check_genes=False)
         return StreamingMethodLoader(paths["parquet"], coo.n_obs, settings)

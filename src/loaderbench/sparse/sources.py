@@ -288,10 +288,20 @@ class CooParquet:
         """The whole matrix as the native core's ``SparseMatrix``, built from a streaming reader."""
         from loaderbench import _core  # noqa: PLC0415 - the compiled core is only needed for the native method
 
-        matrix = _core.SparseMatrix.from_arrow(self.reader(), n_rows=self.n_obs, n_cols=self.n_vars,
-                                               nnz_hint=self.nnz)
-        pa.default_memory_pool().release_unused()  # the streamed batches are gone: give their memory back
-        return matrix
+        return _core.SparseMatrix.from_arrow(self.reader(), n_rows=self.n_obs, n_cols=self.n_vars, nnz_hint=self.nnz)
+
+
+def load_native_matrix(path: str | Path, n_obs: int | None = None, n_vars: int | None = None) -> Any:
+    """The whole COO Parquet file as the native core's ``SparseMatrix``, holding nothing else afterwards.
+
+    The file's reader is dropped before Arrow's pool is asked to return freed memory: while a ``ParquetFile`` that
+    has been read lives, pyarrow's mimalloc pool keeps its pages (about 110 MiB on the quick data, half the matrix
+    itself), and ``release_unused`` gives them back only once it is gone."""
+    coo = CooParquet(path, n_obs, n_vars, check_genes=False)
+    matrix = coo.native_matrix()
+    del coo
+    pa.default_memory_pool().release_unused()
+    return matrix
 
 
 def stream_to_csr(stream: CsrStream) -> sp.csr_matrix:

@@ -60,7 +60,8 @@ def test_a_crop_smaller_than_every_image_batches_them(mixed_sizes: list[np.ndarr
     batch = next(iter(loader))
     assert batch.shape == (4, 1, 4, 5)
     for row, image in enumerate(mixed_sizes):
-        top, left = (image.shape[0] - 4) // 2, (image.shape[1] - 5) // 2
+        # torchvision's CenterCrop: int(round((size - crop) / 2)), halves to even (the 8-wide image: 3 / 2 -> 2)
+        top, left = round((image.shape[0] - 4) / 2), round((image.shape[1] - 5) / 2)
         want = torch.from_numpy(image[top:top + 4, left:left + 5]).float() / 255
         assert torch.equal(batch[row, 0], want), row
     with pytest.raises(ValueError, match=r"row 1 has 1x1x4x9 \(CxZxHxW\), smaller than the crop 5x5.*pad_if_needed"):
@@ -78,7 +79,7 @@ def test_pad_if_needed_pads_smaller_images_like_torchvision(mixed_sizes: list[np
         padded = torch.zeros(max(7, image.shape[0]), max(7, image.shape[1]))
         py, px = max(0, (7 - image.shape[0]) // 2), max(0, (7 - image.shape[1]) // 2)
         padded[py:py + image.shape[0], px:px + image.shape[1]] = torch.from_numpy(image).float()
-        top, left = (padded.shape[0] - 7) // 2, (padded.shape[1] - 7) // 2
+        top, left = round((padded.shape[0] - 7) / 2), round((padded.shape[1] - 7) / 2)
         want = (padded[top:top + 7, left:left + 7] / 255 - 0.5) / 0.5
         assert torch.equal(batch[row, 0], want), row
     # Random placement: every image lands whole inside its padded window, the rest is the padding value.

@@ -235,10 +235,16 @@ std::string batch_mismatch(const ImageLocation& first, const ImageLocation& imag
 namespace {
 /// Where the output window of `out` pixels starts along an image axis of `size` pixels: inside the image when it is
 /// larger (random or centred), else a negative offset that pads it (random or centred, as torchvision pads).
+/// A centred crop starts where torchvision's CenterCrop does, at Python's round(slack / 2), which rounds halves to
+/// even (slack 3 -> 2, slack 5 -> 2); a centred pad puts slack // 2 before, as its pad does.
 int32_t window_offset(int32_t size, int32_t out, bool random, SplitMix64& rng) {
   const int32_t slack = size >= out ? size - out : out - size;
-  const auto offset = static_cast<int32_t>(random ? rng.below(static_cast<uint64_t>(slack) + 1) : slack / 2);
-  return size >= out ? offset : -offset;
+  if (random) {
+    const auto offset = static_cast<int32_t>(rng.below(static_cast<uint64_t>(slack) + 1));
+    return size >= out ? offset : -offset;
+  }
+  if (size < out) return -(slack / 2);
+  return slack / 2 + (slack % 4 == 3 ? 1 : 0);  // x.5 rounds up only when x is odd
 }
 }  // namespace
 

@@ -110,6 +110,21 @@ TEST(SampleWriter, AugmentDrawsDependOnlyOnSeedEpochRow) {
   EXPECT_EQ(centre.crop_x, 1);
 }
 
+// torchvision's CenterCrop starts at int(round((size - crop) / 2.0)): Python rounds halves to even.
+TEST(SampleWriter, CentreCropStartsWhereTorchvisionsDoes) {
+  ImageLocation im;
+  im.height = 20;
+  TransformOptions o;
+  o.random_crop = false;
+  o.crop_width = 1;
+  im.width = 1;
+  const int32_t python_round[] = {0, 0, 1, 2, 2, 2, 3, 4, 4, 4, 5, 6};  // round(s / 2) for s = 0..11
+  for (int32_t slack = 0; slack < 12; ++slack) {
+    o.crop_height = 20 - slack;
+    EXPECT_EQ(draw_augment(o, im, 0, 0).crop_y, python_round[slack]) << "slack " << slack;
+  }
+}
+
 TEST(SampleWriter, ChunkPiecesLandInPlace) {
   // A 1-channel 2x4 float32 image stored as two 2x2 chunks side by side.
   std::vector<float> left = {1, 2, 5, 6}, right = {3, 4, 7, 8};

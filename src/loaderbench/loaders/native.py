@@ -116,9 +116,10 @@ class NativeImageLoader(ForkedWorkersOnly, IterableDataset):
     2**bits - 1 from ``pixels_meta.significant_bits``; ``"measured"``: 2**bits - 1 for the fewest bits that hold
     the data's largest value; ``False``: none — uint16 data whose sampled values all fit a byte gets a warning
     under ``True``), ``mean``/``std`` per channel, ``random_hflip``/``random_vflip``, ``crop_size`` (random crop, or
-    centre crop with ``random_crop=False``; ``pad_if_needed=True`` pads images smaller than it with zeros, as
-    torchvision's crops do). Images of different sizes need a ``crop_size`` (with ``pad_if_needed`` for those
-    smaller than it) or ``batch_size=1`` (each batch then has its image's own shape; Arrow sources). TIFF and
+    centre crop with ``random_crop=False``, placed where torchvision's ``CenterCrop`` places it;
+    ``pad_if_needed=True`` pads images smaller than it with zeros, as torchvision's crops do). Images of different
+    sizes need a ``crop_size`` (with ``pad_if_needed`` for those smaller than it) or ``batch_size=1`` (each batch
+    then has its image's own shape; Arrow sources). TIFF and
     OME-Zarr directories take int16/int32, volumes and a crop of any file size alike. ``max_sample_bytes`` caps one
     image's decoded size (default 1 GiB), checked before anything is allocated for it. ``preload=True`` decodes
     every image once, on ``num_threads`` threads, into memory the loader owns (decompressed, and narrowed back to

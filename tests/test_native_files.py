@@ -349,3 +349,29 @@ def test_ome_zarr_multiscale_level(tmp_path: Path) -> None:
     tiffs = _write_tiffs(tmp_path / "tiff", images)
     with pytest.raises(ValueError, match="multiscale_level applies to OME-Zarr"):
         NativeImageLoader(tiffs, format="tiff", multiscale_level=1)
+
+
+def test_ome_tiff_significant_bits_scale_the_pixels(tmp_path: Path) -> None:
+    # A 12-bit camera's OME-TIFFs declare SignificantBits="12": scale="significant_bits" divides by 4095.
+    rng = np.random.default_rng(7)
+    images = rng.integers(0, 4096, (3, 1, 6, 5), dtype=np.uint16)
+    path = tmp_path / "ome"
+    path.mkdir()
+    for i, image in enumerate(images):
+        tifffile.imwrite(path / f"img_{i}.ome.tif", image, photometric="minisblack",
+                         metadata={"axes": "CYX", "SignificantBits": 12})
+    loader = NativeImageLoader(path, format="tiff", batch_size=3, scale="significant_bits", rank=0, world_size=1)
+    assert torch.equal(next(iter(loader)), torch.from_numpy(images.astype(np.float32)) / 4095)
+    plain = _write_tiffs(tmp_path / "plain", images)  # no OME-XML: nothing declared
+    with pytest.raises(ValueError, match="SignificantBits.*found none"):
+        NativeImageLoader(plain, format="tiff", scale="significant_bits")
+    for bits, reason in (("17", "more than the 16 bits of its uint16 pixels"), ("twelve", "not a number of bits")):
+        bad = tmp_path / f"bad{bits}"
+        bad.mkdir()
+        xml = tifffile.OmeXml()
+        xml.addimage(np.uint16, (1, 6, 5), (1, 1, 1, 6, 5, 1), axes="CYX")
+        description = xml.tostring().replace("DimensionOrder=", f'SignificantBits="{bits}" DimensionOrder=')
+        tifffile.imwrite(bad / "img_0.ome.tif", images[0], photometric="minisblack", metadata=None,
+                         description=description)
+        with pytest.raises(ValueError, match=f"img_0.ome.tif.*{reason}"):
+            NativeImageLoader(bad, format="tiff", scale="significant_bits")

@@ -48,7 +48,9 @@ nb::dict file_summary(const FileImageDataset& ds) {
   d["declared_dtype"] = pixel_type_name(ds.shape().type);
   d["stored_dtype"] = pixel_type_name(ds.shape().type);
   d["declared_dtypes"] = std::vector<std::string>{pixel_type_name(ds.shape().type)};
-  d["significant_bits"] = std::vector<int64_t>{};  // not read from TIFF or Zarr metadata
+  // OME-TIFF's SignificantBits, from the first file (OME-Zarr has no such field)
+  d["significant_bits"] =
+      ds.significant_bits() > 0 ? std::vector<int64_t>{ds.significant_bits()} : std::vector<int64_t>{};
   d["contiguous_rows"] = 0;  // decoded from files: no zero-copy view
   d["pieces"] = ds.size() * ds.shape().channels;
   d["format"] = ds.format() == ImageFileFormat::kTiff ? "tiff" : "ome_zarr";

@@ -60,7 +60,7 @@ FileImageDataset::FileImageDataset(ImageFileFormat format, std::vector<std::stri
     throw std::invalid_argument(std::string(format_ == ImageFileFormat::kTiff ? "TIFF" : "OME-Zarr") +
                                 " is not supported by this build of the core (built without its library)");
   }
-  shape_ = format_ == ImageFileFormat::kTiff ? probe_tiff(paths_.front())
+  shape_ = format_ == ImageFileFormat::kTiff ? probe_tiff(paths_.front(), &significant_bits_)
                                              : probe_ome_zarr(paths_.front(), max_sample_bytes_, zarr_level_);
   if (shape_.bytes() > max_sample_bytes_) {
     throw FileImageError(paths_.front() + ": an image of " + describe(shape_) + " is " +

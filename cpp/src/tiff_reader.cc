@@ -140,6 +140,7 @@ PageInfo page_info(const TiffFile& file) {
 struct PageMap {
   int32_t page_channels = 1, depth = 1;
   bool z_fastest = false;
+  int32_t significant_bits = 0;  // OME-XML Pixels SignificantBits (e.g. 12 for a 12-bit camera); 0: not declared
   int32_t channel_of(int32_t page) const { return z_fastest ? page / depth : page % page_channels; }
   int32_t z_of(int32_t page) const { return z_fastest ? page % depth : page / page_channels; }
 };
@@ -222,8 +223,16 @@ PageMap ome_page_map(const TiffFile& file, std::string_view xml, int32_t pages, 
     file.fail("the OME-XML says " + sizes + " but the file has " + std::to_string(pages) + " pages of " +
               std::to_string(samples) + " samples");
   }
+  int64_t bits = 0;
+  if (const std::string_view text = xml_attribute(pixels, "SignificantBits"); !text.empty()) {
+    bits = parse_count(text);
+    if (bits < 1 || bits > 32) {
+      file.fail("the OME-XML says SignificantBits=\"" + std::string(text) + "\", not a number of bits from 1 to 32");
+    }
+  }
   // With T = 1, only whether Z or C varies faster matters (XYZTC reads as XYZCT).
-  return {static_cast<int32_t>(size_c / samples), static_cast<int32_t>(size_z), order.find('Z') < order.find('C')};
+  return {static_cast<int32_t>(size_c / samples), static_cast<int32_t>(size_z), order.find('Z') < order.find('C'),
+          static_cast<int32_t>(bits)};
 }
 
 /// The pages of an ImageJ hyperstack: `images` planes ordered channel, then slice (z), then frame (t).
@@ -317,6 +326,10 @@ ImageFileShape file_shape(const TiffFile& file, PageInfo* first_page, PageMap* p
                          std::to_string(samples) + " samples each are not supported (pages or samples can be "
                          "channels, not both)");
   }
+  if (map.significant_bits > 8 * pixel_size(first.type)) {
+    file.fail("the OME-XML says SignificantBits=" + std::to_string(map.significant_bits) + ", more than the " +
+              std::to_string(8 * pixel_size(first.type)) + " bits of its " + pixel_type_name(first.type) + " pixels");
+  }
   if (!TIFFSetDirectory(tif, 0)) file.fail("cannot return to the first page");
   if (first_page != nullptr) *first_page = first;
   if (page_map != nullptr) *page_map = map;
@@ -370,9 +383,12 @@ void read_plane(const TiffFile& file, const PageInfo& page, int sample, uint8_t*
 
 }  // namespace
 
-ImageFileShape probe_tiff(const std::string& path) {
+ImageFileShape probe_tiff(const std::string& path, int32_t* significant_bits) {
   TiffFile file(path);
-  return file_shape(file, nullptr, nullptr);
+  PageMap map;
+  const ImageFileShape shape = file_shape(file, nullptr, &map);
+  if (significant_bits != nullptr) *significant_bits = map.significant_bits;
+  return shape;
 }
 
 ImageFileShape read_tiff(const std::string& path, const ImageFileShape& expected, std::vector<uint8_t>& pixels) {
@@ -417,7 +433,7 @@ ImageFileShape read_tiff(const std::string& path, const ImageFileShape& expected
 
 #else
 
-ImageFileShape probe_tiff(const std::string& path) {
+ImageFileShape probe_tiff(const std::string& path, int32_t* /*significant_bits*/) {
   throw FileImageError(path + ": TIFF is not supported by this build of the core (LOADERBENCH_WITH_TIFF=OFF)");
 }
 ImageFileShape read_tiff(const std::string& path, const ImageFileShape&, std::vector<uint8_t>&) {

@@ -44,7 +44,8 @@ bool file_format_available(ImageFileFormat format);
 
 /// The shape of the TIFF at `path`, from its headers only. Pages are Z planes and/or channels as the first page's
 /// OME-XML or ImageJ description says; without either, pages (or the samples of one page) are channels.
-ImageFileShape probe_tiff(const std::string& path);
+/// `significant_bits`, if given, receives the OME-XML's Pixels SignificantBits (0 when it declares none).
+ImageFileShape probe_tiff(const std::string& path, int32_t* significant_bits = nullptr);
 /// Decodes the TIFF at `path` into `pixels` (resized to its bytes, C-contiguous (C, Z, H, W)) and returns its
 /// shape; throws FileImageError before writing anything when its shape or dtype is not `expected`.
 ImageFileShape read_tiff(const std::string& path, const ImageFileShape& expected, std::vector<uint8_t>& pixels);
@@ -69,6 +70,8 @@ class FileImageDataset {
   ImageFileFormat format() const { return format_; }
   const std::string& path(int64_t row) const { return paths_.at(static_cast<size_t>(row)); }
   const ImageFileShape& shape() const { return shape_; }
+  /// The bits per pixel the first file's metadata declares in use (OME-TIFF SignificantBits); 0 when none.
+  int32_t significant_bits() const { return significant_bits_; }
   /// The shared image description the sample writer works with (one plane per channel, stored = declared).
   const ImageLocation& image() const { return image_; }
 
@@ -87,6 +90,7 @@ class FileImageDataset {
   int64_t max_sample_bytes_;
   int32_t zarr_level_;
   ImageFileShape shape_;
+  int32_t significant_bits_ = 0;
   ImageLocation image_;
 };
 

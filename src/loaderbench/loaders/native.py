@@ -113,10 +113,11 @@ class NativeImageLoader(ForkedWorkersOnly, IterableDataset):
     conversion: ``loader[i]`` is a zero-copy view of the stored pixels, batches stay float32), ``scale`` to [0, 1]
     (``True``: by the declared type's maximum — uint8 255, uint16 65535, int16 32767, int32 2**31 - 1, so signed
     data spans [-1, 1]; a number: the value that becomes 1.0, e.g. 4095 for 12-bit data; ``"significant_bits"``:
-    2**bits - 1 from ``pixels_meta.significant_bits``; ``"measured"``: 2**bits - 1 for the fewest bits that hold
-    the data's largest value; ``False``: none — uint16 data whose sampled values all fit a byte gets a warning
-    under ``True``), ``mean``/``std`` per channel, ``random_hflip``/``random_vflip``, ``crop_size`` (random crop, or
-    centre crop with ``random_crop=False``, placed where torchvision's ``CenterCrop`` places it;
+    2**bits - 1 from ``pixels_meta.significant_bits`` or, for TIFFs, the first file's OME-XML ``SignificantBits``;
+    ``"measured"``: 2**bits - 1 for the fewest bits that hold the data's largest value; ``False``: none — uint16
+    data whose sampled values all fit a byte gets a warning under ``True``), ``mean``/``std`` per channel,
+    ``random_hflip``/``random_vflip``, ``crop_size`` (random crop, or centre crop with ``random_crop=False``,
+    placed where torchvision's ``CenterCrop`` places it;
     ``pad_if_needed=True`` pads images smaller than it with zeros, as torchvision's crops do). Images of different
     sizes need a ``crop_size`` (with ``pad_if_needed`` for those smaller than it) or ``batch_size=1`` (each batch
     then has its image's own shape; Arrow sources). TIFF and
@@ -318,7 +319,8 @@ def check_scale(scale: Any) -> None:
 
 def resolve_max_value(scale: bool | float | str, dataset: Any, num_threads: int) -> float:
     """What [0, 1] scaling divides by: 0 for the declared type's maximum (``True``/``"dtype"``) or no scaling; a
-    number as given; ``"significant_bits"``: 2**bits - 1 from ``pixels_meta.significant_bits``; ``"measured"``: the
+    number as given; ``"significant_bits"``: 2**bits - 1 from ``pixels_meta.significant_bits`` (a TIFF directory:
+    the first file's OME-XML ``SignificantBits``); ``"measured"``: the
     smallest 2**bits - 1 that holds the dataset's largest value (12-bit data in uint16: 4095). With the declared
     type's maximum, uint16 data whose sampled values all fit a byte gets a warning: it would come out near-black."""
     if scale is False:
@@ -333,8 +335,9 @@ def resolve_max_value(scale: bool | float | str, dataset: Any, num_threads: int)
         bits = summary.get("significant_bits", [])
         if len(bits) != 1:
             found = "none" if not bits else ", ".join(map(str, bits))
-            raise ValueError(f"scale='significant_bits' needs one pixels_meta.significant_bits for the dataset; "
-                             f"found {found} (pass scale=<max value> instead)")
+            raise ValueError(f"scale='significant_bits' needs one declared bit depth for the dataset "
+                             f"(pixels_meta.significant_bits, or an OME-TIFF's SignificantBits); found {found} "
+                             "(pass scale=<max value> instead)")
         return float(2 ** bits[0] - 1)
     if "float32" in summary["declared_dtypes"]:
         raise ValueError("scale='measured' takes a bit depth from integer pixels; the data declares float32")

@@ -48,6 +48,44 @@ TEST(SparseMatrix, NnzHintReservesWithoutChangingTheResult) {
   EXPECT_THROW(SparseMatrix::from_coo_stream(FakeStream::make({coo({0}, {0}, {1})}), {}, 0, 3, -1), ImportError);
 }
 
+// int32/int64 indices with float32/float64 values take typed loops; any other integer type the per-element path.
+// Every combination must build the same matrix, and an offset batch (a slice) must start at its own first entry.
+TEST(SparseMatrix, EveryIndexAndValueTypeBuildsTheSameMatrix) {
+  const std::vector<float> want{1, 0, 2, 0, 0, 0, 0, 3, 4, 5, 0, 0};
+  const auto build = [](testing::NodePtr batch) {
+    return dense(*SparseMatrix::from_coo_stream(FakeStream::make({std::move(batch)}), {}, 4, 3));
+  };
+  const auto table = [](auto rows, auto cols, auto vals, const std::string& rf, const std::string& cf,
+                        const std::string& vf) {
+    return testing::structure("", {testing::primitive(rf, "soma_dim_0", rows), testing::primitive(cf, "soma_dim_1", cols),
+                                   testing::primitive(vf, "soma_data", vals)},
+                              static_cast<int64_t>(rows.size()));
+  };
+  const std::vector<int64_t> r64{0, 0, 2, 2, 3}, c64{0, 2, 1, 2, 0};
+  const std::vector<int32_t> r32{0, 0, 2, 2, 3}, c32{0, 2, 1, 2, 0};
+  const std::vector<int16_t> r16{0, 0, 2, 2, 3};
+  const std::vector<uint32_t> cu32{0, 2, 1, 2, 0};
+  const std::vector<float> f32{1, 2, 3, 4, 5};
+  const std::vector<double> f64{1, 2, 3, 4, 5};
+  const std::vector<int32_t> i32{1, 2, 3, 4, 5};
+  EXPECT_EQ(build(table(r64, c64, f32, "l", "l", "f")), want);
+  EXPECT_EQ(build(table(r32, c32, f64, "i", "i", "g")), want);
+  EXPECT_EQ(build(table(r64, c32, f64, "l", "i", "g")), want);
+  EXPECT_EQ(build(table(r16, cu32, i32, "s", "I", "i")), want);  // the generic path
+  EXPECT_EQ(build(table(r32, c64, i32, "i", "l", "i")), want);    // typed indices, integer values: generic
+  // A sliced batch: the struct starts one entry in, and its gene column one more (a padding entry before each).
+  for (const bool typed : {true, false}) {
+    auto sliced = typed ? table(std::vector<int64_t>{9, 0, 0, 2, 2, 3}, std::vector<int64_t>{9, 9, 0, 2, 1, 2, 0},
+                                std::vector<float>{9, 1, 2, 3, 4, 5}, "l", "l", "f")
+                        : table(std::vector<int16_t>{9, 0, 0, 2, 2, 3}, std::vector<int16_t>{9, 9, 0, 2, 1, 2, 0},
+                                std::vector<int16_t>{9, 1, 2, 3, 4, 5}, "s", "s", "s");
+    sliced->offset = 1;
+    sliced->length = 5;
+    testing::find(sliced, "soma_dim_1")->offset = 1;
+    EXPECT_EQ(build(sliced), want) << (typed ? "typed" : "generic");
+  }
+}
+
 TEST(SparseMatrix, SortsUnsortedCooAndSumsDuplicates) {
   auto m = SparseMatrix::from_coo_stream(FakeStream::make({coo({2, 0, 2, 0, 0}, {1, 2, 1, 0, 2}, {3, 2, 4, 1, 10})}),
                                          {}, 5, 0);

@@ -127,7 +127,7 @@ BlockImport sparse_import(int64_t n_genes) {
     // The reader numbers the block's cells 0..rows-1, so the CSR of a block is the size of the block.
     std::shared_ptr<const SparseMatrix> matrix =
         SparseMatrix::from_coo_stream(std::move(stream), CooColumns{}, rows, n_genes);
-    const int64_t held = matrix->nnz() * int64_t{8} + (matrix->rows() + 1) * int64_t{8};
+    const int64_t held = matrix->bytes();
     return LoadedBlock{std::make_shared<DenseRows>(std::move(matrix)), std::max(held, arrow_bytes)};
   };
 }

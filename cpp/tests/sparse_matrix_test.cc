@@ -136,6 +136,7 @@ TEST(SparseMatrix, StoresGeneIndicesNarrowExactlyWhenTheyFit) {
     auto m = SparseMatrix::from_coo_stream(FakeStream::make({coo(rows, {last, 3, 0, last}, {1, 2, 3, 4})}), {}, 2,
                                            n_genes);
     EXPECT_EQ(m->indices().narrow(), n_genes <= limit) << n_genes;
+    EXPECT_EQ(m->bytes(), 3 * 8 + 4 * 4 + 4 * (n_genes <= limit ? 2 : 4));
     EXPECT_EQ(m->indices().to_int32(), (std::vector<int32_t>{3, static_cast<int32_t>(last), 0,
                                                                static_cast<int32_t>(last)}));
     std::vector<float> row(static_cast<size_t>(n_genes));

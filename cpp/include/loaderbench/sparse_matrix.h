@@ -75,6 +75,11 @@ class SparseMatrix {
   const std::vector<int64_t>& indptr() const { return indptr_; }
   const GeneIndices& indices() const { return indices_; }
   const std::vector<float>& data() const { return data_; }
+  /// Bytes the matrix holds: indptr, gene indices (2 or 4 each) and values.
+  int64_t bytes() const {
+    return static_cast<int64_t>(indptr_.size() * sizeof(int64_t) + data_.size() * sizeof(float)) +
+           nnz() * (indices_.narrow() ? 2 : 4);
+  }
 
   /// Writes row `row` densely (n_cols floats) to `out`.
   void densify_row(int64_t row, float* out) const;

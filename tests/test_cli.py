@@ -147,3 +147,20 @@ def test_run_on_the_users_own_dataset(tiny_run: Path, tmp_path: Path) -> None:
     frame = pd.read_parquet(out / "getitem.parquet")
     assert set(frame["format"]) >= {"lance", "tiff"}
     assert set(frame["n_images"]) == {8}
+
+
+def test_smooth_content_from_the_command_line(tmp_path: Path) -> None:
+    import numpy as np  # noqa: PLC0415
+
+    from loaderbench.datagen import generate_images  # noqa: PLC0415
+
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY_TOML)
+    data = tmp_path / "data"
+    code = main(["run", "--config", str(config), "--out", str(tmp_path / "out"), "--data-dir", str(data), "--quiet",
+                 "--formats", "arrow_ipc", "--tracks", "getitem", "--content", "smooth", "--layout", "bytes-zstd"])
+    assert code == 0
+    (manifest,) = data.glob("*/manifest.json")
+    assert json.loads(manifest.read_text())["content"] == "smooth"
+    stored = np.load(manifest.parent / "images.npy")
+    np.testing.assert_array_equal(stored, generate_images(8, 16, 20, "uint8", 1, seed=42, content="smooth"))

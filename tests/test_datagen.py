@@ -19,11 +19,13 @@ import pytest
 from loaderbench import datagen
 from loaderbench.config import (
     ALL_FORMATS,
+    Config,
     ConfigError,
     DataConfig,
     data_key,
     dataset_plans,
     load_config,
+    validate,
 )
 from loaderbench.datagen import (
     DatasetFiles,
@@ -290,6 +292,40 @@ def test_batched_generation_is_one_calls_stream(dtype: str) -> None:
     whole = generate_images(13, 5, 7, dtype, 3, seed=9)  # 105 pixels an image: odd
     for rows in (4, 8, 12, 16):
         np.testing.assert_array_equal(np.concatenate(list(generate_image_batches(13, 5, 7, dtype, 3, 9, rows))), whole)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "float32"])
+def test_smooth_content_compresses_and_any_batching_gives_its_pixels(
+    dtype: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    zstandard = pytest.importorskip("zstandard")
+    monkeypatch.setattr(datagen, "SMOOTH_GROUP_PIXELS", 5 * 40 * 30)  # groups of 5 images: batches straddle them
+    whole = generate_images(23, 40, 30, dtype, 1, seed=9, content="smooth")
+    assert whole.shape == (23, 1, 40, 30) and whole.dtype == np.dtype(dtype)
+    for rows in (1, 3, 4, 7, 23, 50):
+        batches = list(generate_image_batches(23, 40, 30, dtype, 1, 9, rows, content="smooth"))
+        np.testing.assert_array_equal(np.concatenate(batches), whole)
+    assert not np.array_equal(generate_images(23, 40, 30, dtype, 1, seed=10, content="smooth"), whole)
+    if dtype != "float32":  # the integer content is mostly dark background: zstd keeps well under the raw bytes
+        ratio = whole.nbytes / len(zstandard.ZstdCompressor().compress(whole.tobytes()))
+        noise = generate_images(23, 40, 30, dtype, 1, seed=9)
+        assert ratio > 1.4 > noise.nbytes / len(zstandard.ZstdCompressor().compress(noise.tobytes()))
+        low, span, _ = datagen.SMOOTH_LEVELS[dtype]
+        assert whole.min() >= low and whole.max() < low + span + 64
+    else:
+        assert 0 <= whole.min() and whole.max() <= 1
+    volumes = generate_images(3, 6, 5, dtype, 2, seed=1, depth=4, content="smooth")
+    assert volumes.shape == (3, 2, 4, 6, 5)
+    with pytest.raises(ValueError, match="unknown image content 'noise'"):
+        generate_images(2, 4, 4, dtype, content="noise")
+
+
+def test_content_is_part_of_the_cache_key_and_validated() -> None:
+    plain = DataConfig()
+    assert data_key(dataclasses.replace(plain, content="random")) == data_key(plain)  # old caches keep their key
+    assert data_key(dataclasses.replace(plain, content="smooth")) != data_key(plain)
+    with pytest.raises(ConfigError, match="data.content"):
+        validate(Config(data=dataclasses.replace(plain, content="blobs")))
 
 
 def test_batches_of_other_sizes_would_change_the_pixels() -> None:

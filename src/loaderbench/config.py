@@ -32,6 +32,10 @@ STREAMING_LOADERS = ("native_streaming", "block_torch")
 PAGE_CACHE_STATES = ("warm", "cold")
 #: data.layout: the pixel layouts of the generated OME-Arrow tables (loaderbench.ome_batch.LAYOUTS)
 LAYOUTS = ("ome-arrow", "planes", "chunks", "bytes", "bytes-zstd", "bytes-lz4")
+#: data.content: what the generated pixels look like. "random": uniform noise over the dtype's range, as the seed
+#: generates it (no codec can compress it). "smooth": a slowly varying field plus a little noise, which compresses
+#: about as microscopy does, so codec layouts (bytes-zstd, bytes-lz4, compressed TIFF) decode real work.
+CONTENTS = ("random", "smooth")
 
 
 class ConfigError(ValueError):
@@ -55,6 +59,8 @@ class DataConfig:
     # how the table formats store the pixels (LAYOUTS): ome-arrow's default (planes + chunks as uint16 lists), one of
     # the two, or byte chunks raw / zstd / lz4 (ome-arrow's recommended layout for large images is bytes-zstd)
     layout: str = "ome-arrow"
+    # what the pixels look like (CONTENTS): the seed's uniform noise, or smooth images that compress
+    content: str = "random"
     # further datasets, each of one size with its own image count and formats (see DATASET_KEYS); [] = none
     datasets: list[dict[str, Any]] = field(default_factory=list)
 
@@ -318,6 +324,7 @@ def validate(cfg: Config) -> Config:
     _check_positive(d.max_pixels, "data.max_pixels", 0)
     _check_choices([d.dtype], DTYPES, "data.dtype")
     _check_choices([d.layout], LAYOUTS, "data.layout")
+    _check_choices([d.content], CONTENTS, "data.content")
     if d.dtype == "float32" and d.layout in ("planes", "chunks"):
         raise ConfigError(f"data.layout {d.layout!r} cannot hold float32 pixels (ome-arrow's lists are uint16): "
                           "use a bytes layout")
@@ -417,9 +424,9 @@ def images_for_size(data: DataConfig, height: int, width: int) -> int:
 def data_key(data: DataConfig) -> str:
     """A short hash of everything that determines the generated images and their files (the data cache key).
 
-    ``datasets`` is left out (each of them has its own key), and ``rows_per_unit``, ``layout`` and ``depth`` are
-    hashed only when not the default, so the keys of configs without them are those they had before these keys
-    existed.
+    ``datasets`` is left out (each of them has its own key), and ``rows_per_unit``, ``layout``, ``content`` and
+    ``depth`` are hashed only when not the default, so the keys of configs without them are those they had before
+    these keys existed.
     """
     values = dataclasses.asdict(data)
     values.pop("datasets")
@@ -429,6 +436,8 @@ def data_key(data: DataConfig) -> str:
         values.pop("rows_per_unit")
     if values["layout"] == "ome-arrow":
         values.pop("layout")
+    if values["content"] == "random":
+        values.pop("content")
     blob = json.dumps(values, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:12]
 

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from loaderbench import interrupts
-from loaderbench.config import DataConfig, data_key
+from loaderbench.config import CONTENTS, DataConfig, data_key
 from loaderbench.formats import (
     FORMATS,
     atomic_output,
@@ -72,6 +72,63 @@ def _draw(rng: np.random.Generator, shape: tuple[int, ...], dtype: str) -> np.nd
     raise ValueError(f"unsupported dtype {dtype!r} (uint8, uint16, float32)")
 
 
+#: smooth content: images are generated in groups of about this many pixels, each group from a generator of its own,
+#: so that a batched generation gives the pixels of one call whatever the batch size
+SMOOTH_GROUP_PIXELS = 1 << 20
+#: smooth content: a coarse grid of about this many cells per side, interpolated linearly to the image size
+SMOOTH_GRID = 8
+#: smooth content: the share of the field below which a pixel is dark background (about 60 % of the image)
+SMOOTH_BACKGROUND = 0.55
+#: smooth content, per integer dtype: (background level, foreground range, noise levels). Background is the level
+#: plus a few noise levels, foreground the field scaled plus noise (a camera's read noise): zstd stores about 2-3x
+#: less than the pixels, as it does for fluorescence images (uniform noise: nothing)
+SMOOTH_LEVELS = {"uint8": (8, 240, 4), "uint16": (100, 3900, 16)}
+
+
+def _interpolation(size: int, cells: int) -> np.ndarray:
+    """A (size, cells) matrix that interpolates ``cells`` grid values linearly across ``size`` pixels."""
+    if cells == 1:
+        return np.ones((size, 1), np.float32)
+    at = np.linspace(0, cells - 1, size, dtype=np.float64)
+    low = np.minimum(at.astype(np.int64), cells - 2)
+    frac = at - low
+    matrix = np.zeros((size, cells), np.float32)
+    matrix[np.arange(size), low] = 1 - frac
+    matrix[np.arange(size), low + 1] = frac
+    return matrix
+
+
+def _smooth_group_size(shape: tuple[int, ...]) -> int:
+    return max(1, SMOOTH_GROUP_PIXELS // int(np.prod(shape)))
+
+
+def _smooth_group(seed: int, group: int, shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    """Group ``group`` of the smooth content (``_smooth_group_size`` images): per plane a random coarse grid,
+    interpolated linearly; below ``SMOOTH_BACKGROUND`` dark background, above it bright structure; plus noise."""
+    rng = np.random.default_rng((seed, group))
+    height, width = shape[-2], shape[-1]
+    rows, cols = min(SMOOTH_GRID, height), min(SMOOTH_GRID, width)
+    planes = (_smooth_group_size(shape), *shape[:-2])
+    coarse = rng.random((*planes, rows, cols), dtype=np.float32)
+    field = _interpolation(height, rows) @ coarse @ _interpolation(width, cols).T
+    bright = np.clip((field - SMOOTH_BACKGROUND) / (1 - SMOOTH_BACKGROUND), 0, 1)
+    if dtype == "float32":
+        return bright * 0.9 + 0.1 * rng.random((*planes, height, width), dtype=np.float32)
+    low, span, levels = SMOOTH_LEVELS[dtype]
+    noise = rng.integers(0, levels, size=(*planes, height, width), dtype=np.dtype(dtype))
+    return (low + span * bright).astype(dtype) + noise
+
+
+def _smooth(seed: int, start: int, stop: int, shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    """Images ``start`` .. ``stop`` of the smooth content, whatever range a batch asks for."""
+    size = _smooth_group_size(shape)
+    first, last = start // size, (stop - 1) // size
+    groups = [_smooth_group(seed, g, shape, dtype) for g in range(first, last + 1)]
+    images = np.concatenate(groups) if len(groups) > 1 else groups[0]
+    offset = start - first * size
+    return np.ascontiguousarray(images[offset : offset + stop - start])
+
+
 def image_shape(channels: int, height: int, width: int, depth: int = 1) -> tuple[int, ...]:
     """One image's array shape: ``(C, H, W)``, or ``(C, Z, H, W)`` for a volume (``depth > 1``), as the loaders
     return it (a singleton Z is dropped, so 2-D data keeps the seed's shapes)."""
@@ -85,24 +142,39 @@ def size_text(height: int, width: int, depth: int = 1) -> str:
 
 
 def generate_images(
-    n: int, height: int, width: int, dtype: str = "uint8", channels: int = 1, seed: int = 42, depth: int = 1
+    n: int, height: int, width: int, dtype: str = "uint8", channels: int = 1, seed: int = 42, depth: int = 1,
+    content: str = "random",
 ) -> np.ndarray:
-    """``n`` random images ``(N, C, H, W)`` (``(N, C, Z, H, W)`` when ``depth > 1``) from
-    ``numpy.random.default_rng(seed)``, as the seed generated them."""
-    return _draw(np.random.default_rng(seed), (n, *image_shape(channels, height, width, depth)), dtype)
+    """``n`` images ``(N, C, H, W)`` (``(N, C, Z, H, W)`` when ``depth > 1``): ``content="random"``, uniform noise
+    from ``numpy.random.default_rng(seed)``, as the seed generated them; ``"smooth"``, images that compress
+    (``config.CONTENTS``)."""
+    shape = image_shape(channels, height, width, depth)
+    if content == "smooth":
+        return _smooth(seed, 0, n, shape, dtype) if n else np.empty((0, *shape), dtype)
+    _check_content(content)
+    return _draw(np.random.default_rng(seed), (n, *shape), dtype)
+
+
+def _check_content(content: str) -> None:
+    if content not in CONTENTS:
+        raise ValueError(f"unknown image content {content!r} (choose from {', '.join(CONTENTS)})")
 
 
 def generate_image_batches(
     n: int, height: int, width: int, dtype: str = "uint8", channels: int = 1, seed: int = 42,
-    rows: int | None = None, depth: int = 1,
+    rows: int | None = None, depth: int = 1, content: str = "random",
 ) -> Iterator[np.ndarray]:
     """The images of ``generate_images`` (the same pixels), ``rows`` at a time (default ``batch_rows``) from one
-    generator; ``rows`` must be a multiple of 4 for the pixels to equal one call's (see ``batch_rows``)."""
+    generator; for random content ``rows`` must be a multiple of 4 for the pixels to equal one call's (see
+    ``batch_rows``)."""
+    _check_content(content)
     rows = rows or batch_rows(channels, height, width, dtype, depth=depth)
     rng = np.random.default_rng(seed)
     shape = image_shape(channels, height, width, depth)
     for start in range(0, n, rows):
-        yield _draw(rng, (min(rows, n - start), *shape), dtype)
+        stop = min(start + rows, n)
+        yield _smooth(seed, start, stop, shape, dtype) if content == "smooth" else _draw(rng, (stop - start, *shape),
+                                                                                          dtype)
 
 
 def ome_struct(image_chw: np.ndarray, image_id: str, acquisition_datetime: datetime | None = None):
@@ -344,9 +416,9 @@ def ensure_dataset(
     several_batches = data.n_images > rows
 
     if not _reference_matches(reference, shape, data.dtype):
-        say(f"generating {data.n_images} images {size_name} {data.dtype} (seed {data.seed})")
+        say(f"generating {data.n_images} images {size_name} {data.dtype}, {data.content} (seed {data.seed})")
         pixels = generate_image_batches(data.n_images, height, width, data.dtype, data.channels, data.seed, rows,
-                                        data.depth)
+                                        data.depth, data.content)
         write_reference(reference, pixels, shape, data.dtype, say if several_batches else None)
     when = _timestamp(manifest)
     stream = reference_stream(reference, when, rows, data.layout)
@@ -370,6 +442,7 @@ def ensure_dataset(
             "channels": data.channels,
             "dtype": data.dtype,
             "layout": data.layout,
+            "content": data.content,
             "n_images": data.n_images,
             "reference": REFERENCE,
             "acquisition_datetime": when.isoformat(),

@@ -119,6 +119,19 @@ def _check_read(reader: SparseBlockReader, csr: sp.csr_matrix, rows) -> pa.Table
     return table
 
 
+def _check_read_rows(reader: SparseBlockReader, csr: sp.csr_matrix, rows: np.ndarray) -> None:
+    """``reader.read_rows(rows)`` is ``csr[rows]`` as one Arrow row per cell: its genes and values as lists."""
+    table = reader.read_rows(rows)
+    assert table.column_names == ["genes", "values"] and table.num_rows == len(rows)
+    genes, values = (table.column(name).combine_chunks() for name in ("genes", "values"))
+    np.testing.assert_array_equal(genes.offsets.to_numpy(), values.offsets.to_numpy())
+    np.testing.assert_array_equal(np.diff(genes.offsets.to_numpy()), np.diff(csr[rows].indptr))
+    cells = np.repeat(np.arange(len(rows)), np.diff(genes.offsets.to_numpy()))
+    dense = np.zeros((len(rows), csr.shape[1]), dtype=np.float32)
+    dense[cells, genes.flatten().to_numpy()] = values.flatten().to_numpy()
+    np.testing.assert_array_equal(dense, csr[rows].toarray())
+
+
 def test_shape_and_units_are_consistent(reader, csr) -> None:
     assert reader.shape == csr.shape
     starts = reader.unit_starts
@@ -143,6 +156,20 @@ def test_random_subsets_single_cells_and_everything(reader, csr) -> None:
         _check_read(reader, csr, [cell])
     _check_read(reader, csr, np.arange(n))
     assert reader.counters.reads == 15 + n + 1
+
+
+def test_read_rows_gives_the_same_cells_as_csr_rows(reader, csr) -> None:
+    rng = np.random.default_rng(12)
+    n = csr.shape[0]
+    for size in (1, 7, 150):
+        _check_read_rows(reader, csr, np.sort(rng.choice(n, size, replace=False)))
+    _check_read_rows(reader, csr, np.arange(n))
+    empty = np.flatnonzero(np.diff(csr.indptr) == 0)
+    _check_read_rows(reader, csr, empty)  # cells without entries: empty lists, one row each
+    none = reader.read_rows(np.array([], dtype=np.int64))
+    assert none.num_rows == 0 and none.column_names == ["genes", "values"]
+    with pytest.raises(ValueError):
+        reader.read_rows(np.array([3, 2]))
 
 
 def test_empty_cells_have_no_entries(reader, csr) -> None:

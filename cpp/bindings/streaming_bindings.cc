@@ -124,9 +124,8 @@ BlockImport image_import(TransformOptions transform, int64_t max_sample_bytes) {
 
 BlockImport sparse_import(int64_t n_genes) {
   return [n_genes](StreamOwner stream, int64_t rows, int64_t arrow_bytes) {
-    // The reader numbers the block's cells 0..rows-1, so the CSR of a block is the size of the block.
-    std::shared_ptr<const SparseMatrix> matrix =
-        SparseMatrix::from_coo_stream(std::move(stream), CooColumns{}, rows, n_genes);
+    // The reader gives one row per asked cell, its genes and values as lists (SparseBlockReader.read_rows).
+    std::shared_ptr<const SparseMatrix> matrix = SparseMatrix::from_list_rows(std::move(stream), rows, n_genes);
     const int64_t held = matrix->bytes();
     return LoadedBlock{std::make_shared<DenseRows>(std::move(matrix)), std::max(held, arrow_bytes)};
   };
@@ -165,7 +164,8 @@ void bind_streaming(nb::module_& m) {
                 std::make_shared<PyBlockSource>(std::move(read), rows, sparse_import(n_genes)));
           },
           nb::arg("read"), nb::arg("rows"), nb::arg("n_genes"),
-          "Blocks of cells: `read(rows)` returns SOMA-like COO whose soma_dim_0 is the position in `rows`.")
+          "Blocks of cells: `read(rows)` returns one Arrow row per asked cell, in order, with list columns "
+          "`genes` (integers) and `values` (numbers), as SparseBlockReader.read_rows does.")
       .def("__len__", &BlockSource::size)
       .def_prop_ro("sample_shape", &BlockSource::sample_shape)
       .def_prop_ro("sample_bytes", [](const BlockSource& self) {

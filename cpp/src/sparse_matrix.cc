@@ -41,17 +41,20 @@ const ArrayView& column(const ArrayView& batch, const std::string& name, bool nu
 /// have the types readers produce (int32/int64 indices, float32/float64 values): the generic accessors switch on
 /// the type for every element, which made building CSR cost ~40 ns an entry. Returns false (nothing called) for
 /// other types.
+template <class F>
+void with_index(const ArrayView& v, const F& f) {
+  if (v.type() == ArrowType::kInt64) f(reinterpret_cast<const int64_t*>(v.primitive_data()));
+  if (v.type() == ArrowType::kInt32) f(reinterpret_cast<const int32_t*>(v.primitive_data()));
+}
+template <class F>
+void with_value(const ArrayView& v, const F& f) {
+  if (v.type() == ArrowType::kFloat32) f(reinterpret_cast<const float*>(v.primitive_data()));
+  if (v.type() == ArrowType::kFloat64) f(reinterpret_cast<const double*>(v.primitive_data()));
+}
+
 template <class Add>
 bool for_each_typed(const ArrayView& rows, const ArrayView& cols, const ArrayView& vals, int64_t first, int64_t n,
                     const Add& add) {
-  const auto with_index = [](const ArrayView& v, const auto& f) {
-    if (v.type() == ArrowType::kInt64) f(reinterpret_cast<const int64_t*>(v.primitive_data()));
-    if (v.type() == ArrowType::kInt32) f(reinterpret_cast<const int32_t*>(v.primitive_data()));
-  };
-  const auto with_value = [](const ArrayView& v, const auto& f) {
-    if (v.type() == ArrowType::kFloat32) f(reinterpret_cast<const float*>(v.primitive_data()));
-    if (v.type() == ArrowType::kFloat64) f(reinterpret_cast<const double*>(v.primitive_data()));
-  };
   bool done = false;
   with_index(rows, [&](const auto* r) {
     with_index(cols, [&](const auto* c) {
@@ -62,6 +65,31 @@ bool for_each_typed(const ArrayView& rows, const ArrayView& cols, const ArrayVie
     });
   });
   return done;
+}
+
+/// A list column of a block of cells (one list per cell), checked: list type, no nulls among the batch's rows, and
+/// items that are integers (genes) or numbers (values).
+const ArrayView& list_column(const ArrayView& batch, const std::string& name, bool numeric_items) {
+  const ArrayView* c = batch.child(name);
+  if (c == nullptr) throw ImportError("no list column '" + name + "' in the block of cells");
+  if (c->type() != ArrowType::kList && c->type() != ArrowType::kLargeList) {
+    throw ImportError("column '" + name + "' has type " + type_name(c->type()) + ", expected a list per cell");
+  }
+  const ArrowType item = c->child(0).type();
+  const bool ok = is_integer(item) || (numeric_items && (item == ArrowType::kFloat32 || item == ArrowType::kFloat64));
+  if (!ok) {
+    throw ImportError("column '" + name + "' holds " + type_name(item) + ", expected " +
+                      (numeric_items ? "numbers" : "integers"));
+  }
+  if (batch.length() > 0 && c->any_null(batch.child_row(0), batch.child_row(batch.length()))) {
+    throw ImportError("column '" + name + "' has a null list (every cell needs one, empty if it has no entries)");
+  }
+  if (batch.length() > 0) {  // only the items the batch's lists reach: a sliced list may have others
+    const int64_t first = c->list_range(batch.child_row(0)).first;
+    const int64_t last = c->list_range(batch.child_row(batch.length() - 1)).second;
+    if (c->child(0).any_null(first, last)) throw ImportError("column '" + name + "' has a null item");
+  }
+  return *c;
 }
 
 }  // namespace
@@ -177,6 +205,70 @@ std::shared_ptr<SparseMatrix> SparseMatrix::from_coo_stream(StreamOwner stream, 
   if (total_rows <= 0) throw ImportError("the COO table has no entries and no n_cells was given");
   m->sum_duplicates();
   m->indices_.narrow_if_possible();  // where n_cols did not decide it, the largest index does
+  return m;
+}
+
+std::shared_ptr<SparseMatrix> SparseMatrix::from_list_rows(StreamOwner stream, int64_t n_rows, int64_t n_cols) {
+  if (n_rows < 0) throw ImportError("n_rows must be >= 0");
+  if (n_cols <= 0 || n_cols > std::numeric_limits<int32_t>::max()) {
+    throw ImportError("n_genes=" + std::to_string(n_cols) + " must lie in [1, 2^31 - 1] (gene indices are int32)");
+  }
+  std::shared_ptr<SparseMatrix> m(new SparseMatrix());
+  m->indices_ = GeneIndices(n_cols <= GeneIndices::kNarrowLimit);
+  m->n_cols_ = n_cols;
+  m->indptr_.reserve(static_cast<size_t>(n_rows) + 1);
+  SchemaOwner schema;
+  consume_stream(stream, schema, [&](ArrayOwner&& owned) {
+    const ArrayView batch = ArrayView::make(schema.get(), owned.get(), "cells");
+    if (batch.length() == 0) return;
+    const ArrayView& genes = list_column(batch, "genes", false);
+    const ArrayView& values = list_column(batch, "values", true);
+    if (static_cast<int64_t>(m->indptr_.size()) - 1 + batch.length() > n_rows) {
+      throw ImportError("the block has more than the " + std::to_string(n_rows) + " cells asked for");
+    }
+    const int64_t first = genes.list_range(batch.child_row(0)).first;
+    const int64_t last = genes.list_range(batch.child_row(batch.length() - 1)).second;
+    m->indices_.reserve(m->indices_.size() + static_cast<size_t>(last - first));
+    m->data_.reserve(m->data_.size() + static_cast<size_t>(last - first));
+    // Rows through typed item pointers where the types are the common ones, else the generic accessors.
+    const auto append = [&](const auto& gene_at, const auto& value_at_item) {
+      for (int64_t i = 0; i < batch.length(); ++i) {
+        const int64_t k = batch.child_row(i);
+        const auto [gb, ge] = genes.list_range(k);
+        const auto [vb, ve] = values.list_range(k);
+        if (ge - gb != ve - vb) {
+          throw ImportError("cell " + std::to_string(m->rows()) + " of the block has " + std::to_string(ge - gb) +
+                            " genes but " + std::to_string(ve - vb) + " values");
+        }
+        for (int64_t j = 0; j < ge - gb; ++j) {
+          const int64_t c = gene_at(gb + j);
+          if (c < 0 || c >= n_cols) {
+            throw ImportError("cell " + std::to_string(m->rows()) + " of the block: gene index " + std::to_string(c) +
+                              " out of range (n_genes=" + std::to_string(n_cols) + ")");
+          }
+          m->indices_.push_back(static_cast<int32_t>(c));
+          m->data_.push_back(static_cast<float>(value_at_item(vb + j)));
+        }
+        m->indptr_.push_back(static_cast<int64_t>(m->indices_.size()));
+      }
+    };
+    const ArrayView& gene_items = genes.child(0);
+    const ArrayView& value_items = values.child(0);
+    bool done = false;
+    with_index(gene_items, [&](const auto* g) {
+      with_value(value_items, [&](const auto* v) {
+        append([g](int64_t j) { return int64_t{g[j]}; }, [v](int64_t j) { return v[j]; });
+        done = true;
+      });
+    });
+    if (!done) {
+      append([&](int64_t j) { return gene_items.integer(j); }, [&](int64_t j) { return value_at(value_items, j); });
+    }
+  });
+  if (m->rows() != n_rows) {
+    throw ImportError("the block has " + std::to_string(m->rows()) + " cells, expected " + std::to_string(n_rows));
+  }
+  m->sum_duplicates();  // a row's genes in any order, duplicates summed, as for COO input
   return m;
 }
 

@@ -57,8 +57,9 @@ TEST(SparseMatrix, EveryIndexAndValueTypeBuildsTheSameMatrix) {
   };
   const auto table = [](auto rows, auto cols, auto vals, const std::string& rf, const std::string& cf,
                         const std::string& vf) {
-    return testing::structure("", {testing::primitive(rf, "soma_dim_0", rows), testing::primitive(cf, "soma_dim_1", cols),
-                                   testing::primitive(vf, "soma_data", vals)},
+    return testing::structure("",
+                              {testing::primitive(rf, "soma_dim_0", rows), testing::primitive(cf, "soma_dim_1", cols),
+                               testing::primitive(vf, "soma_data", vals)},
                               static_cast<int64_t>(rows.size()));
   };
   const std::vector<int64_t> r64{0, 0, 2, 2, 3}, c64{0, 2, 1, 2, 0};
@@ -84,6 +85,76 @@ TEST(SparseMatrix, EveryIndexAndValueTypeBuildsTheSameMatrix) {
     testing::find(sliced, "soma_dim_1")->offset = 1;
     EXPECT_EQ(build(sliced), want) << (typed ? "typed" : "generic");
   }
+}
+
+// A block of cells as CSR rows: one list of genes and one of values per cell.
+template <class G, class V>
+testing::NodePtr list_rows(const std::vector<G>& genes, const std::vector<V>& values, const std::vector<int32_t>& at,
+                           const std::string& gf, const std::string& vf) {
+  return testing::structure("", {testing::list("genes", testing::primitive(gf, "item", genes), at),
+                                 testing::list("values", testing::primitive(vf, "item", values), at)},
+                            static_cast<int64_t>(at.size()) - 1);
+}
+
+TEST(SparseMatrix, BuildsFromListRowsSortingGenesAndSummingDuplicates) {
+  // 3 cells x 4 genes: cell 1 has no entries; cell 2 lists gene 3 before gene 0, and gene 3 twice.
+  const std::vector<int32_t> at{0, 2, 2, 5};
+  const std::vector<float> want{1, 0, 2, 0, 0, 0, 0, 0, 5, 0, 0, 7};
+  for (int batches : {1, 2}) {
+    std::vector<testing::NodePtr> stream;
+    if (batches == 1) {
+      stream.push_back(
+          list_rows(std::vector<int32_t>{0, 2, 3, 0, 3}, std::vector<float>{1, 2, 3, 5, 4}, at, "i", "f"));
+    } else {  // the same cells split after cell 1; int64 genes and float64 values
+      stream.push_back(list_rows(std::vector<int64_t>{0, 2}, std::vector<double>{1, 2}, {0, 2, 2}, "l", "g"));
+      stream.push_back(list_rows(std::vector<int64_t>{3, 0, 3}, std::vector<double>{3, 5, 4}, {0, 3}, "l", "g"));
+    }
+    auto m = SparseMatrix::from_list_rows(FakeStream::make(std::move(stream)), 3, 4);
+    EXPECT_EQ(m->indptr(), (std::vector<int64_t>{0, 2, 2, 4}));
+    EXPECT_EQ(m->indices().to_int32(), (std::vector<int32_t>{0, 2, 0, 3}));
+    EXPECT_TRUE(m->indices().narrow());
+    EXPECT_EQ(dense(*m), want) << batches << " batch(es)";
+  }
+  // Other integer types go through the generic accessors.
+  auto generic = SparseMatrix::from_list_rows(
+      FakeStream::make({list_rows(std::vector<int16_t>{0, 2, 3, 0, 3}, std::vector<int32_t>{1, 2, 3, 5, 4}, at, "s",
+                                  "i")}),
+      3, 4);
+  EXPECT_EQ(dense(*generic), want);
+  auto wide = SparseMatrix::from_list_rows(
+      FakeStream::make({list_rows(std::vector<int32_t>{70000}, std::vector<float>{1}, {0, 1}, "i", "f")}), 1, 70001);
+  EXPECT_FALSE(wide->indices().narrow());
+  EXPECT_EQ(wide->indices().to_int32(), (std::vector<int32_t>{70000}));
+}
+
+TEST(SparseMatrix, ListRowsThatDoNotDescribeTheBlockAreRefused) {
+  const auto fails = [](testing::NodePtr batch, int64_t rows, const std::string& message) {
+    try {
+      SparseMatrix::from_list_rows(FakeStream::make({std::move(batch)}), rows, 4);
+      ADD_FAILURE() << "no error; expected: " << message;
+    } catch (const ImportError& error) {
+      EXPECT_NE(std::string(error.what()).find(message), std::string::npos) << error.what();
+    }
+  };
+  const std::vector<float> two{1, 2};
+  fails(list_rows(std::vector<int32_t>{0, 4}, two, {0, 2}, "i", "f"), 1, "gene index 4 out of range (n_genes=4)");
+  fails(list_rows(std::vector<int32_t>{0, -1}, two, {0, 2}, "i", "f"), 1, "gene index -1 out of range");
+  fails(list_rows(std::vector<int32_t>{0, 1}, two, {0, 2}, "i", "f"), 2, "the block has 1 cells, expected 2");
+  fails(list_rows(std::vector<int32_t>{0, 1}, two, {0, 1, 2}, "i", "f"), 1, "more than the 1 cells asked for");
+  const std::vector<int32_t> gene_items{0, 1};
+  const std::vector<float> value_items{1};
+  auto uneven = testing::structure("", {testing::list("genes", testing::primitive("i", "item", gene_items), {0, 2}),
+                                        testing::list("values", testing::primitive("f", "item", value_items), {0, 1})},
+                                   1);
+  fails(uneven, 1, "cell 0 of the block has 2 genes but 1 values");
+  auto nulls = list_rows(std::vector<int32_t>{0, 1}, two, {0, 1, 2}, "i", "f");
+  testing::set_nulls(*testing::find(nulls, "genes"), {1});
+  fails(nulls, 2, "column 'genes' has a null list");
+  fails(list_rows(std::vector<float>{0, 1}, two, {0, 2}, "f", "f"), 1,
+        "column 'genes' holds float32, expected integers");
+  auto coo_block = coo({0}, {1}, {1});
+  fails(coo_block, 1, "no list column 'genes'");
+  EXPECT_THROW(SparseMatrix::from_list_rows(FakeStream::make({coo_block}), 1, 0), ImportError);
 }
 
 TEST(SparseMatrix, SortsUnsortedCooAndSumsDuplicates) {

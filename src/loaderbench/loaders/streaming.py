@@ -76,8 +76,9 @@ class _ReaderPool:
     file handles and connections that do not survive a fork (DataLoader workers open their own). ``close()`` closes
     every one."""
 
-    def __init__(self, open_reader: Callable[[], Any]) -> None:
+    def __init__(self, open_reader: Callable[[], Any], method: str = "read") -> None:
         self._open = open_reader
+        self._method = method  # the readers' method a read calls (the sparse readers: read_rows)
         self._lock = threading.Lock()
         self._free: list[Any] = []
         self._opened: list[Any] = []
@@ -93,7 +94,7 @@ class _ReaderPool:
             with self._lock:
                 self._opened.append(reader)
         try:
-            return reader.read(rows)
+            return getattr(reader, self._method)(rows)
         finally:
             with self._lock:
                 if reader in self._opened:  # not closed meanwhile
@@ -363,9 +364,9 @@ class StreamingSparseLoader(_StreamingLoader):
         path = self.path = Path(source)
         self.form = form
         # The opener must not capture self: the core holds it, and a cycle through C++ is never collected.
-        readers = _ReaderPool(lambda: open_block_reader(form, path))
+        readers = _ReaderPool(lambda: open_block_reader(form, path), method="read_rows")
         with open_block_reader(form, path) as probe:
             rows, genes, self.unit_name, units = probe.num_rows, probe.num_cols, probe.unit_name, probe.unit_starts
         self.n_genes = genes
-        source_ = _core.BlockSource.sparse(readers.read, rows, genes)
+        source_ = _core.BlockSource.sparse(readers.read, rows, genes)  # CSR rows: see SparseBlockReader.read_rows
         self._attach(source_, readers, "cells", units)

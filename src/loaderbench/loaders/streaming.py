@@ -331,8 +331,8 @@ def block_format(source: str | Path, format_name: str | None) -> tuple[Path, Any
 class StreamingSparseLoader(_StreamingLoader):
     """Dense float32 ``[B, genes]`` batches of a cell x gene matrix on disk (``form``: ``parquet`` COO, ``h5ad``,
     ``zarr``, ``soma`` for a TileDB-SOMA array or experiment), read block by block: the cells of each block are read
-    through the store's own library and densified on the core's threads. Arguments as ``StreamingImageLoader``
-    (the block scheme is the seed's)."""
+    through the store's own library (as CSR rows, ``SparseBlockReader.read_rows``) and densified on the core's
+    threads. Arguments as ``StreamingImageLoader`` (the block scheme is the seed's)."""
 
     def __init__(
         self,

@@ -3,8 +3,10 @@
 A streaming loader asks, on a background thread, for the entries of a sorted set of cells: ``read(rows)`` with
 ``rows`` a sorted, unique int64 array of cell ids. Every reader answers with COO Arrow (``soma_dim_0`` int64 *local*
 row = the cell's position in ``rows``, ``soma_dim_1`` int64 gene, ``soma_data`` float32), sorted by local row then
-gene; a cell without non-zeros has no entries. A read costs what the asked cells (and the storage units holding them)
-cost, never the whole matrix, and it goes through the format's own library:
+gene; a cell without non-zeros has no entries. ``read_rows(rows)`` gives the same cells as CSR rows instead (one Arrow
+row per asked cell, ``genes`` and ``values`` lists in stored order: 8 bytes an entry, no row index), which is what the
+streaming loader reads. A read costs what the asked cells (and the storage units holding them) cost, never the whole
+matrix, and it goes through the format's own library:
 
 - ``CooParquetBlockReader`` (``cells.parquet``): the row groups whose cell range (footer statistics of
   ``soma_dim_0``) holds an asked cell, read one at a time; the cells' entries are found by ``searchsorted`` on the

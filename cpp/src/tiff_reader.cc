@@ -4,7 +4,9 @@
 // slices=) make them channel and Z planes in the order it gives; without either, pages are channels (tifffile's
 // planar minisblack layout) or one page's samples are (planar or interleaved). Each file is opened, read and
 // closed by the calling thread.
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -29,7 +31,7 @@ namespace loaderbench {
 #ifdef LOADERBENCH_WITH_TIFF
 namespace {
 
-/// Files at least this large are memory-mapped by libtiff; smaller ones are read (see TiffFile).
+/// Files at least this large are memory-mapped by libtiff; smaller ones are read whole first (see TiffFile).
 constexpr off_t kMapFilesFrom = 256 << 10;
 
 /// libtiff's messages for one open file, kept instead of printed on stderr (libtiff >= 4.5 per-handle handlers).
@@ -49,6 +51,62 @@ int collect_error(TIFF*, void* user_data, const char* module, const char* fmt, v
 
 int ignore_warning(TIFF*, void*, const char*, const char*, va_list) { return 1; }
 
+/// A whole small file in memory, served to libtiff through its client procedures (read, seek, size, and a "map"
+/// that hands the bytes over, so strips are decoded from them without a copy).
+struct FileBytes {
+  std::unique_ptr<uint8_t[]> data;
+  uint64_t size = 0;
+  uint64_t position = 0;
+};
+
+tmsize_t bytes_read(thandle_t handle, void* dst, tmsize_t want) {
+  auto* file = static_cast<FileBytes*>(handle);
+  if (want <= 0 || file->position >= file->size) return 0;
+  const uint64_t n = std::min<uint64_t>(static_cast<uint64_t>(want), file->size - file->position);
+  std::memcpy(dst, file->data.get() + file->position, n);
+  file->position += n;
+  return static_cast<tmsize_t>(n);
+}
+
+tmsize_t bytes_write(thandle_t, void*, tmsize_t) { return 0; }  // opened read-only
+
+toff_t bytes_seek(thandle_t handle, toff_t offset, int whence) {
+  auto* file = static_cast<FileBytes*>(handle);
+  const uint64_t base = whence == SEEK_CUR ? file->position : whence == SEEK_END ? file->size : 0;
+  uint64_t target = 0;
+  if ((whence != SEEK_SET && whence != SEEK_CUR && whence != SEEK_END) || __builtin_add_overflow(base, offset, &target)) {
+    return static_cast<toff_t>(-1);
+  }
+  file->position = target;  // past the end is allowed; reads there return nothing
+  return target;
+}
+
+int bytes_close(thandle_t) { return 0; }
+toff_t bytes_size(thandle_t handle) { return static_cast<FileBytes*>(handle)->size; }
+
+int bytes_map(thandle_t handle, void** base, toff_t* size) {
+  auto* file = static_cast<FileBytes*>(handle);
+  *base = file->data.get();
+  *size = file->size;
+  return 1;
+}
+
+void bytes_unmap(thandle_t, void*, toff_t) {}
+
+/// Reads the whole of an open file (or as much as it has, should it shrink meanwhile) with read(2).
+FileBytes read_whole(int fd, uint64_t size, const std::string& path) {
+  FileBytes bytes;
+  bytes.data.reset(new uint8_t[std::max<uint64_t>(size, 1)]);
+  while (bytes.size < size) {
+    const ssize_t got = ::read(fd, bytes.data.get() + bytes.size, size - bytes.size);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) throw FileImageError(path + ": cannot read: " + std::strerror(errno));
+    if (got == 0) break;
+    bytes.size += static_cast<uint64_t>(got);
+  }
+  return bytes;
+}
+
 /// An open TIFF, closed with its owner; failures become FileImageError naming the file and libtiff's reason.
 class TiffFile {
  public:
@@ -60,20 +118,37 @@ class TiffFile {
     if (opts.options == nullptr) throw FileImageError(path + ": out of memory opening the TIFF");
     TIFFOpenOptionsSetErrorHandlerExtR(opts.options, collect_error, &messages_);
     TIFFOpenOptionsSetWarningHandlerExtR(opts.options, ignore_warning, nullptr);
-    errno = 0;
-    // Small files are read with read(2) ("m": no memory map): mapping and unmapping each one cost more than its
-    // decode (TLB shootdowns across the worker threads; 100x100 images ~20 % faster). Large ones keep the map,
-    // which spares libtiff a copy (1000x1000 images ~30 % slower without it).
+    // Small files are read whole with one read(2) and parsed from memory: libtiff's own file I/O issues a seek and a
+    // read per structure it parses, and for a 100x100 image those system calls cost more than the decode (a map per
+    // file costs more still: TLB shootdowns across the worker threads). Large ones are mapped by libtiff, which
+    // spares a copy (1000x1000 images ~30 % slower without the map).
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw FileImageError(path + ": cannot read: " + std::strerror(errno));
     struct stat st {};
-    const bool small = ::stat(path.c_str(), &st) == 0 && st.st_size < kMapFilesFrom;
-    tif_ = TIFFOpenExt(path.c_str(), small ? "rm" : "r", opts.options);
-    if (tif_ == nullptr) {
-      const int err = errno;
-      if (err == ENOENT || err == EACCES || err == EISDIR) {
-        throw FileImageError(path + ": cannot read: " + std::strerror(err));
-      }
-      fail("cannot open this TIFF (truncated or corrupt?)");
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      const int err = S_ISDIR(st.st_mode) ? EISDIR : errno;
+      ::close(fd);
+      throw FileImageError(path + ": cannot read: " + std::strerror(err != 0 ? err : EINVAL));
     }
+    if (st.st_size < kMapFilesFrom) {
+      try {
+        bytes_ = read_whole(fd, static_cast<uint64_t>(st.st_size), path);
+      } catch (...) {
+        ::close(fd);
+        throw;
+      }
+      ::close(fd);
+      tif_ = TIFFClientOpenExt(path.c_str(), "rM", &bytes_, bytes_read, bytes_write, bytes_seek, bytes_close,
+                               bytes_size, bytes_map, bytes_unmap, opts.options);
+    } else {
+      ::close(fd);
+      errno = 0;
+      tif_ = TIFFOpenExt(path.c_str(), "r", opts.options);
+      if (tif_ == nullptr && (errno == ENOENT || errno == EACCES)) {
+        throw FileImageError(path + ": cannot read: " + std::strerror(errno));
+      }
+    }
+    if (tif_ == nullptr) fail("cannot open this TIFF (truncated or corrupt?)");
   }
   ~TiffFile() {
     if (tif_ != nullptr) TIFFClose(tif_);
@@ -90,6 +165,7 @@ class TiffFile {
  private:
   std::string path_;
   TiffMessages messages_;
+  FileBytes bytes_;  // a small file's contents; libtiff reads them until it is closed (declared before tif_)
   TIFF* tif_ = nullptr;
 };
 
@@ -303,7 +379,10 @@ ImageFileShape file_shape(const TiffFile& file, PageInfo* first_page, PageMap* p
   const PageInfo first = page_info(file);
   const std::string description = image_description(tif);
   int32_t pages = 1;
-  while (TIFFReadDirectory(tif)) {
+  // TIFFLastDirectory spares a one-page file (the common case) a failed read of a next page and the re-read of its
+  // first page below; a next page that cannot be read is an error, not the end of the file.
+  while (!TIFFLastDirectory(tif)) {
+    if (!TIFFReadDirectory(tif)) file.fail("cannot read page " + std::to_string(pages) + " (truncated or corrupt?)");
     const PageInfo page = page_info(file);
     if (page.width != first.width || page.height != first.height || page.type != first.type ||
         page.samples != first.samples) {
@@ -330,7 +409,7 @@ ImageFileShape file_shape(const TiffFile& file, PageInfo* first_page, PageMap* p
     file.fail("the OME-XML says SignificantBits=" + std::to_string(map.significant_bits) + ", more than the " +
               std::to_string(8 * pixel_size(first.type)) + " bits of its " + pixel_type_name(first.type) + " pixels");
   }
-  if (!TIFFSetDirectory(tif, 0)) file.fail("cannot return to the first page");
+  if (pages > 1 && !TIFFSetDirectory(tif, 0)) file.fail("cannot return to the first page");
   if (first_page != nullptr) *first_page = first;
   if (page_map != nullptr) *page_map = map;
   return {first.type, map.page_channels * samples, map.depth, static_cast<int32_t>(first.height),

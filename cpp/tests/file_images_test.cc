@@ -302,6 +302,42 @@ TEST(TiffReader, ErrorsNameTheFile) {
   fs::remove_all(dir);
 }
 
+// Files under 256 KiB are parsed from one read into memory, larger ones through libtiff's map: both read exactly,
+// multi-page files included (their first page is re-read after the pages are counted).
+TEST(TiffReader, SmallAndLargeFilesReadBackExactly) {
+  const fs::path dir = temp_dir("tiff_sizes");
+  for (const int side : {16, 300}) {
+    const std::vector<uint16_t> pixels = ramp<uint16_t>(size_t{2} * side * side, 3);
+    const fs::path path = dir / ("p" + std::to_string(side) + ".tif");
+    write_tiff(path, pixels, 2, side, side, {});
+    EXPECT_EQ(fs::file_size(path) >= (256 << 10), side == 300);
+    const ImageFileShape shape = probe_tiff(path.string());
+    EXPECT_EQ(shape, (ImageFileShape{PixelType::kUint16, 2, 1, side, side}));
+    std::vector<uint8_t> out;
+    read_tiff(path.string(), shape, out);
+    EXPECT_EQ(out, as_bytes(pixels)) << side;
+  }
+  fs::remove_all(dir);
+}
+
+// A file cut anywhere is an error naming it, never a read past the bytes held (ASan checks the in-memory reads).
+TEST(TiffReader, EveryTruncationIsAnErrorNamingTheFile) {
+  const fs::path dir = temp_dir("tiff_cuts");
+  const std::vector<uint8_t> pixels = ramp<uint8_t>(2 * 12 * 10, 5);
+  write_tiff(dir / "whole.tif", pixels, 2, 12, 10, {});
+  const ImageFileShape shape = probe_tiff((dir / "whole.tif").string());
+  const auto size = fs::file_size(dir / "whole.tif");
+  for (uintmax_t cut = 0; cut < size; cut += 7) {
+    const fs::path path = dir / ("cut" + std::to_string(cut) + ".tif");
+    fs::copy_file(dir / "whole.tif", path);
+    fs::resize_file(path, cut);
+    const std::string error = tiff_error(path, shape);
+    EXPECT_NE(error.find(path.filename().string() + ": "), std::string::npos) << cut << ": " << error;
+    fs::remove(path);
+  }
+  fs::remove_all(dir);
+}
+
 TEST(FileImageRows, BatchesMatchTheFilesExactlyOnce) {
   const fs::path dir = temp_dir("rows");
   std::vector<std::string> paths;

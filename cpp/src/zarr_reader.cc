@@ -14,6 +14,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <initializer_list>
 #include <limits>
 #include <string>
 #include <type_traits>
@@ -69,15 +70,21 @@ ReadResult read_file(const std::string& path, std::vector<uint8_t>& out, int64_t
 
 constexpr int64_t kMaxMetadataBytes = 16 << 20;
 
-/// The JSON document at `path`, or nullopt-like false when the file is absent.
-bool read_json(const std::string& path, json* out) {
+/// The bytes of the metadata file at `path`; false when it is absent.
+bool read_metadata(const std::string& path, std::vector<uint8_t>* bytes) {
+  return read_file(path, *bytes, kMaxMetadataBytes) == ReadResult::kOk;
+}
+
+/// The JSON document at `path`, or false when the file is absent; `kept` (optional) receives the file's bytes.
+bool read_json(const std::string& path, json* out, std::vector<uint8_t>* kept = nullptr) {
   std::vector<uint8_t> bytes;
-  if (read_file(path, bytes, kMaxMetadataBytes) == ReadResult::kMissing) return false;
+  if (!read_metadata(path, &bytes)) return false;
   try {
     *out = json::parse(bytes.begin(), bytes.end());
   } catch (const json::exception& error) {
     throw FileImageError(path + ": not valid JSON (" + error.what() + ")");
   }
+  if (kept != nullptr) *kept = std::move(bytes);
   return true;
 }
 
@@ -229,16 +236,26 @@ void parse_v2_array(const json& meta, const std::string& where, ZarrArray* array
   if (!fill.is_null()) array->fill = parse_fill_value(fill, array->type, array->big_endian, where);
 }
 
-/// Finds multiscale level `level` (0: full resolution) of the image group at `item` and parses its array metadata.
-ZarrArray open_level(const std::string& item, int64_t max_chunk_bytes, int32_t level) {
+/// The two metadata files a level was parsed from (group, then array; names relative to the image) and their bytes.
+struct LevelFiles {
+  std::string group_name, array_name;
+  std::vector<uint8_t> group, array;
+};
+
+/// Finds multiscale level `level` (0: full resolution) of the image group at `item` and parses its array metadata;
+/// `files` receives the metadata files read.
+ZarrArray parse_level(const std::string& item, int64_t max_chunk_bytes, int32_t level, LevelFiles* files) {
   ZarrArray array;
   try {
     json group, attrs;
-    bool v3 = read_json(item + "/zarr.json", &group);
+    bool v3 = read_json(item + "/zarr.json", &group, &files->group);
     if (v3) {
+      files->group_name = "zarr.json";
       if (group.value("node_type", "") != "group") throw FileImageError(item + ": not a Zarr group");
       attrs = group.value("attributes", json::object());
-    } else if (!read_json(item + "/.zattrs", &attrs)) {
+    } else if (read_json(item + "/.zattrs", &attrs, &files->group)) {
+      files->group_name = ".zattrs";
+    } else {
       throw FileImageError(item + ": not a Zarr group (no zarr.json or .zattrs)");
     }
     const json* scales = nullptr;
@@ -257,9 +274,11 @@ ZarrArray open_level(const std::string& item, int64_t max_chunk_bytes, int32_t l
     array.array_path = scale["datasets"][static_cast<size_t>(level)].at("path").get<std::string>();
     array.dir = item + "/" + array.array_path;
     json meta;
-    if (read_json(array.dir + "/zarr.json", &meta)) {
+    if (read_json(array.dir + "/zarr.json", &meta, &files->array)) {
+      files->array_name = array.array_path + "/zarr.json";
       parse_v3_array(meta, array.dir, &array);
-    } else if (read_json(array.dir + "/.zarray", &meta)) {
+    } else if (read_json(array.dir + "/.zarray", &meta, &files->array)) {
+      files->array_name = array.array_path + "/.zarray";
       parse_v2_array(meta, array.dir, &array);
     } else {
       throw FileImageError(item + ": level " + std::to_string(level) + " array '" + array.array_path +
@@ -323,6 +342,47 @@ ZarrArray open_level(const std::string& item, int64_t max_chunk_bytes, int32_t l
   } catch (const json::exception& error) {
     throw FileImageError(item + ": invalid Zarr metadata (" + error.what() + ")");
   }
+  return array;
+}
+
+/// The first of `names` that exists under `dir` ("" when none), with its bytes in `bytes`.
+std::string read_first(const std::string& dir, std::initializer_list<const char*> names, std::vector<uint8_t>* bytes) {
+  for (const char* name : names) {
+    if (read_metadata(dir + "/" + name, bytes)) return name;
+  }
+  return "";
+}
+
+/// parse_level, remembering per thread the last image's metadata files and what they gave: the images of a dataset
+/// usually carry byte-identical metadata, and parsing its JSON cost more than reading a 100x100 chunk. The files
+/// are still read, in the order parse_level reads them, for every image; only identical bytes skip the parse.
+ZarrArray open_level(const std::string& item, int64_t max_chunk_bytes, int32_t level) {
+  struct Memo {
+    bool valid = false;
+    int32_t level = 0;
+    int64_t max_chunk_bytes = 0;
+    LevelFiles files;
+    ZarrArray array;
+  };
+  thread_local Memo memo;
+  if (memo.valid && memo.level == level && memo.max_chunk_bytes == max_chunk_bytes) {
+    thread_local LevelFiles seen;
+    seen.group_name = read_first(item, {"zarr.json", ".zattrs"}, &seen.group);
+    if (seen.group_name == memo.files.group_name && seen.group == memo.files.group) {
+      const std::string dir = item + "/" + memo.array.array_path;
+      seen.array_name = read_first(dir, {"zarr.json", ".zarray"}, &seen.array);
+      if (!seen.array_name.empty() && memo.array.array_path + "/" + seen.array_name == memo.files.array_name &&
+          seen.array == memo.files.array) {
+        ZarrArray array = memo.array;
+        array.dir = dir;
+        return array;
+      }
+    }
+  }
+  memo.valid = false;
+  LevelFiles files;
+  ZarrArray array = parse_level(item, max_chunk_bytes, level, &files);
+  memo = {true, level, max_chunk_bytes, std::move(files), array};
   return array;
 }
 

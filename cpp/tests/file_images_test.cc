@@ -457,6 +457,57 @@ TEST(ZarrReader, V3EdgeChunksBigEndianGzip) {
   fs::remove_all(dir);
 }
 
+// Each thread remembers the last image's parsed metadata and reuses it only for byte-identical metadata files:
+// images that differ in shape, type, fill value or level path, read in turn on one thread, each read as their own.
+TEST(ZarrReader, ImagesWithDifferentMetadataReadInTurnEachReadAsTheirOwn) {
+  const fs::path dir = temp_dir("zarr_memo");
+  const std::string v2_group = R"({"multiscales": [{"axes": ["c", "y", "x"], "datasets": [{"path": "0"}]}]})";
+  auto write_v3 = [&](const std::string& name, const std::string& shape, const std::string& dtype,
+                      const std::string& fill, const std::vector<uint8_t>& chunk) {
+    write_text(dir / name / "zarr.json", kV3Group);
+    write_text(dir / name / "s0" / "zarr.json", v3_array(shape, shape, dtype, R"([{"name": "bytes"}])", fill));
+    if (!chunk.empty()) write_bytes(dir / name / "s0" / "c" / "0" / "0" / "0", chunk.data(), chunk.size());
+  };
+  write_v3("a.zarr", "[1, 2, 3]", "uint8", "0", {1, 2, 3, 4, 5, 6});
+  write_v3("b.zarr", "[1, 2, 3]", "uint8", "0", {7, 8, 9, 10, 11, 12});               // same metadata as a
+  write_v3("c.zarr", "[1, 3, 2]", "uint8", "0", {6, 5, 4, 3, 2, 1});                  // another shape
+  write_v3("d.zarr", "[1, 2, 3]", "uint8", "9", {});                                  // another fill, no chunk
+  write_v3("e.zarr", "[1, 2, 3]", "uint16", "0", as_bytes(std::vector<uint16_t>{1, 2, 3, 4, 5, 600}));
+  write_text(dir / "f.zarr" / ".zattrs", v2_group);                                   // v2, level path "0"
+  write_text(dir / "f.zarr" / "0" / ".zarray", R"({"zarr_format": 2, "shape": [1, 2, 3], "chunks": [1, 2, 3],
+    "dtype": "|u1", "compressor": null, "fill_value": 0, "order": "C", "filters": null})");
+  const std::vector<uint8_t> f_pixels = {9, 9, 8, 8, 7, 7};
+  write_bytes(dir / "f.zarr" / "0" / "0.0.0", f_pixels.data(), f_pixels.size());
+  const std::vector<std::pair<std::string, std::vector<uint8_t>>> expected = {
+      {"a.zarr", {1, 2, 3, 4, 5, 6}},
+      {"b.zarr", {7, 8, 9, 10, 11, 12}},
+      {"c.zarr", {6, 5, 4, 3, 2, 1}},
+      {"d.zarr", {9, 9, 9, 9, 9, 9}},
+      {"e.zarr", as_bytes(std::vector<uint16_t>{1, 2, 3, 4, 5, 600})},
+      {"f.zarr", f_pixels},
+  };
+  for (int round = 0; round < 2; ++round) {
+    for (const auto& [name, pixels] : expected) {
+      const std::string item = (dir / name).string();
+      const ImageFileShape shape = probe_ome_zarr(item, 1 << 20);
+      std::vector<uint8_t> out;
+      read_ome_zarr(item, shape, out, 1 << 20);
+      EXPECT_EQ(out, pixels) << name;
+      EXPECT_EQ(shape.height, name == "c.zarr" ? 3 : 2) << name;
+      EXPECT_EQ(shape.type, name == "e.zarr" ? PixelType::kUint16 : PixelType::kUint8) << name;
+    }
+  }
+  // Metadata rewritten in place is parsed again: a bad one is refused, even right after a good read of the same path.
+  write_text(dir / "b.zarr" / "s0" / "zarr.json",
+             v3_array("[1, 2, 3]", "[1, 2, 3]", "uint8", R"([{"name": "bytes"}])", "300"));
+  EXPECT_NE(zarr_error(dir / "b.zarr").find("fill_value 300"), std::string::npos) << zarr_error(dir / "b.zarr");
+  EXPECT_EQ(zarr_error(dir / "a.zarr"), "no error");
+  // A level that does not exist is refused although the metadata bytes equal the last image's.
+  std::vector<uint8_t> out;
+  EXPECT_THROW(probe_ome_zarr((dir / "a.zarr").string(), 1 << 20, 1), FileImageError);
+  fs::remove_all(dir);
+}
+
 TEST(ZarrReader, FloatFillValuesAsTheV3SpecWritesThem) {
   const fs::path dir = temp_dir("zarr_fill");
   const fs::path item = dir / "img.zarr";

@@ -40,7 +40,7 @@ enum class ReadResult { kOk, kMissing };
 
 /// Reads the whole file at `path` into `out`; kMissing when it does not exist, FileImageError otherwise.
 ReadResult read_file(const std::string& path, std::vector<uint8_t>& out, int64_t max_bytes) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);  // a FIFO: refused below, not waited on
   if (fd < 0) {
     if (errno == ENOENT || errno == ENOTDIR) return ReadResult::kMissing;
     throw FileImageError(path + ": cannot read: " + std::strerror(errno));

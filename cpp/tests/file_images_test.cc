@@ -1,6 +1,7 @@
 // The TIFF and OME-Zarr readers against files written here (libtiff for TIFF, hand-made chunks for Zarr).
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -338,6 +339,18 @@ TEST(TiffReader, EveryTruncationIsAnErrorNamingTheFile) {
   fs::remove_all(dir);
 }
 
+// A FIFO (or a directory) where a TIFF should be is one error naming it; opening the FIFO must not wait for a writer.
+TEST(TiffReader, AFifoOrADirectoryIsRefusedNotWaitedOn) {
+  const fs::path dir = temp_dir("tiff_fifo");
+  write_tiff(dir / "good.tif", ramp<uint8_t>(8 * 8, 1), 1, 8, 8, {});
+  const ImageFileShape shape = probe_tiff((dir / "good.tif").string());
+  ASSERT_EQ(::mkfifo((dir / "pipe.tif").c_str(), 0600), 0);
+  fs::create_directory(dir / "folder.tif");
+  EXPECT_NE(tiff_error(dir / "pipe.tif", shape).find("pipe.tif: cannot read"), std::string::npos);
+  EXPECT_NE(tiff_error(dir / "folder.tif", shape).find("folder.tif: cannot read"), std::string::npos);
+  fs::remove_all(dir);
+}
+
 TEST(FileImageRows, BatchesMatchTheFilesExactlyOnce) {
   const fs::path dir = temp_dir("rows");
   std::vector<std::string> paths;
@@ -505,6 +518,17 @@ TEST(ZarrReader, ImagesWithDifferentMetadataReadInTurnEachReadAsTheirOwn) {
   // A level that does not exist is refused although the metadata bytes equal the last image's.
   std::vector<uint8_t> out;
   EXPECT_THROW(probe_ome_zarr((dir / "a.zarr").string(), 1 << 20, 1), FileImageError);
+  fs::remove_all(dir);
+}
+
+TEST(ZarrReader, AFifoChunkIsRefusedNotWaitedOn) {
+  const fs::path dir = temp_dir("zarr_fifo");
+  const fs::path item = dir / "img.zarr";
+  write_text(item / "zarr.json", kV3Group);
+  write_text(item / "s0" / "zarr.json", v3_array("[1, 2, 3]", "[1, 2, 3]", "uint8", R"([{"name": "bytes"}])"));
+  fs::create_directories(item / "s0" / "c" / "0" / "0");
+  ASSERT_EQ(::mkfifo((item / "s0" / "c" / "0" / "0" / "0").c_str(), 0600), 0);
+  EXPECT_NE(zarr_error(item).find("s0/c/0/0/0: not a regular file"), std::string::npos) << zarr_error(item);
   fs::remove_all(dir);
 }
 

@@ -70,22 +70,21 @@ ReadResult read_file(const std::string& path, std::vector<uint8_t>& out, int64_t
 
 constexpr int64_t kMaxMetadataBytes = 16 << 20;
 
-/// The bytes of the metadata file at `path`; false when it is absent.
-bool read_metadata(const std::string& path, std::vector<uint8_t>* bytes) {
-  return read_file(path, *bytes, kMaxMetadataBytes) == ReadResult::kOk;
+/// The first of `names` that exists under `dir`, its bytes read into `bytes`; "" when none does.
+std::string read_first(const std::string& dir, std::initializer_list<const char*> names, std::vector<uint8_t>* bytes) {
+  for (const char* name : names) {
+    if (read_file(dir + "/" + name, *bytes, kMaxMetadataBytes) == ReadResult::kOk) return name;
+  }
+  return "";
 }
 
-/// The JSON document at `path`, or false when the file is absent; `kept` (optional) receives the file's bytes.
-bool read_json(const std::string& path, json* out, std::vector<uint8_t>* kept = nullptr) {
-  std::vector<uint8_t> bytes;
-  if (!read_metadata(path, &bytes)) return false;
+/// The JSON document in `bytes`, read from `path`.
+json parse_json(const std::vector<uint8_t>& bytes, const std::string& path) {
   try {
-    *out = json::parse(bytes.begin(), bytes.end());
+    return json::parse(bytes.begin(), bytes.end());
   } catch (const json::exception& error) {
     throw FileImageError(path + ": not valid JSON (" + error.what() + ")");
   }
-  if (kept != nullptr) *kept = std::move(bytes);
-  return true;
 }
 
 /// Level 0 of one image: what its metadata says about the array and its chunks.
@@ -236,27 +235,36 @@ void parse_v2_array(const json& meta, const std::string& where, ZarrArray* array
   if (!fill.is_null()) array->fill = parse_fill_value(fill, array->type, array->big_endian, where);
 }
 
-/// The two metadata files a level was parsed from (group, then array; names relative to the image) and their bytes.
+/// The two metadata files of an image's level: the group's (zarr.json or .zattrs) and the level array's (zarr.json or
+/// .zarray, in the level's directory), by name ("" when not read yet) and bytes.
 struct LevelFiles {
   std::string group_name, array_name;
   std::vector<uint8_t> group, array;
 };
 
-/// Finds multiscale level `level` (0: full resolution) of the image group at `item` and parses its array metadata;
-/// `files` receives the metadata files read.
+/// Reads the group metadata of the image at `item` into `files` (group_name "" when it has none).
+void read_group_file(const std::string& item, LevelFiles* files) {
+  files->group_name = read_first(item, {"zarr.json", ".zattrs"}, &files->group);
+}
+
+/// Reads the metadata of the level array at `item`/`array_path` into `files` (array_name "" when it has none).
+void read_array_file(const std::string& item, const std::string& array_path, LevelFiles* files) {
+  files->array_name = read_first(item + "/" + array_path, {"zarr.json", ".zarray"}, &files->array);
+}
+
+/// Finds multiscale level `level` (0: full resolution) of the image group at `item` and parses its array metadata,
+/// from the group file already in `files` and the array file, read into `files` unless it holds it already.
 ZarrArray parse_level(const std::string& item, int64_t max_chunk_bytes, int32_t level, LevelFiles* files) {
   ZarrArray array;
   try {
-    json group, attrs;
-    bool v3 = read_json(item + "/zarr.json", &group, &files->group);
-    if (v3) {
-      files->group_name = "zarr.json";
+    json attrs;
+    if (files->group_name.empty()) throw FileImageError(item + ": not a Zarr group (no zarr.json or .zattrs)");
+    json group = parse_json(files->group, item + "/" + files->group_name);
+    if (files->group_name == "zarr.json") {
       if (group.value("node_type", "") != "group") throw FileImageError(item + ": not a Zarr group");
       attrs = group.value("attributes", json::object());
-    } else if (read_json(item + "/.zattrs", &attrs, &files->group)) {
-      files->group_name = ".zattrs";
     } else {
-      throw FileImageError(item + ": not a Zarr group (no zarr.json or .zattrs)");
+      attrs = std::move(group);
     }
     const json* scales = nullptr;
     if (attrs.contains("ome") && attrs["ome"].contains("multiscales")) scales = &attrs["ome"]["multiscales"];
@@ -273,13 +281,11 @@ ZarrArray parse_level(const std::string& item, int64_t max_chunk_bytes, int32_t 
     }
     array.array_path = scale["datasets"][static_cast<size_t>(level)].at("path").get<std::string>();
     array.dir = item + "/" + array.array_path;
-    json meta;
-    if (read_json(array.dir + "/zarr.json", &meta, &files->array)) {
-      files->array_name = array.array_path + "/zarr.json";
-      parse_v3_array(meta, array.dir, &array);
-    } else if (read_json(array.dir + "/.zarray", &meta, &files->array)) {
-      files->array_name = array.array_path + "/.zarray";
-      parse_v2_array(meta, array.dir, &array);
+    if (files->array_name.empty()) read_array_file(item, array.array_path, files);
+    if (files->array_name == "zarr.json") {
+      parse_v3_array(parse_json(files->array, array.dir + "/zarr.json"), array.dir, &array);
+    } else if (files->array_name == ".zarray") {
+      parse_v2_array(parse_json(files->array, array.dir + "/.zarray"), array.dir, &array);
     } else {
       throw FileImageError(item + ": level " + std::to_string(level) + " array '" + array.array_path +
                            "' is missing (no zarr.json or .zarray)");
@@ -345,17 +351,10 @@ ZarrArray parse_level(const std::string& item, int64_t max_chunk_bytes, int32_t 
   return array;
 }
 
-/// The first of `names` that exists under `dir` ("" when none), with its bytes in `bytes`.
-std::string read_first(const std::string& dir, std::initializer_list<const char*> names, std::vector<uint8_t>* bytes) {
-  for (const char* name : names) {
-    if (read_metadata(dir + "/" + name, bytes)) return name;
-  }
-  return "";
-}
-
 /// parse_level, remembering per thread the last image's metadata files and what they gave: the images of a dataset
-/// usually carry byte-identical metadata, and parsing its JSON cost more than reading a 100x100 chunk. The files
-/// are still read, in the order parse_level reads them, for every image; only identical bytes skip the parse.
+/// usually carry byte-identical metadata, and parsing its JSON cost more than reading a 100x100 chunk. Every image's
+/// files are read once, in the order parse_level looks for them; only bytes identical to the last image's skip the
+/// parse.
 ZarrArray open_level(const std::string& item, int64_t max_chunk_bytes, int32_t level) {
   struct Memo {
     bool valid = false;
@@ -365,22 +364,19 @@ ZarrArray open_level(const std::string& item, int64_t max_chunk_bytes, int32_t l
     ZarrArray array;
   };
   thread_local Memo memo;
-  if (memo.valid && memo.level == level && memo.max_chunk_bytes == max_chunk_bytes) {
-    thread_local LevelFiles seen;
-    seen.group_name = read_first(item, {"zarr.json", ".zattrs"}, &seen.group);
-    if (seen.group_name == memo.files.group_name && seen.group == memo.files.group) {
-      const std::string dir = item + "/" + memo.array.array_path;
-      seen.array_name = read_first(dir, {"zarr.json", ".zarray"}, &seen.array);
-      if (!seen.array_name.empty() && memo.array.array_path + "/" + seen.array_name == memo.files.array_name &&
-          seen.array == memo.files.array) {
-        ZarrArray array = memo.array;
-        array.dir = dir;
-        return array;
-      }
+  LevelFiles files;
+  read_group_file(item, &files);
+  // Identical group metadata names the same level path, so the array file is read where the last image's was.
+  if (memo.valid && memo.level == level && memo.max_chunk_bytes == max_chunk_bytes &&
+      files.group_name == memo.files.group_name && files.group == memo.files.group) {
+    read_array_file(item, memo.array.array_path, &files);
+    if (!files.array_name.empty() && files.array_name == memo.files.array_name && files.array == memo.files.array) {
+      ZarrArray array = memo.array;
+      array.dir = item + "/" + array.array_path;
+      return array;
     }
   }
   memo.valid = false;
-  LevelFiles files;
   ZarrArray array = parse_level(item, max_chunk_bytes, level, &files);
   memo = {true, level, max_chunk_bytes, std::move(files), array};
   return array;

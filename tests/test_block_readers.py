@@ -509,7 +509,11 @@ def test_reopen_after_the_file_changed_parses_the_new_footer(tmp_path: Path) -> 
 
 def test_a_forked_child_neither_uses_nor_destroys_the_parents_reader(written: Written) -> None:
     """Dropping a parent's DuckDB connection in a forked child hangs it (the connection joins threads that are not
-    in the child): the child keeps the parent's readers alive, refuses to read through them, opens its own."""
+    in the child): the child keeps the parent's readers alive, refuses to read through them, opens its own.
+
+    A format that is not fork-safe (Lance: its runtime's threads are not in the child) is refused the same way, but
+    the child does not open its own reader: the product never forks for such a format (its workers are spawned), and
+    a clean-clone run once hung there, in Lance."""
     reader = written.open()
     reader.read([0])
     read_end, write_end = os.pipe()
@@ -524,8 +528,10 @@ def test_a_forked_child_neither_uses_nor_destroys_the_parents_reader(written: Wr
                     code = 0
             reader.close()
             del reader
-            with written.open() as own:
-                own_ok = np.array_equal(pixels(own.read([2])), written.images[[2]])
+            own_ok = True
+            if written.module.INFO.fork_safe:
+                with written.open() as own:
+                    own_ok = np.array_equal(pixels(own.read([2])), written.images[[2]])
             os.write(write_end, bytes([code if own_ok else 2]))
         finally:
             os._exit(0)

@@ -205,3 +205,19 @@ def test_the_previous_sigint_handler_comes_back() -> None:
     before = signal.getsignal(signal.SIGINT)
     assert main(["report", "/nonexistent-dir"]) == 2
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_forked_worker_stays_quiet_when_its_parent_goes_away(monkeypatch, capsys) -> None:
+    """A DataLoader worker's resource-sharer thread reports a connection reset by the interrupted parent through
+    sys.excepthook; the worker ignores SIGINT, so that reset is all it learns. Other errors are still reported."""
+    with interrupts.handled():
+        owner = os.getpid()
+        monkeypatch.setattr(interrupts.os, "getpid", lambda: owner + 1)  # as in a forked child
+        sys.excepthook(ConnectionResetError, ConnectionResetError(104, "Connection reset by peer"), None)
+        sys.excepthook(EOFError, EOFError(), None)
+        assert capsys.readouterr().err == ""
+        sys.excepthook(ValueError, ValueError("a real worker error"), None)
+        assert "a real worker error" in capsys.readouterr().err
+        monkeypatch.setattr(interrupts.os, "getpid", lambda: owner)  # the parent, not interrupted: still reported
+        sys.excepthook(ConnectionResetError, ConnectionResetError(104, "reset in the parent"), None)
+        assert "reset in the parent" in capsys.readouterr().err

@@ -90,10 +90,16 @@ def handled() -> Iterator[None]:
             previous_thread_hook(args)
 
     # multiprocessing's resource sharer thread reports through sys.excepthook itself (not threading.excepthook):
-    # a DataLoader worker shut down after Ctrl-C resets its connection (ConnectionResetError seen in CI).
+    # a DataLoader worker shut down after Ctrl-C resets its connection (ConnectionResetError seen in CI). The same
+    # thread runs in a forked worker, whose peer is the interrupted parent: the worker ignores SIGINT, so it never
+    # sees _received; a lost connection to the parent is the only news of the interruption it gets.
     def except_quiet_after_interrupt(kind: Any, value: Any, traceback: Any) -> None:
-        if not (_received or isinstance(value, KeyboardInterrupt)):
-            previous_except_hook(kind, value, traceback)
+        in_forked_child = os.getpid() != _owner_pid
+        if _received or isinstance(value, KeyboardInterrupt):
+            return
+        if in_forked_child and isinstance(value, (ConnectionError, EOFError)):
+            return
+        previous_except_hook(kind, value, traceback)
 
     signal.signal(signal.SIGINT, _on_sigint)
     sys.unraisablehook = quiet_after_interrupt

@@ -11,10 +11,7 @@ into ``data/wheels/`` (git-ignored) and read with ``zipfile``: nothing is instal
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
 import warnings
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -24,37 +21,19 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from loaderbench import example_data
 from loaderbench.cli import main
 
 WHEELS = Path(__file__).resolve().parents[1] / "data" / "wheels"
-PACKAGES = {"scikit-image": "scikit_image-*.whl", "scanpy": "scanpy-*.whl"}
 TILE = 128  # camera.png and astronaut.png are 512 x 512: 16 real tiles each
 
 
 def _wheel(package: str) -> Path:
-    """The cached wheel of ``package``, downloaded (no dependencies, nothing installed) when missing."""
-    found = sorted(WHEELS.glob(PACKAGES[package]))
-    if found:
-        return found[-1]
-    WHEELS.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--timeout", "20",
-               "--retries", "1", "-d", str(WHEELS), package]
+    """The cached wheel of ``package`` (downloaded when missing); the module is skipped without network."""
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
-    except subprocess.TimeoutExpired:
-        pytest.skip(f"pip download {package} timed out (no network?)")
-    found = sorted(WHEELS.glob(PACKAGES[package]))
-    if done.returncode != 0 or not found:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        pytest.skip(f"pip download {package} failed (no network?): {tail[0]}")
-    return found[-1]
-
-
-def _member(wheel: Path, suffix: str) -> bytes | None:
-    """The bytes of the first file in ``wheel`` whose name ends with ``suffix`` (``None`` when it has none)."""
-    with zipfile.ZipFile(wheel) as archive:
-        names = [n for n in archive.namelist() if n.endswith(suffix)]
-        return archive.read(names[0]) if names else None
+        return example_data.wheel(package, WHEELS)
+    except example_data.ExampleDataUnavailable as exc:
+        pytest.skip(str(exc))
 
 
 @pytest.fixture(scope="module")
@@ -62,17 +41,15 @@ def real(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The raw files out of the wheels: camera.png, astronaut.png, pbmc68k_reduced.h5ad (and krumsiek11.h5ad when
     the wheel has it)."""
     folder = tmp_path_factory.mktemp("real")
-    skimage, scanpy = _wheel("scikit-image"), _wheel("scanpy")
+    for package in example_data.WHEEL_PATTERNS:
+        _wheel(package)
     files: dict[str, Path] = {}
-    for name, wheel, suffix in (("camera", skimage, "skimage/data/camera.png"),
-                                ("astronaut", skimage, "skimage/data/astronaut.png"),
-                                ("pbmc68k", scanpy, "pbmc68k_reduced.h5ad"), ("krumsiek11", scanpy, "krumsiek11.h5ad")):
-        data = _member(wheel, suffix)
-        if data is None and name in ("camera", "astronaut", "pbmc68k"):
-            pytest.fail(f"{wheel.name} has no {suffix}")
-        if data is not None:
-            files[name] = folder / Path(suffix).name
-            files[name].write_bytes(data)
+    for name, (package, suffix) in example_data.FILES.items():
+        path = example_data.extract(name, WHEELS, folder)
+        if path is None and name in ("camera", "astronaut", "pbmc68k"):
+            pytest.fail(f"{_wheel(package).name} has no {suffix}")
+        if path is not None:
+            files[name] = path
     return files
 
 

@@ -138,7 +138,7 @@ def test_driver_rows_end_to_end(workloads) -> None:
 def _fake_peer(**functions) -> types.SimpleNamespace:
     defaults = {"NAME": "fake", "DISTRIBUTIONS": (), "unavailable": lambda: None,
                 "variants": lambda workload: {"plain": {}}, "prepare": lambda workload, cache: None,
-                "shuffle_note": lambda settings: ""}
+                "shuffle_note": lambda settings: "", "holds_dataset": lambda settings: False}
     return types.SimpleNamespace(**{**defaults, **functions})
 
 
@@ -242,3 +242,97 @@ def test_user_code_lines_skip_docstrings_comments_and_blanks() -> None:
         return y
 
     assert driver._code_lines(textwrap.dedent(inspect.getsource(sample))) == 4
+
+
+# ----------------------------------------------------------------------------------------------- cold workloads
+
+#: the peers whose every variant holds the whole dataset in memory after its build (a cold page cache never reaches
+#: them), and native's in-memory variants
+IN_MEMORY_PEERS = ("seed_dataloader", "expert_torch", "spdl")
+IN_MEMORY_NATIVE = {("native", "documented"), ("native", "tuned")}
+
+
+def test_every_variant_says_whether_it_holds_the_dataset(workloads) -> None:
+    cold = dataclasses.replace(workloads["planes"], page_cache="cold")
+    held, expected = set(), set(IN_MEMORY_NATIVE)
+    for peer in IMAGE_PEERS:
+        module = peer_module(peer)
+        for variant, settings in module.variants(cold).items():
+            answer = module.holds_dataset(settings)
+            assert isinstance(answer, bool), (peer, variant)
+            if answer:
+                held.add((peer, variant))
+            if peer in IN_MEMORY_PEERS:
+                expected.add((peer, variant))
+    assert held == expected
+    assert "streaming" in peer_module("native").variants(cold)
+    assert "streaming" not in peer_module("native").variants(workloads["planes"])  # warm: the in-memory ones only
+    with pytest.raises(ValueError, match="page_cache must be one of warm, cold, got 'lukewarm'"):
+        dataclasses.replace(cold, page_cache="lukewarm")
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_native_streaming_variant_is_the_reference(workloads, shuffle: bool) -> None:
+    """The streaming loader reads the Parquet file's row groups (20 rows each here) a block at a time."""
+    workload = dataclasses.replace(workloads["planes"], page_cache="cold", shuffle=shuffle)
+    module = peer_module("native")
+    settings = module.variants(workload)["streaming"]
+    loader = module.build_loader(workload, workload.cache_dir("native"), settings)
+    first = driver.check_epoch(workload, loader)
+    second = driver.check_epoch(workload, loader)
+    if shuffle:
+        assert not torch.equal(first, second), "each iter() is the next epoch, shuffled anew"
+        assert "block shuffle" in module.shuffle_note(settings)
+
+
+def test_a_cold_workload_evicts_before_the_build_and_every_timed_epoch(monkeypatch, tmp_path: Path,
+                                                                     workloads) -> None:
+    workload = dataclasses.replace(workloads["planes"], page_cache="cold", epochs=2)
+    events: list[str] = []
+    monkeypatch.setattr(driver, "evict_sources", lambda w, peer: events.append("evict") or "cold")
+
+    class Loader:
+        def __iter__(self):
+            events.append("iter")
+            for start in range(0, N, BATCH):
+                yield torch.zeros(min(BATCH, N - start), C, H, W)
+
+    def build(w, c, s):
+        events.append("build")
+        return Loader()
+
+    row = _run_fake(monkeypatch, tmp_path, workload, _fake_peer(build_loader=build))
+    assert row["status"] == "ok", row
+    assert events == ["evict", "build", "iter", "evict", "iter", "evict", "iter"]
+    assert (row["page_cache"], row["page_cache_measured"]) == ("cold", ["cold"] * 3)
+
+    events.clear()
+    row = _run_fake(monkeypatch, tmp_path, dataclasses.replace(workload, page_cache="warm"),
+                    _fake_peer(build_loader=build))
+    assert events == ["build", "iter", "iter", "iter"] and row["page_cache_measured"] == []
+
+    row = _run_fake(monkeypatch, tmp_path, workload, _fake_peer(build_loader=build,
+                                                                holds_dataset=lambda settings: True))
+    assert (row["status"], row["reason"]) == ("skipped", driver.NOT_STREAMING)
+
+
+def test_evict_sources_drops_every_file_the_peer_may_read(workloads) -> None:
+    from loaderbench import page_cache
+
+    workload = dataclasses.replace(workloads["planes"], page_cache="cold")
+    (workload.cache_dir("native") / "copy.bin").write_bytes(b"x" * 65536)
+    for path in workload.source_paths("native"):
+        page_cache.warm(path)
+    assert driver.evict_sources(workload, "native") == "cold"
+    for path in workload.source_paths("native"):
+        assert page_cache.resident_fraction(path) <= page_cache.COLD_THRESHOLD, path
+
+
+def test_driver_rows_on_a_cold_workload(workloads) -> None:
+    workload = dataclasses.replace(workloads["planes"], page_cache="cold", epochs=2)
+    row = driver.run_peer("native", "streaming", workload, timeout_s=240)
+    assert row["status"] == "ok", row
+    assert row["page_cache"] == "cold" and row["page_cache_measured"] == ["cold"] * 3
+    assert row["settings"]["streaming"] is True and "block shuffle" in row["shuffle_note"]
+    skipped = driver.run_peer("expert_torch", "zero_copy", workload, timeout_s=240)
+    assert (skipped["status"], skipped["reason"]) == ("skipped", driver.NOT_STREAMING)

@@ -23,7 +23,8 @@ def _target() -> SimpleNamespace:
                            kind="table")
 
 
-WORKLOAD = SimpleNamespace(name="data-100x100:parquet", n=300_000, batch_size=32, epochs=3, shuffle=True)
+WORKLOAD = SimpleNamespace(name="data-100x100:parquet", n=300_000, batch_size=32, epochs=3, shuffle=True,
+                           page_cache="warm")
 
 
 def _ok(peer: str, variant: str, rates: list[float]) -> dict:
@@ -94,3 +95,29 @@ def test_peers_config_is_validated(tmp_path: Path) -> None:
     bad.write_text("[peers]\nepochs = 0\n")
     with pytest.raises(ConfigError, match="peers.epochs"):
         load_config("quick", config_file=bad)
+
+
+def test_warm_and_cold_are_compared_apart(tmp_path: Path) -> None:
+    """A cold workload runs only the streaming loaders: its fastest mark and verdict are its own, not the warm one's."""
+    warm, cold = WORKLOAD, SimpleNamespace(**{**vars(WORKLOAD), "page_cache": "cold"})
+    results = [
+        (_ok("native", "tuned", [300_000.0] * 3), warm),
+        (_ok("expert_torch", "uint8_preloaded", [200_000.0] * 3), warm),
+        (_ok("native", "streaming", [40_000.0] * 3), cold),
+        (_ok("lance_torch", "documented", [10_000.0] * 3), cold),
+        ({"peer": "expert_torch", "variant": "uint8_preloaded", "status": "skipped",
+          "reason": "holds the whole dataset in memory"}, cold),
+    ]
+    frame = mark_fastest(pd.DataFrame([row for result, w in results for row in _rows(_target(), result, w)]))
+    fastest = frame[frame["fastest"]].groupby("page_cache")["variant"].first().to_dict()
+    assert fastest == {"warm": "tuned", "cold": "streaming"}
+    lines = peer_verdict(medians("peers", frame))
+    assert "data-100x100: native (native / tuned) is 1.50x the strongest other loader" in " ".join(lines)
+    assert any(line.startswith("data-100x100 (cold page cache): native (native / streaming) is 4.00x the strongest "
+                               "other loader, lance_torch / documented") for line in lines)
+    assert any("(cold page cache): expert_torch / uint8_preloaded skipped: holds the whole dataset" in line
+               for line in lines)
+    write_track(tmp_path, "peers", frame)
+    render_report(tmp_path)
+    text = summary_table(tmp_path)
+    assert "data-100x100 (cold)" in text and "page cache cold): native 40,000 samples/s is 4.00x" in text

@@ -138,7 +138,7 @@ TRACKS: dict[str, TrackSpec] = {
     ),
     "peers": TrackSpec(
         title="Peers: the loaders users could pick instead",
-        keys=("variant", "workload", "batch_size"),
+        keys=("variant", "workload", "page_cache", "batch_size"),
         info=("epochs", "shuffle", "status", "reason", "user_code_lines", "shuffle_note", "settings", "versions",
               "fastest"),
         metrics=("samples_per_s", "first_batch_ms", "prepare_s", "peak_uss_mb", "peak_pss_mb"),
@@ -433,11 +433,20 @@ def peer_label(row: pd.Series | dict[str, Any]) -> str:
     return f"{row['loader']} / {variant}" if variant else str(row["loader"])
 
 
+def peer_groups(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """A ``peers`` table split by dataset and page-cache state: ``(label, rows)``, the label the dataset's name,
+    with "(cold page cache)" on cold rows (tables written before the column existed are warm)."""
+    if "page_cache" not in table.columns:
+        return [(str(name), part) for name, part in table.groupby("dataset", sort=False)]
+    return [(f"{name} (cold page cache)" if state == "cold" else str(name), part)
+            for (name, state), part in table.groupby(["dataset", "page_cache"], sort=False)]
+
+
 def peer_verdict(table: pd.DataFrame) -> list[str]:
-    """Per dataset of a ``peers`` medians table: the fastest peer, the native loader against the best other, and
-    every peer that did not run with its reason."""
+    """Per dataset (and page-cache state, when cold was measured) of a ``peers`` medians table: the fastest peer,
+    the native loader against the best other, and every peer that did not run with its reason."""
     lines: list[str] = []
-    for dataset, part in table.groupby("dataset", sort=False):
+    for dataset, part in peer_groups(table):
         ran = part[(part["status"] == "ok") & part["samples_per_s"].notna()]
         if ran.empty:
             lines.append(f"{dataset}: no peer ran.")

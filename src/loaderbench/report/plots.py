@@ -44,6 +44,7 @@ from loaderbench.results import (
     loader_label,
     medians,
     param_text,
+    peer_groups,
     peer_label,
     read_summary,
     read_track,
@@ -780,13 +781,13 @@ def _figures_peers(table: pd.DataFrame, df: pd.DataFrame) -> list[PlotFigure]:
     table = _with_labels(table.assign(_peer=[peer_label(r) for _, r in table.iterrows()]))
     table = table.assign(_series=table["loader"])  # one hatch per peer loader
     styles = _Styles(table)
-    datasets = _unique(table["dataset"])
-    n_bars = max(len(table[table["dataset"] == d]) for d in datasets)
+    groups = peer_groups(table)  # per dataset and page-cache state
+    n_bars = max(len(part) for _, part in groups)
     row_height = 1.4 + 0.35 * n_bars
 
     def panels(metric: str, label: str, mark: bool) -> list[_Panel]:
-        return [_Panel(str(d), lambda ax, d=d: _peer_panel(ax, table[table["dataset"] == d], metric, label, styles,
-                                                           mark)) for d in datasets]
+        return [_Panel(name, lambda ax, part=part: _peer_panel(ax, part, metric, label, styles, mark))
+                for name, part in groups]
 
     figures = [_figure("throughput", "Peers: which loader delivers the most samples per second?",
                        _caption("samples/s per peer x variant (higher is better), each in a fresh process on the same "

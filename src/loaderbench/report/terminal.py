@@ -67,7 +67,8 @@ def peers_table(df: pd.DataFrame) -> str:
     rows = []
     for _, r in table.iterrows():
         lines = r.get("user_code_lines")
-        rows.append([str(r["dataset"]), peer_label(r), str(r["status"]), format_number(r["samples_per_s"]),
+        dataset = f"{r['dataset']} (cold)" if r.get("page_cache") == "cold" else str(r["dataset"])
+        rows.append([dataset, peer_label(r), str(r["status"]), format_number(r["samples_per_s"]),
                      format_number(r["first_batch_ms"]), format_number(r["peak_uss_mb"]),
                      format_number(r["peak_pss_mb"]), "-" if pd.isna(lines) else str(int(lines)),
                      "* fastest" if bool(r.get("fastest")) else ""])

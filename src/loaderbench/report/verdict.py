@@ -90,14 +90,21 @@ def _dataloader(table: pd.DataFrame) -> tuple[list[str], pd.Series | None]:
 
 
 def _peers(peers: pd.DataFrame) -> list[str]:
-    ran = peers[(peers["status"] == "ok") & peers["samples_per_s"].notna()]
-    native, others = ran[ran["loader"] == NATIVE], ran[ran["loader"] != NATIVE]
-    if native.empty or others.empty:
-        return []
-    mine, rival = native.loc[native["samples_per_s"].idxmax()], others.loc[others["samples_per_s"].idxmax()]
-    return [f"Peers (batch {format_number(mine['batch_size'])}): native {format_number(mine['samples_per_s'])} "
-            f"samples/s is {mine['samples_per_s'] / rival['samples_per_s']:.2f}x the strongest other loader, "
-            f"{peer_label(rival)} ({format_number(rival['samples_per_s'])} samples/s)."]
+    lines = []
+    states = peers["page_cache"] if "page_cache" in peers.columns else pd.Series("warm", index=peers.index)
+    for state in dict.fromkeys(states):  # warm and cold are compared apart: cold runs only the streaming loaders
+        part = peers[states == state]
+        ran = part[(part["status"] == "ok") & part["samples_per_s"].notna()]
+        native, others = ran[ran["loader"] == NATIVE], ran[ran["loader"] != NATIVE]
+        if native.empty or others.empty:
+            continue
+        mine, rival = native.loc[native["samples_per_s"].idxmax()], others.loc[others["samples_per_s"].idxmax()]
+        cache = ", page cache cold" if state == "cold" else ""
+        lines.append(f"Peers (batch {format_number(mine['batch_size'])}{cache}): native "
+                     f"{format_number(mine['samples_per_s'])} samples/s is "
+                     f"{mine['samples_per_s'] / rival['samples_per_s']:.2f}x the strongest other loader, "
+                     f"{peer_label(rival)} ({format_number(rival['samples_per_s'])} samples/s).")
+    return lines
 
 
 def _end_to_end(table: pd.DataFrame) -> tuple[list[str], float | None]:

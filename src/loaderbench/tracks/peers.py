@@ -7,6 +7,9 @@ same batch size, the same shuffle and the same output (float32 ``[B, C, H, W]`` 
 variant x dataset x timed epoch: samples/s (medians and spread are over epochs), time to first batch, peak memory of
 the whole process tree, the lines of user code the peer needs, and ``fastest`` on the quickest peer of each dataset.
 A peer that cannot run here is a row with ``status`` "unavailable" and its reason; one that fails, a row with "error".
+Each configured page-cache state (``streaming.page_cache``, ``--cold``) is a workload of its own: ``cold`` evicts the
+files every peer reads before its build and before each timed epoch, runs the native streaming loader too, and
+gives the variants that hold the whole dataset in memory a "skipped" row saying so.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from loaderbench.config import ConfigError
-from loaderbench.tracks.common import Target, TrackContext, common_columns, iter_targets
+from loaderbench.tracks.common import Target, TrackContext, common_columns, iter_targets, page_cache_states
 
 NAME = "peers"
 #: the format whose file every peer reads (the Lance copy, where there is one, is lance_torch's)
@@ -35,7 +38,7 @@ def peer_names(requested: list[str]) -> list[str]:
     return list(requested or IMAGE_PEERS)
 
 
-def _workload(target: Target, lance: Path | None, ctx: TrackContext) -> Any:
+def _workload(target: Target, lance: Path | None, ctx: TrackContext, page_cache: str) -> Any:
     from loaderbench.loaders.peers.workload import ImageWorkload  # noqa: PLC0415
 
     ds, p = target.dataset, ctx.config.peers
@@ -43,7 +46,7 @@ def _workload(target: Target, lance: Path | None, ctx: TrackContext) -> Any:
         name=f"{ds.name}:{SOURCE_FORMAT}", parquet=str(target.path), lance=str(lance) if lance else None,
         n=ds.n_images, channels=ds.channels, height=ds.height, width=ds.width, dtype=ds.dtype,
         batch_size=min(p.batch_size, ds.n_images), shuffle=p.shuffle, seed=ctx.config.data.seed, epochs=p.epochs,
-        workdir=str(Path(ds.root) / "peers"),
+        workdir=str(Path(ds.root) / "peers"), page_cache=page_cache,
     )
 
 
@@ -53,6 +56,7 @@ def _rows(target: Target, result: dict[str, Any], workload: Any) -> list[dict[st
     base = {
         "variant": result.get("variant") or "",
         "workload": workload.name,
+        "page_cache": workload.page_cache,
         "batch_size": workload.batch_size,
         "epochs": workload.epochs,
         "shuffle": workload.shuffle,
@@ -74,17 +78,20 @@ def _rows(target: Target, result: dict[str, Any], workload: Any) -> list[dict[st
 
 def mark_fastest(frame: pd.DataFrame) -> pd.DataFrame:
     """``fastest`` is True on the rows of the configuration (peer x variant) with the highest median samples/s of
-    each dataset, among those that ran."""
+    each dataset and page-cache state, among those that ran."""
     frame = frame.copy()
     frame["fastest"] = False
+    if "page_cache" not in frame.columns:
+        frame["page_cache"] = "warm"
     ok = frame[(frame["status"] == "ok") & frame["samples_per_s"].notna()]
     if ok.empty:
         return frame
-    rates = ok.groupby(["dataset", "loader", "variant"])["samples_per_s"].median().reset_index()
-    best = rates.loc[rates.groupby("dataset")["samples_per_s"].idxmax()]
+    group = ["dataset", "page_cache"]
+    rates = ok.groupby([*group, "loader", "variant"])["samples_per_s"].median().reset_index()
+    best = rates.loc[rates.groupby(group)["samples_per_s"].idxmax()]
     for _, row in best.iterrows():
-        mine = (frame["dataset"] == row["dataset"]) & (frame["loader"] == row["loader"]) & (
-            frame["variant"] == row["variant"])
+        mine = (frame["dataset"] == row["dataset"]) & (frame["page_cache"] == row["page_cache"]) & (
+            frame["loader"] == row["loader"]) & (frame["variant"] == row["variant"])
         frame.loc[mine, "fastest"] = True
     return frame
 
@@ -104,21 +111,23 @@ def run(ctx: TrackContext) -> pd.DataFrame:
                          "images; skipped")
             continue
         lance = target.dataset.paths.get("lance")
-        workload = _workload(target, Path(lance) if lance else None, ctx)
-        for name in names:
-            module = peer_module(name)
-            reason = module.unavailable()
-            variants = [None] if reason else list(module.variants(workload))
-            for variant in variants:
-                label = f"{name}/{variant}" if variant else name
-                ctx.progress(f"peers: {label} on {workload.name} ({workload.n} images, batch {workload.batch_size})")
-                if reason:
-                    result = {"peer": name, "variant": "", "status": "unavailable", "reason": reason}
-                else:
-                    result = run_peer(name, variant, workload, timeout_s=ctx.config.peers.timeout_s)
-                if result.get("status") != "ok":
-                    ctx.progress(f"peers: {label}: {result.get('status')}: {result.get('reason', '')}")
-                rows.extend(_rows(target, {**result, "peer": name}, workload))
+        for state in page_cache_states(ctx):
+            workload = _workload(target, Path(lance) if lance else None, ctx, state)
+            for name in names:
+                module = peer_module(name)
+                reason = module.unavailable()
+                variants = [None] if reason else list(module.variants(workload))
+                for variant in variants:
+                    label = f"{name}/{variant}" if variant else name
+                    ctx.progress(f"peers: {label} on {workload.name} ({workload.n} images, batch "
+                                 f"{workload.batch_size}, page cache {state})")
+                    if reason:
+                        result = {"peer": name, "variant": "", "status": "unavailable", "reason": reason}
+                    else:
+                        result = run_peer(name, variant, workload, timeout_s=ctx.config.peers.timeout_s)
+                    if result.get("status") != "ok":
+                        ctx.progress(f"peers: {label}: {result.get('status')}: {result.get('reason', '')}")
+                    rows.extend(_rows(target, {**result, "peer": name}, workload))
     if not rows:
         ctx.progress(f"peers: no dataset in {SOURCE_FORMAT} (add it to formats)")
         return pd.DataFrame()

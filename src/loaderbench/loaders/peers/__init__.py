@@ -1,8 +1,9 @@
 """Peer loaders: what a PyTorch user could pick instead of loaderbench's native loader (issue 12).
 
 One module per peer (``NAME``, ``DISTRIBUTIONS``, ``DOCS``, ``unavailable()``, ``variants(workload)``,
-``prepare(workload, cache)``, ``build_loader(workload, cache, settings)``, ``shuffle_note(settings)``), each measured
-in its own process by ``driver`` over the same ``workload.ImageWorkload``.
+``prepare(workload, cache)``, ``build_loader(workload, cache, settings)``, ``shuffle_note(settings)``,
+``holds_dataset(settings)``: whether a cold page cache can reach its epochs), each measured in its own process by
+``driver`` over the same ``workload.ImageWorkload``.
 """
 
 from __future__ import annotations

@@ -17,8 +17,10 @@ background threads of some loaders need, and so would not be the same cost for e
 run between them, outside the timer, and no batch is held while the next is asked for.
 
 A peer that cannot run here (its ``unavailable()`` reason, an ``ImportError`` or ``PeerUnavailable``) gives status
-"unavailable"; any other failure gives status "error" with a one-line reason. The driver exits 0 either way, so the
-caller (``run_peer``) always reads a row.
+"unavailable"; any other failure gives status "error" with a one-line reason. On a cold workload
+(``workload.page_cache``) the peer's files are evicted before the build and before every timed epoch, and a
+variant that holds the dataset in memory (``holds_dataset(settings)``) is a "skipped" row with its reason. The
+driver exits 0 either way, so the caller (``run_peer``) always reads a row.
 """
 
 from __future__ import annotations
@@ -47,11 +49,15 @@ from typing import Any
 
 import torch
 
+from loaderbench import page_cache
 from loaderbench.loaders.peers import PeerUnavailable, peer_module
 from loaderbench.loaders.peers.workload import ImageWorkload, reference_images
 from loaderbench.memory import PeakMemorySampler
 
 DRIVER_MODULE = "loaderbench.loaders.peers.driver"
+#: the reason of a cold workload's row for a variant that holds the dataset in memory
+NOT_STREAMING = ("holds the whole dataset in memory after its build, so a cold page cache never reaches its epochs: "
+                 "not a streaming loader (cold workloads compare the loaders that read from disk)")
 #: distributions every row records besides the peer's own
 BASE_DISTRIBUTIONS = ("numpy", "torch", "pyarrow")
 _NS = 1e-9
@@ -190,12 +196,25 @@ def _check_rows(rows: int, workload: ImageWorkload, which: str) -> None:
         raise PeerCheckError(f"the {which} epoch gave {rows} rows, the workload has {workload.n}")
 
 
+def evict_sources(workload: ImageWorkload, peer: str) -> str:
+    """Drop the pages of every file peer ``peer`` may read (``workload.source_paths``); ``"cold"`` when every
+    eviction took, else the first other state ``page_cache.evict`` measured (``"partial"``: e.g. a file a worker
+    still maps keeps its pages)."""
+    states = [page_cache.evict(path).page_cache for path in workload.source_paths(peer) if path.exists()]
+    return next((state for state in states if state != "cold"), "cold")
+
+
 def measure(module: ModuleType, variant: str, workload: ImageWorkload, cache: Path) -> dict[str, Any]:
     """The measured part of a row (``prepare`` must have run): time to first batch, the warm-up epoch, the timed
-    epochs, the peak memory of the process tree."""
+    epochs, the peak memory of the process tree. A cold workload evicts the peer's files before the build (so the
+    first batch is read cold) and before every timed epoch, outside the timer."""
     settings = module.variants(workload)[variant]
+    cold = workload.page_cache == "cold"
+    states: list[str] = []
     epoch_ns: list[int] = []
     with PeakMemorySampler() as memory:
+        if cold:
+            states.append(evict_sources(workload, module.NAME))
         start = time.perf_counter_ns()
         loader = module.build_loader(workload, cache, settings)
         iterator = iter(loader)
@@ -209,6 +228,8 @@ def measure(module: ModuleType, variant: str, workload: ImageWorkload, cache: Pa
         del iterator
         _check_rows(rows, workload, "warm-up")
     for epoch in range(workload.epochs):
+        if cold:
+            states.append(evict_sources(workload, module.NAME))
         rows, elapsed = _timed_epoch(loader, workload)
         _check_rows(rows, workload, f"timed #{epoch + 1}")
         epoch_ns.append(elapsed)
@@ -225,6 +246,9 @@ def measure(module: ModuleType, variant: str, workload: ImageWorkload, cache: Pa
         "start_uss_mb": memory.start_mb,
         "settings": settings,
         "shuffle_note": module.shuffle_note(settings),
+        "page_cache": workload.page_cache,
+        # what each eviction measured: before the build, then before each timed epoch (empty when warm)
+        "page_cache_measured": states,
     }
 
 
@@ -254,6 +278,8 @@ def run_in_this_process(peer: str, variant: str, workload_path: str, prepare_onl
         known = module.variants(workload)
         if variant not in known:
             raise ValueError(f"peer {peer} has no variant {variant!r} (variants: {', '.join(known)})")
+        if workload.page_cache == "cold" and module.holds_dataset(known[variant]):
+            return {**row, "status": "skipped", "reason": NOT_STREAMING, "page_cache": workload.page_cache}
         cache = workload.cache_dir(module.NAME)
         if prepare_only:
             start = time.perf_counter_ns()

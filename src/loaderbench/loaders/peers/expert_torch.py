@@ -113,3 +113,9 @@ USER_CODE = (build_loader, arrow_pixels, ExpertBatches)
 
 def shuffle_note(settings: dict[str, Any]) -> str:
     return ""
+
+
+def holds_dataset(settings: dict) -> bool:
+    """Whether the loader holds the whole dataset in memory after its build. Both variants hold the whole pixel
+    column in memory (zero-copy from the table read whole, or a copy)."""
+    return True

@@ -124,3 +124,9 @@ USER_CODE = (build_loader, _open, _float_batches, ShuffledBatches, BatchedAccess
 
 def shuffle_note(settings: dict[str, Any]) -> str:
     return ""
+
+
+def holds_dataset(settings: dict) -> bool:
+    """Whether the loader holds the whole dataset in memory after its build. No: the Arrow cache is
+    memory-mapped, so an epoch reads its pages from disk when they are not cached."""
+    return False

@@ -151,3 +151,9 @@ def shuffle_note(settings: dict[str, Any]) -> str:
         return ("ShardedBatchSampler(randomize=True) shuffles the order of batches of batch_size contiguous rows: "
                 "a batch holds neighbouring rows, not a random sample (seeded with seed + epoch here)")
     return ""
+
+
+def holds_dataset(settings: dict) -> bool:
+    """Whether the loader holds the whole dataset in memory after its build. No: every batch is read from the
+    Lance dataset on disk."""
+    return False

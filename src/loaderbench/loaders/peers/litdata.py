@@ -136,3 +136,9 @@ def build_loader(workload: Any, cache: Path, settings: dict) -> ScaledBatches:
 
 
 USER_CODE = (build_loader, ScaledBatches)
+
+
+def holds_dataset(settings: dict) -> bool:
+    """Whether the loader holds the whole dataset in memory after its build. No: every chunk is read from its
+    file on disk as the epoch reaches it."""
+    return False

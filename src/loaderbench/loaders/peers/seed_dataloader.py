@@ -49,3 +49,9 @@ def build_loader(workload: ImageWorkload, cache: Path, settings: dict[str, Any])
 
 def shuffle_note(settings: dict[str, Any]) -> str:
     return ""
+
+
+def holds_dataset(settings: dict) -> bool:
+    """Whether the loader holds the whole dataset in memory after its build. The seed's dataset decodes every
+    image into memory at build (``preload=True``)."""
+    return True

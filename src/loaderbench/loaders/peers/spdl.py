@@ -129,3 +129,9 @@ def build_loader(workload: Any, cache: Path, settings: dict) -> SpdlEpochs:
 
 
 USER_CODE = (build_loader, SpdlEpochs)
+
+
+def holds_dataset(settings: dict) -> bool:
+    """Whether the loader holds the whole dataset in memory after its build. Both variants read the whole table
+    (``per_batch``) or every decoded image (``up_front``) at build."""
+    return True

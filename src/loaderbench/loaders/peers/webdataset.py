@@ -131,3 +131,9 @@ def build_loader(workload: Any, cache: Path, settings: dict) -> ScaledBatches:
 
 
 USER_CODE = (build_loader, ScaledBatches)
+
+
+def holds_dataset(settings: dict) -> bool:
+    """Whether the loader holds the whole dataset in memory after its build. No: every epoch reads the tar shards
+    from disk."""
+    return False

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from loaderbench.config import PAGE_CACHE_STATES
 from loaderbench.ome_image import OME_COLUMN, SCALE_MAX, decode_column
 
 
@@ -30,10 +31,16 @@ class ImageWorkload:
     epochs: int = 3  # timed epochs, after one untimed warm-up epoch
     num_workers: tuple[int, ...] = (0, 2)  # DataLoader worker counts a peer's variants may use
     workdir: str = ""  # cache folder for the peers' converted copies (one sub-folder per peer)
+    # "cold": the files a peer reads are evicted from the page cache before its loader is built and before every
+    # timed epoch, and only peers that stream from disk run (one that holds the dataset in memory never reads it
+    # again after its build); "warm": nothing is evicted
+    page_cache: str = "warm"
 
     def __post_init__(self) -> None:
         if self.dtype not in ("uint8", "uint16"):
             raise ValueError(f"dtype must be uint8 or uint16, got {self.dtype!r}")
+        if self.page_cache not in PAGE_CACHE_STATES:
+            raise ValueError(f"page_cache must be one of {', '.join(PAGE_CACHE_STATES)}, got {self.page_cache!r}")
         for name in ("n", "channels", "height", "width", "batch_size", "epochs"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -56,6 +63,12 @@ class ImageWorkload:
         path = Path(self.workdir) / peer
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    def source_paths(self, peer: str) -> list[Path]:
+        """Every file or folder peer ``peer`` may read: the Parquet file, the Lance copy and its own cache folder
+        (what a cold epoch evicts)."""
+        paths = [Path(self.parquet), *([Path(self.lance)] if self.lance else [])]
+        return [*paths, self.cache_dir(peer)]
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

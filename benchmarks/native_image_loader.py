@@ -13,6 +13,9 @@ stored by ome-arrow as uint16), against the seed's pre-loaded dataset ``OMEArrow
   and the ratio is of their medians over all runs (``confirm_runs``). The same ratio on the other peer workloads
   (ome-arrow's zstd byte chunks, 1000x1000) is in ``peer_workloads`` (target >= 2 where there is per-sample work:
   the zstd chunks), with every peer's row (samples/s, time to first batch, peak memory, lines of user code).
+  ``cold_streaming_zstd_100x100`` is the zstd chunks in Parquet row groups of 512 rows with a cold page cache: every
+  peer's files are evicted before its build and before each timed epoch, and only the loaders that read from disk
+  run (native: ``StreamingImageLoader``; the variants that hold the dataset in memory are rows saying so). Target 2.
 - ``p1_vs_seed_dataloader`` (the old p1): ``NativeImageLoader(num_threads=2)`` / the best torch ``DataLoader``
   (num_workers 0, 2, 4) over the pre-loaded dataset, in this process. Target >= 20.
 - p2 ``p2_roofline_fraction``: the native loader's bytes moved per second (stored bytes read + float32 written) /
@@ -72,14 +75,19 @@ FLOAT32_BYTES = 4
 ROOFLINE_FIXED_BYTES = 256 * 2**20
 GENERATE_CHUNK = 8192  # rows built (and written as one record batch) at a time, so 100k images fit in memory
 TARGETS = {"p1": 1.3, "p1_vs_seed_dataloader": 20.0, "p2": 0.8, "p3": 100.0, "p4": 10.0, "p6": 2.0}
-#: per peer workload: (name, height, width, layout, images in quick / full mode, target of native / best peer);
-#: "planes" is ome-arrow's list layout, uncompressed in memory (bound by memory bandwidth: 1.3x); "zstd" its byte
-#: chunks with zstd (ome_arrow.from_numpy(..., chunk_encoding="bytes", chunk_compression="zstd")): per-sample work
+#: per peer workload: (name, height, width, layout, images in quick / full mode, page cache, target of native / best
+#: peer); "planes" is ome-arrow's list layout, uncompressed in memory (bound by memory bandwidth: 1.3x); "zstd" its
+#: byte chunks with zstd (ome_arrow.from_numpy(..., chunk_encoding="bytes", chunk_compression="zstd")): per-sample
+#: work. "cold": every peer's files are evicted before its build and each timed epoch, and only the loaders that read
+#: from disk run (streaming: per-sample work, 2x); its Parquet file has row groups of STREAMING_ROW_GROUP rows
 PEER_WORKLOADS = (
-    ("uncompressed_100x100", 100, 100, "planes", {"quick": 8192, "full": 32768}, 1.3),
-    ("zstd_chunks_100x100", 100, 100, "zstd", {"quick": 4096, "full": 16384}, 2.0),
-    ("uncompressed_1000x1000", 1000, 1000, "planes", {"quick": 128, "full": 512}, 1.3),
+    ("uncompressed_100x100", 100, 100, "planes", {"quick": 8192, "full": 32768}, "warm", 1.3),
+    ("zstd_chunks_100x100", 100, 100, "zstd", {"quick": 4096, "full": 16384}, "warm", 2.0),
+    ("uncompressed_1000x1000", 1000, 1000, "planes", {"quick": 128, "full": 512}, "warm", 1.3),
+    ("cold_streaming_zstd_100x100", 100, 100, "zstd", {"quick": 8192, "full": 32768}, "cold", 2.0),
 )
+#: the cold workload's Parquet row group (the streaming loader's read unit): 4 per block, ~5 MB of zstd chunks
+STREAMING_ROW_GROUP = 512
 PEER_EPOCHS = {"quick": 3, "full": 5}
 #: more interleaved runs of the native variants and the fastest other peer, for the ratio of medians
 CONFIRM_ROUNDS = {"quick": 3, "full": 5}
@@ -360,14 +368,17 @@ def _ome_table(images: np.ndarray, layout: str) -> pa.Table:
 
 
 def ensure_peer_workload(data_dir: Path, name: str, height: int, width: int, layout: str, n: int,
-                         batch_size: int, epochs: int) -> Any:
-    """The workload's Parquet file and Lance copy (cached), and its ``ImageWorkload``."""
+                         batch_size: int, epochs: int, page_cache: str = "warm") -> Any:
+    """The workload's Parquet file and Lance copy (cached), and its ``ImageWorkload``. A cold workload's Parquet file
+    has row groups of ``STREAMING_ROW_GROUP`` rows (the others: pyarrow's default, one group for these sizes)."""
     import lance  # noqa: PLC0415
     import pyarrow.parquet as pq  # noqa: PLC0415
 
     from loaderbench.loaders.peers.workload import ImageWorkload  # noqa: PLC0415
 
-    folder = data_dir / "peers" / f"{name}_n{n}_seed{SEED}"
+    row_group = STREAMING_ROW_GROUP if page_cache == "cold" else None
+    folder = data_dir / "peers" / f"{name}_n{n}_seed{SEED}" if row_group is None else \
+        data_dir / "peers" / f"{name}_n{n}_seed{SEED}_rg{row_group}"
     parquet, lance_path = folder / "images.parquet", folder / "images.lance"
     stored_dtype = DTYPE if layout == "planes" else "uint16"  # ome-arrow's byte chunks declare uint8 as uint16
     if not (parquet.is_file() and lance_path.is_dir() and pq.ParquetFile(parquet).metadata.num_rows == n):
@@ -375,13 +386,14 @@ def ensure_peer_workload(data_dir: Path, name: str, height: int, width: int, lay
         folder.mkdir(parents=True, exist_ok=True)
         table = _ome_table(generate_images(n, height, width, DTYPE, channels=1, seed=SEED), layout)
         with atomic_output(parquet) as tmp:
-            pq.write_table(table, tmp)
+            pq.write_table(table, tmp, row_group_size=row_group)
         with atomic_output(lance_path) as tmp:
             lance.write_dataset(table, str(tmp))
         del table
     return ImageWorkload(name=name, parquet=str(parquet), lance=str(lance_path), n=n, channels=1, height=height,
                          width=width, dtype=stored_dtype, batch_size=min(BATCH_SIZE, n), shuffle=True, seed=SEED,
-                         epochs=epochs, num_workers=DATALOADER_WORKERS, workdir=str(folder / "cache"))
+                         epochs=epochs, num_workers=DATALOADER_WORKERS, workdir=str(folder / "cache"),
+                         page_cache=page_cache)
 
 
 def _peer_line(row: dict[str, Any]) -> str:
@@ -390,7 +402,9 @@ def _peer_line(row: dict[str, Any]) -> str:
         return f"    {label:34s} {row.get('status')}: {row.get('reason', '')}"
     return (f"    {label:34s} {row['samples_per_s']:>12,.0f} samples/s  first batch {row['ttfb_s'] * 1e3:>9,.1f} ms  "
             f"peak USS {row['peak_uss_mb']:>7,.0f} MB  PSS {row['peak_pss_mb']:>7,.0f} MB  "
-            f"{row.get('user_code_lines', '-')} lines")
+            f"{row.get('user_code_lines', '-')} lines"
+            + (f"  page cache {'/'.join(sorted(set(row['page_cache_measured'])))}" if row.get("page_cache_measured")
+               else ""))
 
 
 def confirm(workload: Any, rows: list[dict[str, Any]], rounds: int) -> dict[str, list[float]]:
@@ -420,11 +434,12 @@ def measure_peers(data_dir: Path, mode: str, names: list[str]) -> dict[str, Any]
     from loaderbench.loaders.peers.driver import run_peer  # noqa: PLC0415
 
     out: dict[str, Any] = {}
-    for name, height, width, layout, sizes, goal in PEER_WORKLOADS:
+    for name, height, width, layout, sizes, page_cache, goal in PEER_WORKLOADS:
         workload = ensure_peer_workload(data_dir, name, height, width, layout, sizes[mode], BATCH_SIZE,
-                                        PEER_EPOCHS[mode])
+                                        PEER_EPOCHS[mode], page_cache)
         say(f"  workload {name}: {workload.n} images {height}x{width}, stored {workload.dtype}, batch "
-            f"{workload.batch_size}, shuffled, {workload.epochs} timed epochs after one warm-up")
+            f"{workload.batch_size}, shuffled, {workload.epochs} timed epochs after one warm-up, page cache "
+            f"{page_cache}")
         rows = []
         for peer in names:
             module = peer_module(peer)
@@ -440,7 +455,8 @@ def measure_peers(data_dir: Path, mode: str, names: list[str]) -> dict[str, Any]
         native = [r for r in ran if r["peer"] == "native"]
         others = [r for r in ran if r["peer"] != "native"]
         entry: dict[str, Any] = {"rows": rows, "target": goal, "layout": layout, "n": workload.n,
-                                 "height": height, "width": width, "stored_dtype": workload.dtype}
+                                 "height": height, "width": width, "stored_dtype": workload.dtype,
+                                 "page_cache": page_cache}
         if native and others:
             runs = confirm(workload, [*native, max(others, key=lambda r: r["samples_per_s"])], CONFIRM_ROUNDS[mode])
             medians = {label: statistics.median(rates) for label, rates in runs.items()}

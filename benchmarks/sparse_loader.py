@@ -13,6 +13,11 @@ ExperimentDataset (matched; its defaults 64 x 1024, 0 and 2 workers) and cellxge
 seed's loader, matched) over the TileDB-SOMA experiment. A peer that cannot run here is a row with its reason. The
 seed's methods (np.array, scipy.csr) are measured too and reported as raw figures.
 
+Two workloads, each its own peer table: the generated data (or ``--input``), then a real cell x gene matrix, scanpy's
+``pbmc68k_reduced`` ``raw.X`` (700 cells x 765 genes, taken from the scanpy wheel with ``pip download``; batches of
+64, block shuffle 32 x 4, 20 epochs: ``REAL_CHUNKING``; ``gc.collect()`` as often per cell as in the first), whose
+figures are in ``other_workloads`` (or its reason, when the wheel cannot be downloaded; ``--no-real`` skips it).
+
 Prints the peer table (samples/s, time to first batch, peak USS/PSS, status or reason) and, last, one JSON line:
 ``p5_speedup_vs_best_peer`` = native samples/s / the best peer's, the peak memory of each, the raw figures,
 ``target`` (2), ``met`` (speedup >= target at no more peak memory than that peer) and the hardware. The native side
@@ -31,8 +36,10 @@ import json
 import math
 import statistics
 import sys
+from pathlib import Path
 from typing import Any
 
+from loaderbench import example_data
 from loaderbench.progress import Progress
 from loaderbench.results import collect_environment
 from loaderbench.sparse.datagen import prepare_sparse_dataset
@@ -62,6 +69,11 @@ PEERS = [("torch w0", "torch", {"num_workers": 0}), ("torch w2", "torch", {"num_
          ("tiledbsoma_ml docs w2", "tiledbsoma_ml_docs", {"num_workers": 2}),
          ("cellxgene_census w0", "cellxgene_census", {"num_workers": 0})]
 SEED_METHODS = [("np.array", "np.array", {}), ("scipy.csr", "scipy.csr", {})]
+#: gc.collect() every this many batches of BATCH cells (the seed's rate); other batch sizes keep its rate per cell
+GC_FREQ = 10
+#: the real matrix's workload (700 cells): 22 chunks of 32 cells, 4 per block, batches of 64 (annbatch needs a block
+#: of whole batches), more epochs (an epoch is 11 batches)
+REAL_CHUNKING = {"chunk_size": 32, "chunks_per_block": 4, "epochs": 20, "batch_size": 64}
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -111,27 +123,20 @@ def print_table(figures: dict[str, dict[str, Any]], native: dict[str, Any], work
               f"{f['peak_pss_mb']:>8,.0f}M  ok")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--mode", choices=tuple(MODES), default="quick")
-    parser.add_argument("--data-dir", default="data")
-    parser.add_argument("--input", help="your own .h5ad or SOMA-like COO .parquet instead of generated data")
-    parser.add_argument("--only", help="comma-separated peer methods to run (default: every peer)")
-    args = parser.parse_args()
-    mode = MODES[args.mode]
-    only = {m.strip() for m in args.only.split(",")} if args.only else None
-    peers = [p for p in PEERS if only is None or p[1] in only]
-    progress = Progress()
-    dataset = prepare_sparse_dataset(args.mode, args.data_dir, args.input, progress=progress)
+def measure_workload(dataset: Any, chunking: dict[str, int], peers: list, progress: Progress) -> dict[str, Any]:
+    """Every native configuration, peer and seed method on ``dataset`` (each in a fresh process), the table printed;
+    the figures and the native / best-peer ratio."""
     paths = {k: str(v) for k, v in dataset.paths.items()}
+    batch = chunking["batch_size"]
     figures: dict[str, dict[str, Any]] = {}
     for label, method, extra in (*NATIVE, *peers, *SEED_METHODS):
-        settings = docs_settings(LoaderSettings(method=method, chunk_size=mode["chunk_size"],
-                                                chunks_per_block=mode["chunks_per_block"], batch_size=BATCH,
+        settings = docs_settings(LoaderSettings(method=method, chunk_size=chunking["chunk_size"],
+                                                chunks_per_block=chunking["chunks_per_block"], batch_size=batch,
                                                 shuffle="block", **extra))
-        progress(f"{label}: {mode['epochs']} epochs in a fresh process")
-        spec = RunSpec(paths=paths, settings=settings, dataset=dataset.name, epochs=mode["epochs"],
-                       include_first_batch=True, gc_freq=10, shape=(dataset.n_obs, dataset.n_vars))
+        progress(f"{dataset.name}: {label}: {chunking['epochs']} epochs in a fresh process")
+        spec = RunSpec(paths=paths, settings=settings, dataset=dataset.name, epochs=chunking["epochs"],
+                       include_first_batch=True, gc_freq=max(1, GC_FREQ * BATCH // batch),
+                       shape=(dataset.n_obs, dataset.n_vars))
         figures[label] = summarise(run_spec_isolated(spec))
         f = figures[label]
         if f["status"] == "ok":
@@ -139,43 +144,84 @@ def main() -> int:
                   f"(epochs: {f['epochs_samples_per_s']})")
         else:
             print(f"{label:30s} {f['status']}: {f['reason']}")
-    peers = {label: figures[label] for label, _, _ in peers if figures[label]["status"] == "ok"}
-    best_label = max(peers, key=lambda k: peers[k]["samples_per_s"]) if peers else None
-    native_label = pick_native(figures, peers[best_label] if best_label else None)
+    ran = {label: figures[label] for label, _, _ in peers if figures[label]["status"] == "ok"}
+    best_label = max(ran, key=lambda k: ran[k]["samples_per_s"]) if ran else None
+    native_label = pick_native(figures, ran[best_label] if best_label else None)
     native = figures[native_label]
-    print_table(figures, native, f"{dataset.name}: batch {BATCH}, block shuffle {mode['chunk_size']} x "
-                f"{mode['chunks_per_block']} (docs rows: their own chunking), {mode['epochs']} epochs; "
+    print_table(figures, native, f"{dataset.name} ({dataset.n_obs:,} cells x {dataset.n_vars:,} genes, "
+                f"{dataset.nnz:,} non-zeros): batch {batch}, block shuffle {chunking['chunk_size']} x "
+                f"{chunking['chunks_per_block']} (docs rows: their own chunking), {chunking['epochs']} epochs; "
                 f"native x = {native_label} / each")
     speedup = math.nan
     met = False
     if best_label and native["status"] == "ok":
-        best = peers[best_label]
+        best = ran[best_label]
         speedup = native["samples_per_s"] / best["samples_per_s"]
         met = speedup >= TARGET and native["peak_pss_mb"] <= best["peak_pss_mb"]
-    result = {
-        "benchmark": "sparse_loader",
-        "mode": args.mode,
+    return {
         "p5_speedup_vs_best_peer": round(speedup, 3) if speedup == speedup else None,
         "target": TARGET,
         "met": met,
         "native": native_label,
         "best_peer": best_label,
         "native_peak_pss_mb": round(native.get("peak_pss_mb", math.nan), 1),
-        "best_peer_peak_pss_mb": round(peers[best_label]["peak_pss_mb"], 1) if best_label else None,
+        "best_peer_peak_pss_mb": round(ran[best_label]["peak_pss_mb"], 1) if best_label else None,
         "peak_pss_mb": {k: round(v["peak_pss_mb"], 1) for k, v in figures.items() if v["status"] == "ok"},
         "samples_per_s": {k: round(v["samples_per_s"], 1) for k, v in figures.items() if v["status"] == "ok"},
         "unavailable": {k: v["reason"] for k, v in figures.items() if v["status"] != "ok"},
         "native_speedup_vs_peer": {k: round(native["samples_per_s"] / v["samples_per_s"], 3)
-                                   for k, v in peers.items() if native["status"] == "ok"},
+                                   for k, v in ran.items() if native["status"] == "ok"},
         "native_peak_pss_le_peer": {k: native.get("peak_pss_mb", math.inf) <= v["peak_pss_mb"]
-                                    for k, v in peers.items()},
+                                    for k, v in ran.items()},
         "first_batch_ms": {k: round(v["first_batch_ms"], 1) for k, v in figures.items() if v["status"] == "ok"},
         "raw": figures,
-        "settings": {"batch_size": BATCH, "dtype": "float32", "output": "dense", "shuffle": "block",
-                     "chunk_size": mode["chunk_size"], "chunks_per_block": mode["chunks_per_block"],
-                     "epochs": mode["epochs"], "rate": "median samples/s of epochs 1..N-1, whole epochs timed",
+        "settings": {"batch_size": batch, "dtype": "float32", "output": "dense", "shuffle": "block",
+                     "chunk_size": chunking["chunk_size"], "chunks_per_block": chunking["chunks_per_block"],
+                     "epochs": chunking["epochs"], "rate": "median samples/s of epochs 1..N-1, whole epochs timed",
+                     "gc_collect_every_batches": max(1, GC_FREQ * BATCH // batch),
                      "memory": "peak PSS of a fresh process + its workers, set-up and epochs"},
-        "data": {"n_obs": dataset.n_obs, "n_vars": dataset.n_vars, "nnz": dataset.nnz, "source": dataset.source},
+        "data": {"name": dataset.name, "n_obs": dataset.n_obs, "n_vars": dataset.n_vars, "nnz": dataset.nnz,
+                 "source": dataset.source},
+    }
+
+
+def real_dataset(mode: str, data_dir: str, progress: Progress) -> Any:
+    """scanpy's pbmc68k_reduced ``raw.X`` (700 cells x 765 genes, a real matrix) converted for every loader."""
+    root = Path(data_dir)
+    path = example_data.extract("pbmc68k", root / "wheels", root / "real")
+    if path is None:
+        raise example_data.ExampleDataUnavailable("the scanpy wheel has no pbmc68k_reduced.h5ad")
+    return prepare_sparse_dataset(mode, data_dir, str(path), progress=progress, matrix="raw.X")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mode", choices=tuple(MODES), default="quick")
+    parser.add_argument("--data-dir", default="data")
+    parser.add_argument("--input", help="your own .h5ad or SOMA-like COO .parquet instead of generated data")
+    parser.add_argument("--only", help="comma-separated peer methods to run (default: every peer)")
+    parser.add_argument("--no-real", action="store_true",
+                        help="skip the second workload, scanpy's pbmc68k_reduced (real cells; needs pip download)")
+    args = parser.parse_args()
+    only = {m.strip() for m in args.only.split(",")} if args.only else None
+    peers = [p for p in PEERS if only is None or p[1] in only]
+    progress = Progress()
+    dataset = prepare_sparse_dataset(args.mode, args.data_dir, args.input, progress=progress)
+    main_figures = measure_workload(dataset, {**MODES[args.mode], "batch_size": BATCH}, peers, progress)
+    workloads: dict[str, Any] = {dataset.name: main_figures}  # each workload: its own peer table
+    if not args.no_real:
+        try:
+            real = real_dataset(args.mode, args.data_dir, progress)
+        except example_data.ExampleDataUnavailable as exc:
+            progress(f"real matrix: unavailable: {exc}")
+            workloads["pbmc68k_reduced"] = {"status": "unavailable", "reason": str(exc)}
+        else:
+            workloads[real.name] = measure_workload(real, REAL_CHUNKING, peers, progress)
+    result = {
+        "benchmark": "sparse_loader",
+        "mode": args.mode,
+        **main_figures,  # the first workload: the generated data (or --input)
+        "other_workloads": {name: figures for name, figures in workloads.items() if name != dataset.name},
         "hardware": collect_environment()["hardware"],
     }
     print(json.dumps(result, default=float))

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from loaderbench.code_lines import source_lines
 from loaderbench.datagen import build_ome_table, generate_images
 from loaderbench.loaders.peers import IMAGE_PEERS, PeerUnavailable, driver, peer_module
 from loaderbench.loaders.peers.workload import ImageWorkload, reference_images, stored_images
@@ -241,7 +242,7 @@ def test_user_code_lines_skip_docstrings_comments_and_blanks() -> None:
              1)
         return y
 
-    assert driver._code_lines(textwrap.dedent(inspect.getsource(sample))) == 4
+    assert source_lines(textwrap.dedent(inspect.getsource(sample))) == 4
 
 
 # ----------------------------------------------------------------------------------------------- cold workloads

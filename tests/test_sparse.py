@@ -340,10 +340,50 @@ def test_commands_write_their_parquet_files(tiny, tmp_path, capsys) -> None:
     assert "No track results" not in html
     from loaderbench.report.terminal import summary_table
 
-    assert "Sparse data loader [sparse]" in summary_table(out)
+    terminal = summary_table(out)
+    assert "Sparse data loader [sparse]" in terminal and terminal.count("* fastest") == 1
+    from loaderbench.sparse.data_loader import per_config
+
+    table = per_config(epochs)
+    ran = table[table["status"] == "ok"]
+    assert table["fastest"].sum() == 1 and table.loc[table["fastest"], "samples_per_s"].iloc[0] == \
+        ran["samples_per_s"].max()
+    assert (table["user_code_lines"] > 0).all()  # annbatch's too, whether or not it ran here
+    assert "★ fastest" in sections[0][1] and "user code lines" in sections[0][1]
     annbatch = epochs[epochs["loader"] == "annbatch"].iloc[0]
     if annbatch["status"] != "ok":  # the reason is shown, escaped
         assert "annbatch" in sections[0][1] and ">=" not in sections[0][1].replace("&gt;=", "")
+
+
+def test_peers_flag_runs_the_native_loaders_beside_every_peer(tiny, tmp_path, monkeypatch) -> None:
+    from loaderbench.sparse import data_loader
+    from loaderbench.sparse.peers import PEERS
+
+    asked: list[str] = []
+
+    def record(dataset, settings, **kwargs):
+        asked.extend(s.method for s in settings)
+        return pd.DataFrame()
+
+    monkeypatch.setattr(data_loader, "run_data_loader", record)
+    monkeypatch.setattr(data_loader, "append_epochs", lambda out, df: tmp_path / "none.parquet")
+    common = ["--input", str(tiny.paths["parquet"]), "--data-dir", str(tmp_path), "--out", str(tmp_path), "--quiet",
+              "-b", "2x25", "--threads", "1", "--workers", "0"]
+    assert _cli(["sparse", "data-loader", *common, "--peers"]) == 0
+    assert list(dict.fromkeys(asked)) == ["native", "native_streaming", *PEERS]
+    with pytest.raises(SystemExit, match="give --peers or -m/--method, not both"):
+        _cli(["sparse", "data-loader", *common, "--peers", "-m", "native"])
+
+
+def test_user_code_lines_are_counted_for_every_loader() -> None:
+    from loaderbench.sparse.measure import ALL_LOADERS
+    from loaderbench.sparse.user_code import user_code_lines
+
+    counts = {method: user_code_lines(method) for method in ALL_LOADERS}
+    assert all(isinstance(n, int) and n > 0 for n in counts.values()), counts
+    # the docs' collection is written by the user too; the seed's whole method is the seed's code
+    assert counts["annbatch_collection"] > counts["annbatch"]
+    assert counts["np.array"] == counts["scipy.csr"] > counts["native"]
 
 
 def test_command_errors_are_exceptions_with_one_message(tiny, tmp_path) -> None:

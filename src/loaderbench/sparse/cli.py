@@ -16,6 +16,9 @@ DEFAULT_BLOCK_SPECS = {"quick": ["8192 / [8, 256]"], "full": [
 ]}
 DEFAULT_METHODS = ("np.array,scipy.csr,native,native_streaming,torch,scdataset,annbatch,annbatch_collection,"
                    "tiledbsoma_ml,tiledbsoma_ml_docs,cellxgene_census")
+#: --peers: the native loaders beside every peer (``sparse.peers.PEERS``; the seed's np.array and scipy.csr are
+#: methods, not peers)
+NATIVE_LOADERS = "native,native_streaming"
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -91,9 +94,18 @@ def cmd_data_loader(args: argparse.Namespace) -> int:
     from loaderbench.sparse.blocks import parse_block_specs  # noqa: PLC0415
     from loaderbench.sparse.data_loader import append_epochs, expand_settings, run_data_loader  # noqa: PLC0415
     from loaderbench.sparse.plots import speed_vs_memory  # noqa: PLC0415
+    from loaderbench.sparse.report import sparse_table  # noqa: PLC0415
 
     specs = parse_block_specs(args.block_specs or DEFAULT_BLOCK_SPECS[args.preset])
-    methods = [m.strip() for m in args.method.split(",") if m.strip()]
+    if args.peers and args.method is not None:
+        raise SystemExit("loaderbench sparse data-loader: give --peers or -m/--method, not both")
+    if args.peers:
+        from loaderbench.sparse.peers import PEERS  # noqa: PLC0415 - the peers import torch: not for --help
+
+        chosen = ",".join([NATIVE_LOADERS, *PEERS])
+    else:
+        chosen = args.method or DEFAULT_METHODS
+    methods = [m.strip() for m in chosen.split(",") if m.strip()]
     settings = expand_settings(specs, methods, batch_size=args.batch_size, shuffle=args.shuffle, seed=args.seed,
                                threads=args.threads, workers=args.workers)
     dataset, progress = _dataset(args)
@@ -102,6 +114,8 @@ def cmd_data_loader(args: argparse.Namespace) -> int:
                          isolate=not args.in_process, progress=progress)
     path = append_epochs(args.out, df)
     plot = speed_vs_memory(df, args.out)
+    if not df.empty:  # the table of this run: every loader, the fastest marked
+        print("\n" + sparse_table(df))
     print(f"\nAppended {len(df)} epoch row(s) to {path}" + (f"; plot {plot}" if plot else "")
           + f"; section in {_render(args.out)}")
     return 0
@@ -155,7 +169,11 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                     help="block spec (repeatable); default quick: '8192 / [8, 256]', full: the seed's five")
     dl.add_argument("-B", "--batch-size", type=int, default=1024, help="cells per batch (default 1024)")
     dl.add_argument("-E", "--epochs", type=int, default=3, help="epochs per configuration (default 3)")
-    dl.add_argument("-m", "--method", default=DEFAULT_METHODS,
+    dl.add_argument("--peers", action="store_true",
+                    help="the peer table: the native loaders and every peer (torch, scDataset, annbatch, "
+                    "tiledbsoma-ml, cellxgene-census; their documented and matched settings), with samples/s, first "
+                    "batch, peak memory and lines of user code, the fastest marked")
+    dl.add_argument("-m", "--method", default=None,
                     help=f"comma-separated methods and peers (default {DEFAULT_METHODS}; also "
                     "annbatch_collection_zarrpython). Peers: torch, scdataset, annbatch (matched settings over "
                     "cells.zarr, in its own Python >= 3.12 venv), annbatch_collection (its docs: pre-shuffled "

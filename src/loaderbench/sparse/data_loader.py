@@ -125,5 +125,20 @@ def per_config(df: pd.DataFrame) -> pd.DataFrame:
                     row[metric] = float(values.max() if metric.startswith("peak") else values.median())
         row["epochs"] = len(group) if group["status"].iloc[0] == "ok" else 0
         row["reason"] = str(group["reason"].iloc[0]) if "reason" in group else ""
+        if "user_code_lines" in group:
+            row["user_code_lines"] = group["user_code_lines"].iloc[0]
         out.append(row)
-    return pd.DataFrame(out)
+    return mark_fastest(pd.DataFrame(out))
+
+
+def mark_fastest(table: pd.DataFrame) -> pd.DataFrame:
+    """``fastest``: True on the configuration with the highest samples/s of each dataset, among those that ran."""
+    table = table.assign(fastest=False)
+    if table.empty or "samples_per_s" not in table:
+        return table
+    ran = table[(table["status"] == "ok") & table["samples_per_s"].notna()]
+    by = ran.groupby("dataset", sort=False) if "dataset" in ran else [(None, ran)]
+    for _, part in by:
+        if not part.empty:
+            table.loc[part["samples_per_s"].idxmax(), "fastest"] = True
+    return table

@@ -36,6 +36,7 @@ from loaderbench.sparse.methods import (
 )
 from loaderbench.sparse.peers import EXTERNAL_PEERS, PEER_CLASSES, PEERS, PeerUnavailable, peer_columns
 from loaderbench.sparse.sources import CooParquet, load_native_matrix
+from loaderbench.sparse.user_code import user_code_lines
 from loaderbench.stats import per_second
 
 #: the file each loader reads (the ``format`` column)
@@ -109,6 +110,7 @@ def _base_row(spec: RunSpec) -> dict[str, Any]:
         "include_first_batch": spec.include_first_batch,
         "gc_freq": spec.gc_freq,
         "host": socket.gethostname(),
+        "user_code_lines": user_code_lines(s.method),
         **peer_columns(s),  # the file and worker count of the peers this module does not list
         **spec.extra,
     }

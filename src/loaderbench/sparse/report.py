@@ -50,14 +50,19 @@ def _speed_section(out_dir: Path, epochs: pd.DataFrame) -> str:
     for _, r in ok.iterrows():
         how = (f"{int(r['num_threads'])} threads" if r["loader"] in NATIVE_METHODS else
                f"{int(r['num_workers'])} workers" if r["loader"] in ("torch", "scdataset") else "")
-        rows.append([_td(_e(r["loader"])), _td(_e(how)), _td(_e(r["block_spec"])), _td(_number(r["block_size"]), True),
+        name = _e(r["loader"]) + (' <span class="best-mark" title="fastest">★ fastest</span>'
+                                  if bool(r.get("fastest")) else "")
+        lines = r.get("user_code_lines")
+        rows.append([_td(name), _td(_e(how)), _td(_e(r["block_spec"])), _td(_number(r["block_size"]), True),
                      _td(_number(r["batch_size"]), True), _td(_e(r["shuffle"])),
                      _td(_number(r["samples_per_s"]), True), _td(_number(r["peak_pss_mb"]), True),
                      _td(_number(r["peak_uss_mb"]), True), _td(_number(r["first_batch_ms"]), True),
-                     _td(_number(r["epochs"]), True)])
+                     _td(_number(r["epochs"]), True),
+                     _td("-" if lines is None or pd.isna(lines) else _number(lines), True)])
     if rows:
         header = ["loader", "parallelism", "block spec (chunks x rows)", "block rows", "batch", "shuffle",
-                  "samples/s (median, warm epochs)", "peak PSS MiB", "peak USS MiB", "first batch ms", "epochs"]
+                  "samples/s (median, warm epochs)", "peak PSS MiB", "peak USS MiB", "first batch ms", "epochs",
+                  "user code lines"]
         parts.append(html_table(header, rows))
     missing = table[table["status"] != "ok"].drop_duplicates(["loader", "status", "reason"])
     if not missing.empty:
@@ -105,17 +110,25 @@ def sparse_sections(out_dir: str | os.PathLike[str]) -> list[tuple[str, str]]:
     return sections
 
 
+def sparse_table(epochs: pd.DataFrame) -> str:
+    """Epoch rows as the terminal's table: one line per configuration, the fastest of each dataset marked."""
+    table = per_config(epochs)
+    columns = [c for c in ("dataset", "loader", "block_spec", "num_threads", "num_workers", "samples_per_s",
+                           "first_batch_ms", "peak_uss_mb", "peak_pss_mb", "user_code_lines", "status")
+               if c in table]
+    shown = table[columns].assign(fastest=table["fastest"].map({True: "* fastest", False: ""}))
+    return ("== Sparse data loader [sparse] (median samples/s over warm epochs, first batch ms, peak USS/PSS MiB "
+            "incl. workers, lines of user code) ==\n"
+            + shown.to_string(index=False, float_format=lambda v: f"{v:,.0f}"))
+
+
 def sparse_terminal(out_dir: str | os.PathLike[str]) -> list[str]:
     """The same results as plain-text blocks for the terminal summary."""
     out = Path(out_dir)
     blocks = []
     epochs = epoch_rows(out)
     if not epochs.empty:
-        table = per_config(epochs)
-        columns = [c for c in ("loader", "block_spec", "num_threads", "num_workers", "samples_per_s", "peak_uss_mb",
-                               "status") if c in table]
-        blocks.append("== Sparse data loader [sparse] (median samples/s over warm epochs, peak USS MiB) ==\n"
-                      + table[columns].to_string(index=False, float_format=lambda v: f"{v:,.0f}"))
+        blocks.append(sparse_table(epochs))
     chunks = read_track(out, READ_CHUNKS_TRACK)
     if chunks is not None and not chunks.empty:
         blocks.append("== Sparse read-chunks [sparse_read_chunks] (median elapsed; columns: shuffle) ==\n"

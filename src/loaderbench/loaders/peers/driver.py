@@ -26,12 +26,9 @@ driver exits 0 either way, so the caller (``run_peer``) always reads a row.
 from __future__ import annotations
 
 import argparse
-import ast
 import collections
 import hashlib
 import importlib.metadata
-import inspect
-import io
 import json
 import os
 import signal
@@ -39,9 +36,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
-import tokenize
 from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
@@ -50,6 +45,7 @@ from typing import Any
 import torch
 
 from loaderbench import page_cache
+from loaderbench.code_lines import object_lines
 from loaderbench.loaders.peers import PeerUnavailable, peer_module
 from loaderbench.loaders.peers.workload import ImageWorkload, reference_images
 from loaderbench.memory import PeakMemorySampler
@@ -129,24 +125,7 @@ def check_epoch(workload: ImageWorkload, loader: Iterable[torch.Tensor]) -> torc
 def user_code_lines(module: ModuleType) -> int:
     """Non-blank, non-comment, non-docstring source lines of the objects in ``module.USER_CODE`` (default: its
     ``build_loader``): the code a user writes to use the peer."""
-    objects = getattr(module, "USER_CODE", (module.build_loader,))
-    return sum(_code_lines(textwrap.dedent(inspect.getsource(obj))) for obj in objects)
-
-
-def _code_lines(source: str) -> int:
-    lines: set[int] = set()
-    skip = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENCODING,
-            tokenize.ENDMARKER}
-    for token in tokenize.generate_tokens(io.StringIO(source).readline):
-        if token.type not in skip:
-            lines.update(range(token.start[0], token.end[0] + 1))
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
-            first = node.body[0]
-            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
-                    and isinstance(first.value.value, str):
-                lines.difference_update(range(first.lineno, (first.end_lineno or first.lineno) + 1))
-    return len(lines)
+    return object_lines(getattr(module, "USER_CODE", (module.build_loader,)))
 
 
 def distribution_versions(names: Iterable[str]) -> dict[str, str | None]:

@@ -142,6 +142,25 @@ def test_memory_is_bounded_by_the_budget(datasets: dict[str, Path], images: np.n
     assert one_block.epoch_stats()["peak_blocks_in_flight"] == 1
 
 
+def test_later_epochs_start_with_the_largest_block_size_seen(datasets: dict[str, Path], images: np.ndarray) -> None:
+    """The first epoch has no size to check the budget with (its first read runs alone); later ones are told the
+    largest block read so far, and stay within the budget and exactly-once."""
+    path = datasets[BLOCK_FORMATS[0]]
+    loader = StreamingImageLoader(path, batch_size=4, shuffle=True, chunk_size=16, chunks_per_block=1,
+                                  num_threads=2, io_threads=2)
+    assert loader.options.block_bytes_hint == 0
+    epoch_rows(loader, images)
+    largest = loader.epoch_stats()["largest_block_bytes"]
+    assert largest > 0
+    budget = int(largest * 2.5)
+    loader.options.memory_budget = budget
+    for _ in range(2):
+        assert sorted(epoch_rows(loader, images)) == list(range(N))  # every row once, pixel-exact
+        assert loader.options.block_bytes_hint == largest
+        stats = loader.epoch_stats()
+        assert stats["peak_block_bytes"] <= budget and stats["largest_block_bytes"] == largest, stats
+
+
 def test_dataloader_workers_split_the_batches(datasets: dict[str, Path], images: np.ndarray) -> None:
     path = datasets[BLOCK_FORMATS[0]]
     loader = StreamingImageLoader(path, batch_size=8, shuffle=True, seed=1, chunk_size=8, chunks_per_block=2)

@@ -44,6 +44,7 @@ nb::dict stats_dict(const PyEpoch& self) {
   d["peak_block_bytes"] = stats.peak_block_bytes;
   d["blocks_read"] = stats.blocks_read;
   d["peak_blocks_in_flight"] = stats.peak_blocks_in_flight;
+  d["largest_block_bytes"] = stats.largest_block_bytes;
   return d;
 }
 

@@ -18,6 +18,7 @@ struct StreamStats {
   int64_t peak_block_bytes = 0;
   int64_t blocks_read = 0;
   int64_t peak_blocks_in_flight = 0;
+  int64_t largest_block_bytes = 0;
 };
 
 /// An epoch in progress. Each next() holds its own reference to the iterator, so close() (or garbage collection)

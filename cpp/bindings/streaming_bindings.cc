@@ -142,7 +142,8 @@ void bind_streaming(nb::module_& m) {
       .def_rw("chunks_per_block", &StreamingOptions::chunks_per_block)
       .def_rw("memory_budget", &StreamingOptions::memory_budget)
       .def_rw("io_threads", &StreamingOptions::io_threads)
-      .def_rw("max_blocks_in_flight", &StreamingOptions::max_blocks_in_flight);
+      .def_rw("max_blocks_in_flight", &StreamingOptions::max_blocks_in_flight)
+      .def_rw("block_bytes_hint", &StreamingOptions::block_bytes_hint);
 
   m.def("streaming_batches_per_epoch", &streaming_batches_per_epoch, nb::arg("rows"), nb::arg("options"),
         "Batches per epoch for this rank (and DataLoader worker share) of a streaming loader.");
@@ -187,6 +188,7 @@ void bind_streaming(nb::module_& m) {
                 stats.peak_block_bytes = it->peak_block_bytes();
                 stats.blocks_read = it->blocks_read();
                 stats.peak_blocks_in_flight = it->peak_blocks_in_flight();
+                stats.largest_block_bytes = it->largest_block_bytes();
               }
               return stats;
             };

@@ -131,6 +131,10 @@ void validate_streaming_options(const StreamingOptions& o) {
   at_least_one("chunk_size", o.chunk_size);
   at_least_one("chunks_per_block", o.chunks_per_block);
   at_least_one("memory_budget", o.memory_budget);
+  if (o.block_bytes_hint < 0) {
+    throw std::invalid_argument("block_bytes_hint must be >= 0 (0: unknown), got " +
+                                std::to_string(o.block_bytes_hint));
+  }
   if (o.max_blocks_in_flight < 0) {
     throw std::invalid_argument("max_blocks_in_flight must be >= 0 (0: io_threads + 2), got " +
                                 std::to_string(o.max_blocks_in_flight));
@@ -200,6 +204,7 @@ StreamingEpochIterator::StreamingEpochIterator(std::shared_ptr<BlockSource> sour
       element_type_(source_->element_type()),
       sample_bytes_(checked_sample_bytes(sample_shape_, element_type_)),
       assembler_(std::move(pool), batch_options(options_), std::move(plan.order), sample_shape_, sample_bytes_) {
+  if (options_.block_bytes_hint > 0) largest_block_bytes_ = options_.block_bytes_hint;
   const int io_threads = static_cast<int>(std::min<int64_t>(options_.io_threads, num_blocks()));
   try {
     start_threads(io_threads_, io_threads, [this] { io_loop(); }, "I/O", "io_threads");
@@ -249,6 +254,11 @@ int64_t StreamingEpochIterator::peak_blocks_in_flight() const {
   return peak_blocks_in_flight_;
 }
 
+int64_t StreamingEpochIterator::largest_block_bytes() const {
+  std::lock_guard lock(mutex_);
+  return largest_read_;
+}
+
 // Why the pipeline cannot deadlock. Let p be the lowest position not yet written (skipped positions of failed
 // blocks count as written) and B its block. Blocks are position ranges claimed in order, so every block before B
 // holds only positions below p: all are written, hence released, and no block after B is claimed before B. So
@@ -263,7 +273,7 @@ int64_t StreamingEpochIterator::peak_blocks_in_flight() const {
 // Without a waiting consumer nothing needs to progress (prefetch and the budget bound how far it runs ahead).
 bool StreamingEpochIterator::may_claim_block() const {
   if (in_flight_.empty()) return true;          // nothing held: always progress
-  if (largest_block_bytes_ < 0) return false;   // no size known yet: one read at a time until one finishes
+  if (largest_block_bytes_ < 0) return false;   // no size known yet (nor hinted): one read until one finishes
   const int64_t most = options_.max_blocks_in_flight > 0 ? options_.max_blocks_in_flight
                                                          : int64_t{options_.io_threads} + 2;
   if (static_cast<int64_t>(in_flight_.size()) >= most) return false;
@@ -337,6 +347,7 @@ void StreamingEpochIterator::io_loop() {
         const auto held = static_cast<int64_t>(std::min<uint128_t>(held_bytes_, INT64_MAX));
         peak_block_bytes_ = std::max(peak_block_bytes_, held);
         largest_block_bytes_ = std::max(largest_block_bytes_, loaded.bytes);
+        largest_read_ = std::max(largest_read_, loaded.bytes);
         ++blocks_read_;
       }
     }

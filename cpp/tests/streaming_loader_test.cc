@@ -549,6 +549,46 @@ TEST(StreamingEpochIterator, ABudgetBelowOneBlockStillFinishesOneBlockAtATime) {
   });
 }
 
+TEST(StreamingEpochIterator, AHintedBlockSizeLetsTheFirstReadsRunTogetherWithinTheBudget) {
+  with_watchdog([] {
+    // 10 blocks of 16 rows (1600 bytes each); the first read is held at the gate while the others may start.
+    const int64_t block_bytes = 16 * 100;
+    for (int64_t hint : {int64_t{0}, block_bytes}) {
+      for (int64_t budget : {3 * block_bytes, block_bytes}) {
+        auto source = std::make_shared<FakeSource>(160);
+        ASSERT_EQ(source->bytes_per_row, 100);
+        source->close_gate();
+        StreamingOptions o = options_of(8, true, 16, 1);
+        o.loader.num_threads = 2;
+        o.io_threads = 3;
+        o.memory_budget = budget;
+        o.block_bytes_hint = hint;
+        auto it = std::make_unique<StreamingEpochIterator>(source, pool_for(160, o), o, 0);
+        while (source->reading() == 0) std::this_thread::yield();
+        std::this_thread::sleep_for(20ms);  // time for the other I/O threads to claim what they may
+        // Unhinted, nothing else starts before the first read tells the size; hinted, as many as the budget holds.
+        const int64_t expected = hint > 0 ? budget / block_bytes : 1;
+        EXPECT_EQ(source->reading(), expected) << "hint " << hint << ", budget " << budget;
+        source->open_gate();
+        Batch b;
+        int64_t rows = 0;
+        while (it->next(&b)) {
+          rows += static_cast<int64_t>(b.indices.size());
+          b.buffer.reset();
+        }
+        EXPECT_EQ(rows, 160);
+        EXPECT_EQ(it->largest_block_bytes(), block_bytes);
+        EXPECT_LE(it->peak_block_bytes(), std::max(budget, block_bytes));
+        it.reset();
+        EXPECT_EQ(source->live_bytes(), 0);
+      }
+    }
+    StreamingOptions bad = options_of(8, true, 16, 1);
+    bad.block_bytes_hint = -1;
+    EXPECT_THROW(validate_streaming_options(bad), std::invalid_argument);
+  });
+}
+
 TEST(StreamingEpochIterator, BatchesLargerAndSmallerThanBlocks) {
   with_watchdog([] {
     auto source = std::make_shared<FakeSource>(203);

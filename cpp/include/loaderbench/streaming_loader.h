@@ -52,6 +52,10 @@ struct StreamingOptions {
   // may reach into, and one read ahead per I/O thread). The budget caps bytes; this caps how far reads run ahead,
   // so a long epoch holds no more than a short one.
   int64_t max_blocks_in_flight = 0;
+  // The largest block an earlier epoch over the same source read (<= 0: unknown). Without a size, the first read
+  // runs alone (the budget cannot be checked); with it, an epoch's first reads run in parallel within the budget
+  // from the start, as later ones do. The largest size seen this epoch still counts once it is larger.
+  int64_t block_bytes_hint = 0;
 };
 
 constexpr int kMaxIoThreads = 256;
@@ -114,6 +118,7 @@ class StreamingEpochIterator final : public BatchStream {
   int64_t peak_block_bytes() const;       // peak bytes of loaded blocks held at once
   int64_t blocks_read() const;            // blocks read successfully so far
   int64_t peak_blocks_in_flight() const;  // peak blocks claimed by the I/O stage and not yet released
+  int64_t largest_block_bytes() const;    // the largest block read so far (0: none), for the next epoch's hint
   int64_t num_blocks() const { return static_cast<int64_t>(block_bounds_.size()) - 1; }
 
  private:
@@ -152,7 +157,8 @@ class StreamingEpochIterator final : public BatchStream {
   std::map<int64_t, InFlight> in_flight_;  // node-based: a worker's reference stays valid while others insert
   int64_t reading_ = 0;                 // blocks claimed whose read has not finished
   uint128_t held_bytes_ = 0;            // bytes of loaded blocks not yet released (a sum that cannot overflow)
-  int64_t largest_block_bytes_ = -1;    // largest block read so far (-1: none yet)
+  int64_t largest_block_bytes_ = -1;    // largest block read so far, or the hint (-1: neither yet)
+  int64_t largest_read_ = 0;            // largest block read this epoch (what the next epoch's hint is)
   int64_t peak_block_bytes_ = 0;
   int64_t blocks_read_ = 0;
   int64_t peak_blocks_in_flight_ = 0;

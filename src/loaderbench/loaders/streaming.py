@@ -217,11 +217,15 @@ class _StreamingLoader(ForkedWorkersOnly, IterableDataset):
         epoch = self._epoch
         if not self._epoch_fixed:
             self._epoch += 1
+        # The largest block read so far: this epoch's first reads run in parallel within the budget at once, instead
+        # of one read alone until a block's size is known (on short epochs, a whole block read's wait).
+        largest = int(self.epoch_stats().get("largest_block_bytes", 0))
+        self.options.block_bytes_hint = max(self.options.block_bytes_hint, largest)
         options = self.options
         if worker_share()[1] > 1:  # a DataLoader worker assembles (and reads the blocks of) every N-th batch
             options = _core.StreamingOptions()
             for name in ("shuffle", "chunk_size", "chunks_per_block", "memory_budget", "io_threads",
-                         "max_blocks_in_flight"):
+                         "max_blocks_in_flight", "block_bytes_hint"):
                 setattr(options, name, getattr(self.options, name))
             options.loader = worker_options(self.options.loader)
         # Threads start here, never in __init__: they would not survive a fork.
@@ -233,7 +237,7 @@ class _StreamingLoader(ForkedWorkersOnly, IterableDataset):
 
     def epoch_stats(self) -> dict[str, int]:
         """Of the last epoch started (so far, or final once it ended): peak bytes of blocks held at once, blocks
-        read, peak blocks in flight."""
+        read, peak blocks in flight, the largest block read."""
         native_epoch = self._last_epoch() if self._last_epoch is not None else None
         return dict(native_epoch.stats()) if native_epoch is not None else dict(self._last_stats)
 

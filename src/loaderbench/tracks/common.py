@@ -218,15 +218,15 @@ def page_cache_states(ctx: TrackContext) -> list[str]:
 
 def set_page_cache(target: Target, state: str, loader: Any = None) -> dict[str, Any]:
     """Put the target's files in ``state`` before a timed repeat: ``cold`` evicts their pages, ``warm`` reads them
-    once. ``loader``'s format readers are closed first (they reopen on the next read): a file a reader keeps
-    memory-mapped keeps its pages. Returns the result columns: ``page_cache`` (what was measured: ``cold``,
-    ``warm``, or ``partial`` when eviction did not take) and ``resident_fraction``."""
+    once. For ``cold``, ``loader``'s format readers are closed first (they reopen on the next read): a file a reader
+    keeps memory-mapped keeps its pages. Warm repeats keep them open, as a user's next epoch does (reopening them
+    would time a file open and footer parse in every epoch). Returns the result columns: ``page_cache`` (what was
+    measured: ``cold``, ``warm``, or ``partial`` when eviction did not take) and ``resident_fraction``."""
     from loaderbench import page_cache  # noqa: PLC0415
     from loaderbench.loaders.block_datasets import close_readers  # noqa: PLC0415
 
-    close_readers(loader)
-
     if state == "cold":
+        close_readers(loader)
         result = page_cache.evict(target.path)
         return {"page_cache": result.page_cache, "resident_fraction": result.resident_fraction}
     with contextlib.suppress(page_cache.PageCacheUnsupported):

@@ -377,8 +377,7 @@ def ensure_peer_workload(data_dir: Path, name: str, height: int, width: int, lay
     from loaderbench.loaders.peers.workload import ImageWorkload  # noqa: PLC0415
 
     row_group = STREAMING_ROW_GROUP if page_cache == "cold" else None
-    folder = data_dir / "peers" / f"{name}_n{n}_seed{SEED}" if row_group is None else \
-        data_dir / "peers" / f"{name}_n{n}_seed{SEED}_rg{row_group}"
+    folder = data_dir / "peers" / (f"{name}_n{n}_seed{SEED}" + (f"_rg{row_group}" if row_group else ""))
     parquet, lance_path = folder / "images.parquet", folder / "images.lance"
     stored_dtype = DTYPE if layout == "planes" else "uint16"  # ome-arrow's byte chunks declare uint8 as uint16
     if not (parquet.is_file() and lance_path.is_dir() and pq.ParquetFile(parquet).metadata.num_rows == n):

@@ -193,6 +193,70 @@ def test_a_file_truncated_mid_epoch_is_a_clear_error(name: str, tmp_path: Path) 
     iterator.close()
 
 
+UNEVEN_UNITS = (5, 30, 1, 17, 40, 10)  # rows per unit, as another tool might cut a file (sums to N)
+
+
+def write_uneven_units(name: str, images: np.ndarray, path: Path) -> None:
+    """``images`` in read units of ``UNEVEN_UNITS`` rows: Parquet row groups or Arrow IPC record batches."""
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    table = build_ome_table(images)
+    starts = np.cumsum((0, *UNEVEN_UNITS[:-1]))
+    pieces = [table.slice(start, size) for start, size in zip(starts, UNEVEN_UNITS, strict=True)]
+    if name == "parquet":
+        with pq.ParquetWriter(path, table.schema) as writer:
+            for piece in pieces:
+                writer.write_table(piece, row_group_size=piece.num_rows)
+    else:
+        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+            for piece in pieces:
+                writer.write_table(piece, max_chunksize=piece.num_rows)
+
+
+@pytest.mark.parametrize("name", [n for n in ("parquet", "arrow_ipc") if n in BLOCK_FORMATS])
+def test_uneven_read_units_are_each_read_once_as_a_chunk(name: str, images: np.ndarray, tmp_path: Path) -> None:
+    """By default a chunk is one read unit as the file cut it: every unit is read once per epoch, whole, by one
+    block (median-sized chunks straddled uneven units, so units were read for two blocks), and every row comes
+    once, pixel-exact, over threads and ranks; the torch baseline's blocks are the same units."""
+    from loaderbench.loaders.block_datasets import BlockBatchDataset  # noqa: PLC0415
+
+    path = tmp_path / get_format(name).INFO.filename
+    write_uneven_units(name, images, path)
+    units = len(UNEVEN_UNITS)
+    for threads, per_block, shuffle in itertools.product((1, 2, 4), (1, 2, 4), (False, True)):
+        loader = StreamingImageLoader(path, batch_size=8, shuffle=shuffle, seed=5, num_threads=threads,
+                                      chunks_per_block=per_block)
+        assert loader.unit_starts.tolist() == list(np.cumsum((0, *UNEVEN_UNITS[:-1])))
+        before = loader.units_read()  # the loader read row 0 to learn the sample shape
+        rows = epoch_rows(loader, images)
+        assert sorted(rows) == list(range(N))
+        assert loader.units_read() - before == units, (threads, per_block, shuffle)
+        assert loader.epoch_stats()["blocks_read"] == -(-units // per_block)
+        loader.close()
+    for world in (2, 3):
+        shares = [epoch_rows(StreamingImageLoader(path, batch_size=8, shuffle=True, seed=5, rank=rank,
+                                                  world_size=world, drop_uneven=True), images)
+                  for rank in range(world)]
+        together = list(itertools.chain.from_iterable(shares))
+        assert len(together) == len(set(together)) == N // world * world
+    # DataLoader workers plan the same unit chunks (their options are copied, chunk starts included)
+    loader = StreamingImageLoader(path, batch_size=8, shuffle=True, seed=5, chunks_per_block=2)
+    loader.set_epoch(0)
+    alone = epoch_rows(loader, images)
+    together = torch.cat(list(DataLoader(loader, batch_size=None, num_workers=2)))
+    assert torch.equal(together, torch.from_numpy(images[alone]).float().div(255))
+    # an explicit chunk size still cuts every chunk_size rows, across the units
+    loader = StreamingImageLoader(path, batch_size=8, chunk_size=20, chunks_per_block=1)
+    before = loader.units_read()
+    assert epoch_rows(loader, images) == list(range(N)) and loader.units_read() - before > units
+    dataset = BlockBatchDataset(get_format(name), path, batch_size=8, chunk_size=None, chunks_per_block=2,
+                                shuffle=True, seed=1)
+    starts = dataset.chunk_starts.tolist()
+    assert starts == loader.unit_starts.tolist()
+    assert sum(len(batch) for batch in dataset) == N
+    assert dataset.reader.get().counters.units == units
+
+
 def test_bad_arguments_and_formats(datasets: dict[str, Path], tmp_path: Path) -> None:
     path = datasets[BLOCK_FORMATS[0]]
     for bad in ({"chunk_size": 0}, {"chunks_per_block": 0}, {"memory_budget": 0}, {"io_threads": 0},
@@ -210,6 +274,8 @@ def test_sparse_streaming_matches_the_matrix(tmp_path: Path) -> None:
     import pyarrow.parquet as pq  # noqa: PLC0415
     import scipy.sparse as sp  # noqa: PLC0415
 
+    from loaderbench.sparse.block_readers import open_block_reader  # noqa: PLC0415
+
     matrix = sp.random(300, 40, density=0.1, format="coo", random_state=3, dtype=np.float32)
     order = np.lexsort((matrix.col, matrix.row))
     table = pa.table({"soma_dim_0": matrix.row[order].astype(np.int64),
@@ -226,6 +292,19 @@ def test_sparse_streaming_matches_the_matrix(tmp_path: Path) -> None:
             assert torch.equal(batch, torch.from_numpy(dense[indices]))
             rows += indices
         assert sorted(rows) == list(range(300))
+    # by default a chunk is one read unit (cells cut where row groups of 500 entries start: uneven), read once an
+    # epoch: the row groups read (what the COO reader counts) are those of each unit once, a cell that straddles two
+    # groups reading both
+    loader = StreamingSparseLoader(path, "parquet", batch_size=32, shuffle=True, chunks_per_block=2)
+    sizes = np.diff(np.append(loader.unit_starts, 300))
+    assert len(set(sizes.tolist())) > 1
+    before = loader.units_read()
+    rows = [row for _, indices in loader.iter_with_indices() for row in indices]
+    assert sorted(rows) == list(range(300))
+    bounds = np.append(loader.unit_starts, 300)
+    with open_block_reader("parquet", path) as reader:
+        per_unit = sum(len(reader.groups_for(np.arange(a, b))) for a, b in zip(bounds[:-1], bounds[1:], strict=True))
+    assert loader.units_read() - before == per_unit
 
 
 def test_readers_are_closed_and_reopened_after_fork(datasets: dict[str, Path], images: np.ndarray) -> None:

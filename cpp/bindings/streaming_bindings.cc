@@ -139,6 +139,7 @@ void bind_streaming(nb::module_& m) {
       .def_rw("loader", &StreamingOptions::loader)
       .def_rw("shuffle", &StreamingOptions::shuffle)
       .def_rw("chunk_size", &StreamingOptions::chunk_size)
+      .def_rw("chunk_starts", &StreamingOptions::chunk_starts)
       .def_rw("chunks_per_block", &StreamingOptions::chunks_per_block)
       .def_rw("memory_budget", &StreamingOptions::memory_budget)
       .def_rw("io_threads", &StreamingOptions::io_threads)

@@ -25,7 +25,8 @@ void shuffle_in_place(std::vector<int64_t>& values, SplitMix64& rng) {
 class GlobalOrder {
  public:
   GlobalOrder(int64_t n, const StreamingOptions& o, int64_t epoch) : n_(n), options_(o), epoch_(epoch) {
-    const int64_t chunks = n / o.chunk_size + (n % o.chunk_size != 0);
+    const int64_t chunks = o.chunk_starts.empty() ? n / o.chunk_size + (n % o.chunk_size != 0)
+                                                  : static_cast<int64_t>(o.chunk_starts.size());
     const int64_t blocks = chunks / o.chunks_per_block + (chunks % o.chunks_per_block != 0);
     if (o.shuffle) {
       chunk_order_.resize(static_cast<size_t>(chunks));
@@ -58,7 +59,7 @@ class GlobalOrder {
       cached_rows_.clear();
       const auto chunks = static_cast<int64_t>(chunk_order_.size());
       for (int64_t c = first_chunk(block); c < end_chunk(block, chunks); ++c) {
-        const int64_t first = chunk_at(c) * options_.chunk_size;
+        const int64_t first = chunk_first_row(chunk_at(c));
         for (int64_t row = first; row < first + chunk_rows(chunk_at(c)); ++row) cached_rows_.push_back(row);
       }
       SplitMix64 rng(mix_seed(options_.loader.sampler.seed, static_cast<uint64_t>(epoch_),
@@ -77,7 +78,16 @@ class GlobalOrder {
     return first_chunk(b) + std::min(options_.chunks_per_block, chunks - first_chunk(b));
   }
   int64_t chunk_at(int64_t c) const { return options_.shuffle ? chunk_order_[static_cast<size_t>(c)] : c; }
-  int64_t chunk_rows(int64_t chunk) const { return std::min(options_.chunk_size, n_ - chunk * options_.chunk_size); }
+  int64_t chunk_first_row(int64_t chunk) const {
+    return options_.chunk_starts.empty() ? chunk * options_.chunk_size
+                                         : options_.chunk_starts[static_cast<size_t>(chunk)];
+  }
+  int64_t chunk_rows(int64_t chunk) const {
+    const auto& starts = options_.chunk_starts;
+    if (starts.empty()) return std::min(options_.chunk_size, n_ - chunk * options_.chunk_size);
+    const auto next = static_cast<size_t>(chunk) + 1;
+    return (next < starts.size() ? starts[next] : n_) - starts[next - 1];
+  }
 
   int64_t n_;
   const StreamingOptions& options_;
@@ -131,6 +141,12 @@ void validate_streaming_options(const StreamingOptions& o) {
   at_least_one("chunk_size", o.chunk_size);
   at_least_one("chunks_per_block", o.chunks_per_block);
   at_least_one("memory_budget", o.memory_budget);
+  for (size_t c = 0; c < o.chunk_starts.size(); ++c) {
+    if (c == 0 ? o.chunk_starts[0] != 0 : o.chunk_starts[c] <= o.chunk_starts[c - 1]) {
+      throw std::invalid_argument("chunk_starts must start at 0 and be strictly ascending (chunk " +
+                                  std::to_string(c) + " starts at row " + std::to_string(o.chunk_starts[c]) + ")");
+    }
+  }
   if (o.block_bytes_hint < 0) {
     throw std::invalid_argument("block_bytes_hint must be >= 0 (0: unknown), got " +
                                 std::to_string(o.block_bytes_hint));
@@ -145,15 +161,28 @@ void validate_streaming_options(const StreamingOptions& o) {
   }
 }
 
-int64_t streaming_batches_per_epoch(int64_t n, const StreamingOptions& options) {
-  validate_streaming_options(options);
+namespace {
+
+/// Validates options for a dataset of n rows: chunk_starts (checked ascending by validate_streaming_options) must
+/// all lie below n (a chunk would be empty or past the end), and n cannot be negative.
+void validate_for_size(int64_t n, const StreamingOptions& o) {
+  validate_streaming_options(o);
   if (n < 0) throw std::invalid_argument("dataset size is negative");
+  if (!o.chunk_starts.empty() && o.chunk_starts.back() >= n) {
+    throw std::invalid_argument("chunk_starts must lie below the dataset's " + std::to_string(n) +
+                                " rows (the last chunk starts at row " + std::to_string(o.chunk_starts.back()) + ")");
+  }
+}
+
+}  // namespace
+
+int64_t streaming_batches_per_epoch(int64_t n, const StreamingOptions& options) {
+  validate_for_size(n, options);
   return batches_per_epoch(n, options.loader);
 }
 
 BlockPlan streaming_plan(int64_t n, const StreamingOptions& o, int64_t epoch) {
-  validate_streaming_options(o);
-  if (n < 0) throw std::invalid_argument("dataset size is negative");
+  validate_for_size(n, o);
   const SamplerOptions& sampler = o.loader.sampler;
   const int64_t per_rank = shard_size(n, sampler);
   int64_t padded_rows;

@@ -269,6 +269,67 @@ TEST(StreamingPlan, ShuffledBlocksAreWholeChunksShuffledTogether) {
   }
 }
 
+TEST(StreamingPlan, ChunkStartsMakeUnevenChunksEachWholeInOneBlock) {
+  // Read units of uneven sizes (a file written by another tool): every block holds whole units, each unit is in
+  // exactly one block, and chunk_size is ignored.
+  const std::vector<int64_t> starts = {0, 5, 6, 40, 41, 90, 150, 151, 190};
+  const int64_t n = 203;
+  auto unit_of = [&](int64_t row) {
+    return static_cast<int64_t>(std::upper_bound(starts.begin(), starts.end(), row) - starts.begin()) - 1;
+  };
+  auto unit_rows = [&](int64_t u) {
+    return (u + 1 < static_cast<int64_t>(starts.size()) ? starts[static_cast<size_t>(u) + 1] : n) -
+           starts[static_cast<size_t>(u)];
+  };
+  for (bool shuffle : {false, true}) {
+    for (int64_t per_block : {1, 2, 4}) {
+      StreamingOptions o = options_of(8, shuffle, 7, per_block);
+      o.chunk_starts = starts;
+      const BlockPlan plan = streaming_plan(n, o, 3);
+      std::vector<int64_t> sorted_order = plan.order;
+      std::sort(sorted_order.begin(), sorted_order.end());
+      ASSERT_EQ(sorted_order, iota(n));
+      const auto units = static_cast<int64_t>(starts.size());
+      ASSERT_EQ(plan.num_blocks(), (units + per_block - 1) / per_block);
+      std::set<int64_t> units_seen;
+      for (int64_t b = 0; b < plan.num_blocks(); ++b) {
+        const std::vector<int64_t> rows = block_rows(plan, b);
+        std::set<int64_t> block_units;
+        for (int64_t row : rows) block_units.insert(unit_of(row));
+        if (b + 1 < plan.num_blocks()) EXPECT_EQ(static_cast<int64_t>(block_units.size()), per_block);
+        int64_t whole = 0;
+        for (int64_t u : block_units) {
+          EXPECT_TRUE(units_seen.insert(u).second) << "unit " << u << " in two blocks";
+          whole += unit_rows(u);
+        }
+        EXPECT_EQ(whole, static_cast<int64_t>(rows.size())) << "block " << b << " holds its units whole";
+      }
+      if (!shuffle) EXPECT_EQ(plan.order, iota(n));
+      if (!shuffle && per_block == 2) {
+        EXPECT_EQ(plan.block_bounds, (std::vector<int64_t>{0, 6, 41, 150, 190, 203}));
+      }
+    }
+  }
+}
+
+TEST(StreamingPlan, RejectsChunkStartsThatDoNotCutTheRows) {
+  auto rejects = [](std::vector<int64_t> starts, const char* why) {
+    StreamingOptions o;
+    o.chunk_starts = std::move(starts);
+    EXPECT_THROW(streaming_plan(10, o, 0), std::invalid_argument) << why;
+    EXPECT_THROW(streaming_batches_per_epoch(10, o), std::invalid_argument) << why;
+  };
+  rejects({1, 5}, "not from row 0");
+  rejects({0, 5, 5}, "an empty chunk");
+  rejects({0, 6, 3}, "descending");
+  rejects({0, 10}, "a chunk past the end");
+  rejects({-1, 4}, "a negative start");
+  StreamingOptions o;
+  o.chunk_starts = {0, 9};
+  EXPECT_EQ(streaming_plan(10, o, 0).num_blocks(), 2);
+  EXPECT_THROW(streaming_plan(0, o, 0), std::invalid_argument);  // starts that an empty dataset cannot have
+}
+
 TEST(StreamingPlan, IsAPureFunctionOfSeedAndEpoch) {
   StreamingOptions o = options_of(8, true, 7, 3);
   const BlockPlan a = streaming_plan(500, o, 1);
@@ -612,6 +673,47 @@ TEST(StreamingEpochIterator, BatchesLargerAndSmallerThanBlocks) {
           EXPECT_EQ(sorted_order, iota(203));
           EXPECT_EQ(r.num_batches, (203 + c.batch_size - 1) / c.batch_size);
         }
+      }
+    }
+  });
+}
+
+TEST(StreamingEpochIterator, UnevenChunkStartsReadEachUnitOnceWhateverTheThreadsAndRanks) {
+  with_watchdog([] {
+    const std::vector<int64_t> starts = {0, 3, 50, 51, 52, 120, 121, 160};
+    const int64_t n = 203;
+    auto source = std::make_shared<FakeSource>(n);
+    for (int threads : {1, 2, 4}) {
+      for (int64_t world : {1, 2, 3}) {
+        std::vector<int64_t> seen;
+        for (int64_t rank = 0; rank < world; ++rank) {
+          StreamingOptions o = options_of(16, true, 5, 2);
+          o.chunk_starts = starts;
+          o.loader.num_threads = threads;
+          o.io_threads = 2;
+          o.loader.sampler.world_size = world;
+          o.loader.sampler.rank = rank;
+          o.loader.sampler.drop_last = true;
+          const EpochResult r = run_epoch(source, o, 1);
+          EXPECT_EQ(r.order, streaming_plan(n, o, 1).order);
+          seen.insert(seen.end(), r.order.begin(), r.order.end());
+        }
+        std::sort(seen.begin(), seen.end());
+        EXPECT_EQ(std::adjacent_find(seen.begin(), seen.end()), seen.end()) << "a row twice";
+        EXPECT_EQ(static_cast<int64_t>(seen.size()), n / world * world);
+      }
+    }
+    // Unsharded, one read per block and each read is whole units: 8 units, 2 a block.
+    const size_t reads_before = source->read_sets().size();
+    StreamingOptions o = options_of(16, true, 5, 2);
+    o.chunk_starts = starts;
+    EXPECT_EQ(run_epoch(source, o, 2).blocks_read, 4);
+    const auto reads = source->read_sets();
+    for (size_t i = reads_before; i < reads.size(); ++i) {
+      for (int64_t row : reads[i]) {
+        const auto unit = std::upper_bound(starts.begin(), starts.end(), row) - starts.begin() - 1;
+        const int64_t first = starts[static_cast<size_t>(unit)];
+        EXPECT_TRUE(std::binary_search(reads[i].begin(), reads[i].end(), first)) << "unit read whole";
       }
     }
   });

@@ -45,6 +45,11 @@ struct StreamingOptions {
   LoaderOptions loader;
   bool shuffle = false;
   int64_t chunk_size = 1024;            // contiguous rows per chunk
+  // Chunks of their own sizes instead (non-empty: chunk c is rows [chunk_starts[c], chunk_starts[c + 1]), the last
+  // up to the dataset's end; chunk_size is then ignored): a format's read units, which need not be even, so that
+  // every chunk is exactly one unit read and no read unit is read for two blocks. Starts at 0, strictly ascending,
+  // each below the dataset's size (checked where the size is known).
+  std::vector<int64_t> chunk_starts;
   int64_t chunks_per_block = 1;         // chunks read together and shuffled together
   int64_t memory_budget = 256 << 20;    // bytes of blocks in flight (at least one block is always allowed)
   int io_threads = 1;                   // 1..kMaxIoThreads
@@ -75,7 +80,7 @@ void validate_streaming_options(const StreamingOptions& options);
 /// The plan of one epoch for this rank: a pure function of options, n and epoch (not of any thread count), so every
 /// rank of a job and every run agrees. Validates options.
 ///
-/// Global order: the n rows cut into chunks of chunk_size; shuffled, the chunk order is permuted, each group of
+/// Global order: the n rows cut into chunks of chunk_size (or at chunk_starts); shuffled, the chunk order is permuted, each group of
 /// chunks_per_block consecutive chunks is a block and the rows within each block are permuted; unshuffled, it is
 /// 0..n-1 in blocks of chunks_per_block chunks. Ranks, as torch's DistributedSampler counts them: the order padded by
 /// wrapping around to ceil(n / world) * world rows (or cut to floor(n / world) * world with sampler.drop_last), but

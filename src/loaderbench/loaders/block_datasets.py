@@ -77,35 +77,36 @@ class RandomAccessDataset(_StoredImageDataset):
         return to_chw(decode_column(table[OME_COLUMN])[0])
 
 
-def unit_rows(unit_starts: np.ndarray, num_rows: int) -> int:
-    """The rows of a typical read unit (the median; the last, shorter one aside when there are others): the default
-    chunk size, so that chunks start where the format's units start and a chunk is one unit read."""
-    sizes = np.diff(np.append(unit_starts, num_rows))
-    if len(sizes) > 1:
-        sizes = sizes[:-1]
-    return max(1, int(np.median(sizes))) if len(sizes) else 1
+def chunk_starts(num_rows: int, chunk_size: int | None, unit_starts: np.ndarray) -> np.ndarray:
+    """The first row of each chunk of the block scheme: every ``chunk_size`` rows, or (``None``) the format's read
+    units as they are, even or not, so that each chunk is exactly one unit read and no unit is read for two blocks."""
+    if chunk_size is None:
+        return np.asarray(unit_starts, dtype=np.int64)
+    return np.arange(0, num_rows, chunk_size, dtype=np.int64)
 
 
-def block_plan(n: int, chunk_size: int, chunks_per_block: int, shuffle: bool, seed: int,
+def block_plan(n: int, starts: np.ndarray, chunks_per_block: int, shuffle: bool, seed: int,
                epoch: int) -> list[np.ndarray]:
-    """The seed's block scheme as a list of blocks (row ids in visiting order): chunks of ``chunk_size`` contiguous
-    rows, ``chunks_per_block`` chunks per block; shuffled, the chunk order and the rows within each block are
-    permuted (numpy's generator seeded with ``(seed, epoch)``)."""
-    starts = np.arange(0, n, chunk_size, dtype=np.int64)
+    """The seed's block scheme as a list of blocks (row ids in visiting order): chunks of contiguous rows, each from
+    one of ``starts`` (ascending, from 0) to the next (the last to ``n``), ``chunks_per_block`` chunks per block;
+    shuffled, the chunk order and the rows within each block are permuted (numpy's generator seeded with
+    ``(seed, epoch)``)."""
+    stops = np.append(starts[1:], n)
+    order = np.arange(len(starts))
     rng = np.random.default_rng([seed, epoch])
     if shuffle:
-        starts = rng.permutation(starts)
+        order = rng.permutation(order)
     blocks = []
-    for first in range(0, len(starts), chunks_per_block):
-        rows = np.concatenate([np.arange(s, min(s + chunk_size, n), dtype=np.int64)
-                               for s in starts[first : first + chunks_per_block]])
+    for first in range(0, len(order), chunks_per_block):
+        rows = np.concatenate([np.arange(starts[c], stops[c], dtype=np.int64)
+                               for c in order[first : first + chunks_per_block]])
         blocks.append(rng.permutation(rows) if shuffle else rows)
     return blocks
 
 
 class BlockBatchDataset(IterableDataset):
     """Batches read a block at a time through the format's reader (see the module docstring); ``chunk_size=None``
-    is the format's read unit, as for the streaming loader.
+    makes each chunk one of the format's read units, as for the streaming loader.
 
     Each block is read as its sorted rows (the reader's natural access), decoded in one vectorised step
     (``decode_column``), converted to float32 in [0, 1] by the stored dtype's maximum, put in the block's shuffled
@@ -130,8 +131,8 @@ class BlockBatchDataset(IterableDataset):
         self.reader = _LazyReader(format_module, Path(path), column)
         reader = self.reader.get()
         self.num_rows = reader.num_rows
-        chunk_size = chunk_size or unit_rows(np.asarray(reader.unit_starts), self.num_rows)
-        self.batch_size, self.chunk_size, self.chunks_per_block = batch_size, chunk_size, chunks_per_block
+        self.chunk_starts = chunk_starts(self.num_rows, chunk_size, reader.unit_starts)
+        self.batch_size, self.chunks_per_block = batch_size, chunks_per_block
         self.shuffle, self.seed, self.drop_last, self.transform = shuffle, seed, drop_last, transform
         self.epoch = 0
 
@@ -146,7 +147,7 @@ class BlockBatchDataset(IterableDataset):
     def __iter__(self) -> Iterator[torch.Tensor]:
         info = get_worker_info()
         worker, workers = (0, 1) if info is None else (info.id, info.num_workers)
-        blocks = block_plan(self.num_rows, self.chunk_size, self.chunks_per_block, self.shuffle, self.seed,
+        blocks = block_plan(self.num_rows, self.chunk_starts, self.chunks_per_block, self.shuffle, self.seed,
                             self.epoch)
         reader = self.reader.get()
         carry: torch.Tensor | None = None

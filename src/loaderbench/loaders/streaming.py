@@ -43,7 +43,6 @@ from loaderbench.loaders.arguments import (
     resolve_rank,
     worker_share,
 )
-from loaderbench.loaders.block_datasets import unit_rows
 from loaderbench.loaders.native import (
     DEFAULT_PREFETCH,
     _BatchIterator,
@@ -104,6 +103,12 @@ class _ReaderPool:
     def opened(self) -> int:
         """Readers opened in this process (at most the I/O threads that read at once)."""
         return len(self._opened)
+
+    def units_read(self) -> int:
+        """Read units the open readers have touched, a unit counted once per read that touches it (a unit read for
+        two blocks counts twice): the measure of read amplification."""
+        with self._lock:
+            return sum(int(reader.counters.units) for reader in self._opened)
 
     def close(self) -> None:
         with self._lock:
@@ -181,7 +186,10 @@ class _StreamingLoader(ForkedWorkersOnly, IterableDataset):
     def _attach(self, source: Any, readers: _ReaderPool, what: str, unit_starts: np.ndarray) -> None:
         self._source, self._readers = source, readers
         self.unit_starts = np.asarray(unit_starts, dtype=np.int64)
-        self.options.chunk_size = self._chunk_size or unit_rows(self.unit_starts, len(source))
+        if self._chunk_size is None:  # each chunk one read unit, as the format cut them (even or not)
+            self.options.chunk_starts = self.unit_starts.tolist()
+        else:
+            self.options.chunk_size = self._chunk_size
         self._batches = _core.streaming_batches_per_epoch(len(source), self.options)
         loader = self.options.loader
         per_rank = len(source) // loader.sampler.world_size
@@ -224,7 +232,7 @@ class _StreamingLoader(ForkedWorkersOnly, IterableDataset):
         options = self.options
         if worker_share()[1] > 1:  # a DataLoader worker assembles (and reads the blocks of) every N-th batch
             options = _core.StreamingOptions()
-            for name in ("shuffle", "chunk_size", "chunks_per_block", "memory_budget", "io_threads",
+            for name in ("shuffle", "chunk_size", "chunk_starts", "chunks_per_block", "memory_budget", "io_threads",
                          "max_blocks_in_flight", "block_bytes_hint"):
                 setattr(options, name, getattr(self.options, name))
             options.loader = worker_options(self.options.loader)
@@ -241,6 +249,11 @@ class _StreamingLoader(ForkedWorkersOnly, IterableDataset):
         native_epoch = self._last_epoch() if self._last_epoch is not None else None
         return dict(native_epoch.stats()) if native_epoch is not None else dict(self._last_stats)
 
+    def units_read(self) -> int:
+        """Read units touched by this process's open readers since they opened (see ``_ReaderPool.units_read``);
+        ``close()`` starts the count again."""
+        return self._readers.units_read() if self._readers is not None else 0
+
     def close(self) -> None:
         """Close the format readers (a later epoch reopens them)."""
         if self._readers is not None:
@@ -255,13 +268,13 @@ class StreamingImageLoader(_StreamingLoader):
     Arguments as ``NativeImageLoader`` (torch's names; conversion and augmentation alike, except that ``scale`` is
     ``True``, ``False`` or a maximum value: the modes that read the whole dataset do not stream; images of different
     sizes need a ``crop_size``, with ``pad_if_needed`` for those smaller than it), plus the block scheme
-    (``chunk_size``, by default the rows of the format's read unit so that a chunk is one unit read;
-    ``chunks_per_block``), ``memory_budget`` (bytes of blocks held at once; at least one block is
-    always allowed), ``io_threads`` (blocks read at once) and ``max_blocks_in_flight`` (blocks read and not yet
-    released; 0 = ``io_threads + 2``, which keeps every I/O thread busy while bounding how far reads run ahead).
-    ``shuffle=True`` shuffles chunks and the rows within each block; every row comes exactly once per epoch. With
-    ``DataLoader(num_workers=N)`` each worker reads and assembles every N-th batch; the loader's own threads are
-    usually the better use of the cores.
+    (``chunk_size``; by default each chunk is one of the format's read units, as the file cut them, even or not, so
+    that a chunk is one unit read and no unit is read for two blocks; ``chunks_per_block``), ``memory_budget``
+    (bytes of blocks held at once; at least one block is always allowed), ``io_threads`` (blocks read at once) and
+    ``max_blocks_in_flight`` (blocks read and not yet released; 0 = ``io_threads + 2``, which keeps every I/O thread
+    busy while bounding how far reads run ahead). ``shuffle=True`` shuffles chunks and the rows within each block;
+    every row comes exactly once per epoch. With ``DataLoader(num_workers=N)`` each worker reads and assembles every
+    N-th batch; the loader's own threads are usually the better use of the cores.
     """
 
     def __init__(

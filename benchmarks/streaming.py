@@ -23,6 +23,12 @@ by the formats' own writers with ``rows_per_unit`` rows per read unit), with the
 - ``formats``: per format, Track 1 random-access p50 (one row through the format's own random access) and
   streaming samples/s, cold and warm: the table users read to choose a format.
 
+- ``uneven_units``: the same Parquet file (seed's layout) rewritten in row groups of uneven sizes (drawn from
+  ``UNEVEN_ROWS``, about ``rows_per_unit`` on average), as files written by other tools come. Streamed with chunks
+  that are the row groups as cut (the default) against fixed chunks of the median group (what a fixed
+  ``chunk_size`` does, and the default before): samples/s cold and warm, and row groups read per epoch (a group a
+  fixed chunk straddles is read for two blocks).
+
 - ``--million`` (once, in full mode's spirit): one shuffled streaming epoch over 1,000,000 images of 100x100 in
   Parquet (about 20 GB on disk), its wall time and peak memory, beside what the in-memory loader does on the same
   file in a subprocess limited to this machine's memory (``RLIMIT_AS``): it cannot hold the table.
@@ -72,6 +78,8 @@ FORMATS = ("parquet", "parquet_duckdb", "lance", "vortex", "duckdb", "arrow_ipc"
 # s2-s4: (format, layout); the format table above is the seed's layout only
 WORKLOADS = (("parquet", "ome-arrow"), ("arrow_ipc", "ome-arrow"), ("parquet", "bytes-zstd"),
              ("arrow_ipc", "bytes-zstd"))
+# uneven_units: row-group sizes drawn uniformly from this range, in multiples of rows_per_unit
+UNEVEN_ROWS = (0.25, 1.75)
 MODES = {
     # n: images for s2-s4 and the format table (100x100); n_small / n_large: s1 (32x32)
     "quick": {"n": 8_192, "n_small": 20_000, "n_large": 200_000, "rows_per_unit": 512, "chunks_per_block": 4,
@@ -200,6 +208,60 @@ def million(data_dir: Path) -> dict[str, Any]:
             "in_memory_loader": in_memory}
 
 
+def uneven_row_groups(source: Path, rows_per_unit: int, out: Path) -> list[int]:
+    """``source`` (Parquet) rewritten to ``out`` in row groups of seeded random sizes around ``rows_per_unit``
+    (kept when it exists); returns the sizes."""
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    if out.exists():
+        return [pq.ParquetFile(out).metadata.row_group(i).num_rows for i in range(pq.ParquetFile(out).num_row_groups)]
+    table = pq.read_table(source)
+    rng = np.random.default_rng(SEED)
+    low, high = (int(rows_per_unit * f) for f in UNEVEN_ROWS)
+    sizes: list[int] = []
+    while sum(sizes) < table.num_rows:
+        sizes.append(min(int(rng.integers(low, high + 1)), table.num_rows - sum(sizes)))
+    partial = out.with_suffix(".partial")
+    with pq.ParquetWriter(partial, table.schema, compression="zstd") as writer:
+        start = 0
+        for size in sizes:
+            writer.write_table(table.slice(start, size), row_group_size=size)
+            start += size
+    partial.rename(out)
+    return sizes
+
+
+def uneven_units(source: Path, m: dict[str, Any]) -> dict[str, Any]:
+    """Streaming over uneven row groups: chunks = the groups as cut, against fixed chunks of the median group."""
+    path = source.with_name(f"uneven_{source.name}")
+    sizes = uneven_row_groups(source, m["rows_per_unit"], path)
+    median = int(np.median(sizes))
+    say(f"uneven units: {len(sizes)} row groups of {min(sizes)}-{max(sizes)} rows (median {median}), {path}")
+    result: dict[str, Any] = {"row_groups": len(sizes), "rows_min": min(sizes), "rows_max": max(sizes),
+                              "rows_median": median}
+    for name, chunk_size in (("unit_chunks", None), ("median_chunks", median)):
+        made: list[StreamingImageLoader] = []
+
+        def make(c: int | None = chunk_size, made: list = made) -> StreamingImageLoader:
+            made.append(streaming(path, m["chunks_per_block"], chunk_size=c))
+            return made[-1]
+
+        for state in ("warm", "cold"):
+            rates = epoch_rate(make, path, state, m["repeats"])
+            loader = made[-1]
+            close_readers(loader)
+            before = loader.units_read()
+            sum(len(batch) for batch in loader)  # one more epoch, to count its row-group reads
+            rates["row_groups_read_per_epoch"] = loader.units_read() - before
+            result[f"{name}_{state}"] = rates
+            say(f"  {name} {state}: {rates['samples_per_s']:,.0f} samples/s, "
+                f"{rates['row_groups_read_per_epoch']} row groups read per epoch ({len(sizes)} in the file)")
+    for state in ("warm", "cold"):
+        result[f"speedup_{state}"] = (result[f"unit_chunks_{state}"]["samples_per_s"]
+                                      / result[f"median_chunks_{state}"]["samples_per_s"])
+    return result
+
+
 def workload(key: str, module: Any, path: Path, m: dict[str, Any],
              rates: dict[str, Any] | None) -> tuple[float, float, float, dict]:
     """s2, s3 and s4 of one (format, layout), and their raw figures; ``rates`` are its streaming epochs (warm and
@@ -314,6 +376,7 @@ def main() -> None:
         path = dataset(m["n"], 100, (name,), rows_per_unit, data_dir, layout)[name]
         module = get_format(name)
         s2[key], s3[key], s4[key], figures[key] = workload(key, module, path, m, measured.get(key))
+    figures["uneven_units"] = uneven_units(paths["parquet"], m)
     targets = {
         "s1_memory_flatness": {"value": s1, "target": "<= 1.1", "met": s1 <= 1.1},
         "s1_within_block_bound": {"value": growth, "target": f"<= {bound_mb:.1f} MB", "met": growth <= bound_mb},
@@ -324,6 +387,7 @@ def main() -> None:
         targets[f"s4_vs_torch_streaming {key}"] = {"value": s4[key], "target": ">= 3", "met": s4[key] >= 3}
     result = {
         "s1_memory_flatness": s1, "s2_cold_vs_disk": s2, "s3_warm_vs_in_memory": s3, "s4_vs_torch_streaming": s4,
+        "uneven_units_speedup": {state: figures["uneven_units"][f"speedup_{state}"] for state in ("warm", "cold")},
         "targets": targets, "figures": figures,
         "config": {"mode": args.mode, **m, "workloads": [f"{f}/{layout}" for f, layout in WORKLOADS],
                    "batch_size": BATCH_SIZE, "threads": THREADS, "memory_budget": budget,

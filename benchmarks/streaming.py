@@ -320,7 +320,7 @@ def main() -> None:
         in_memory_child(args.in_memory_child)
         return
     if args.million:
-        result = {"million": million(Path(args.data_dir)), **collect_environment()}
+        result = {"million": million(Path(args.data_dir).resolve()), **collect_environment()}
         line = json.dumps(result, default=float)
         if args.out:
             Path(args.out).mkdir(parents=True, exist_ok=True)
@@ -328,7 +328,7 @@ def main() -> None:
         print(line)
         return
     m = MODES[args.mode]
-    data_dir = Path(args.data_dir)
+    data_dir = Path(args.data_dir).resolve()  # the s1 children run from the repository root
     rows_per_unit, per_block, repeats = m["rows_per_unit"], m["chunks_per_block"], m["repeats"]
     budget = 256 * 2**20
     figures: dict[str, Any] = {}

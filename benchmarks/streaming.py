@@ -125,6 +125,7 @@ def epoch_rate(make, path: Path, state: str, repeats: int) -> dict[str, Any]:
     for _ in range(repeats):
         if state == "cold":
             close_readers(loader)
+            gc.collect()  # a loader of an earlier measurement, not yet collected, may still map the file
         states.append(set_cache(path, state))
         start = time.perf_counter()
         samples = sum(len(batch) for batch in loader)

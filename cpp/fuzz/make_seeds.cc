@@ -43,6 +43,10 @@ const std::vector<Forced> kOmeSeeds = {
     {{"pixel_type", 2}},
     {{"declared_alias", 1}},
     {{"pixel_type", 2}, {"declared_alias", 1}, {"layout", 3}},
+    {{"pixel_type", 3}},  // int16: negative values too
+    {{"pixel_type", 4}, {"layout", 3}},  // int32, planes and chunks
+    {{"layout", 2}, {"pixel_type", 3}, {"codec", 1}},
+    {{"layout", 4}, {"pixel_type", 4}, {"codec", 2}, {"size_c", 1}},
     {{"size_c", 2}, {"size_z", 1}},
     {{"plane_order", 1}, {"size_c", 1}, {"size_z", 1}},
     {{"plane_order", 2}, {"size_c", 1}, {"size_z", 2}},

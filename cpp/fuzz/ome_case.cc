@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <iterator>
 #include <map>
 #include <tuple>
 
@@ -21,7 +22,8 @@ struct StoredType {
   PixelType type;
 };
 constexpr StoredType kStored[] = {
-    {"S", "uint16", PixelType::kUint16}, {"C", "uint8", PixelType::kUint8}, {"f", "float32", PixelType::kFloat32}};
+    {"S", "uint16", PixelType::kUint16}, {"C", "uint8", PixelType::kUint8}, {"f", "float32", PixelType::kFloat32},
+    {"s", "int16", PixelType::kInt16},   {"i", "int32", PixelType::kInt32}};
 
 /// The pixel at (c, z, y, x) of global row g: distinct per position, so a misplaced piece reads back wrong.
 float pixel_value(int64_t g, int64_t c, int64_t z, int64_t y, int64_t x, PixelType type) {
@@ -29,6 +31,11 @@ float pixel_value(int64_t g, int64_t c, int64_t z, int64_t y, int64_t x, PixelTy
     case PixelType::kUint8: return static_cast<float>((g * 13 + c * 29 + z * 7 + y * 5 + x + 1) % 256);
     case PixelType::kUint16: return static_cast<float>((g * 1009 + c * 257 + z * 31 + y * 7 + x * 3 + 11) % 65536);
     case PixelType::kFloat32: return static_cast<float>((g * 7 + c * 5 + z * 3 + y * 2 + x) % 23) * 0.25f - 2.0f;
+    // signed: negative values too; int32 within +-2^23, which a float holds exactly
+    case PixelType::kInt16:
+      return static_cast<float>((g * 1009 + c * 257 + z * 31 + y * 7 + x * 3 + 11) % 65536 - 32768);
+    case PixelType::kInt32:
+      return static_cast<float>((g * 104729 + c * 7919 + z * 31 + y * 7 + x * 3 + 11) % (1 << 24) - (1 << 23));
   }
   return 0.0f;
 }
@@ -86,7 +93,7 @@ OmeCase build_ome_case(FuzzInput& in) {
   const bool chunks_null = layout == 6;
   const bool chunk_bytes = layout == 2 || layout == 4;
 
-  const StoredType& stored = kStored[in.choose(3, "pixel_type")];
+  const StoredType& stored = kStored[in.choose(static_cast<uint32_t>(std::size(kStored)), "pixel_type")];
   std::string stored_format = stored.format;
   if (const uint32_t bad = in.rare(3)) {
     stored_format = std::array{"c", "l", "g"}[bad - 1];

@@ -29,8 +29,15 @@ constexpr int64_t kMaxSampleBytes = int64_t{16} << 20;  // keeps legitimately la
   std::abort();
 }
 
-float declared_max(PixelType type) {
-  return type == PixelType::kUint8 ? 255.0f : type == PixelType::kUint16 ? 65535.0f : 1.0f;
+float declared_max(PixelType type) {  // an integer type's maximum (signed data spans [-1, 1]), floats as they are
+  switch (type) {
+    case PixelType::kUint8: return 255.0f;
+    case PixelType::kUint16: return 65535.0f;
+    case PixelType::kInt16: return 32767.0f;
+    case PixelType::kInt32: return 2147483647.0f;
+    case PixelType::kFloat32: return 1.0f;
+  }
+  return 1.0f;
 }
 
 /// The sample write_sample should produce, computed independently from the expected pixels.

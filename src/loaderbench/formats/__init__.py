@@ -14,6 +14,7 @@ import itertools
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -95,8 +96,19 @@ def atomic_output(path: Path) -> Iterator[Path]:
             shutil.rmtree(path)  # os.replace cannot replace a non-empty directory
         os.replace(tmp, path)
     except BaseException:
-        remove_path(tmp)
+        _remove_until_gone(tmp)
         raise
+
+
+def _remove_until_gone(path: Path, settle_s: float = 2.0) -> None:
+    """Remove ``path``, again until it stays gone (at most ``settle_s``): after Ctrl-C a library's own I/O thread
+    (zarr's event loop) may finish a write it had begun, recreating the folder the interrupted writer was filling."""
+    deadline = time.monotonic() + settle_s
+    while True:
+        remove_path(path)
+        time.sleep(0.05)
+        if not path.exists() or time.monotonic() > deadline:
+            return
 
 
 def is_ome_struct(data_type: pa.DataType) -> bool:

@@ -59,7 +59,7 @@ from bench_common import bytes_on_disk, cold_read_bandwidth, say
 from loaderbench import page_cache
 from loaderbench.config import DataConfig
 from loaderbench.datagen import ensure_dataset
-from loaderbench.formats import get_format
+from loaderbench.formats import atomic_output, get_format
 from loaderbench.loaders.block_datasets import (
     BlockBatchDataset,
     RandomAccessDataset,
@@ -229,20 +229,19 @@ def uneven_row_groups(source: Path, rows_per_unit: int, out: Path) -> list[int]:
     import pyarrow.parquet as pq  # noqa: PLC0415
 
     if out.exists():
-        return [pq.ParquetFile(out).metadata.row_group(i).num_rows for i in range(pq.ParquetFile(out).num_row_groups)]
+        meta = pq.ParquetFile(out).metadata
+        return [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
     table = pq.read_table(source)
     rng = np.random.default_rng(SEED)
     low, high = (int(rows_per_unit * f) for f in UNEVEN_ROWS)
     sizes: list[int] = []
-    while sum(sizes) < table.num_rows:
-        sizes.append(min(int(rng.integers(low, high + 1)), table.num_rows - sum(sizes)))
-    partial = out.with_suffix(".partial")
-    with pq.ParquetWriter(partial, table.schema, compression="zstd") as writer:
-        start = 0
-        for size in sizes:
+    start = 0
+    with atomic_output(out) as tmp, pq.ParquetWriter(tmp, table.schema, compression="zstd") as writer:
+        while start < table.num_rows:
+            size = min(int(rng.integers(low, high + 1)), table.num_rows - start)
             writer.write_table(table.slice(start, size), row_group_size=size)
+            sizes.append(size)
             start += size
-    partial.rename(out)
     return sizes
 
 

@@ -15,6 +15,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -373,25 +374,19 @@ void check_shaped_description(const TiffFile& file, std::string_view text, int32
   }
 }
 
-/// The file's common page layout and where each page goes, or FileImageError when pages differ from one another or
-/// from what the metadata says.
-ImageFileShape file_shape(const TiffFile& file, PageInfo* first_page, PageMap* page_map) {
-  TIFF* tif = file.get();
-  const PageInfo first = page_info(file);
-  const std::string description = image_description(tif);
-  int32_t pages = 1;
-  // TIFFLastDirectory spares a one-page file (the common case) a failed read of a next page and the re-read of its
-  // first page below; a next page that cannot be read is an error, not the end of the file.
-  while (!TIFFLastDirectory(tif)) {
-    if (!TIFFReadDirectory(tif)) file.fail("cannot read page " + std::to_string(pages) + " (truncated or corrupt?)");
-    const PageInfo page = page_info(file);
-    if (page.width != first.width || page.height != first.height || page.type != first.type ||
-        page.samples != first.samples) {
-      throw FileImageError(file.path() + ": page " + std::to_string(pages) + " differs from page 0 in size, dtype or "
-                           "samples; only pages of one shape can be read as channels or Z planes");
-    }
-    ++pages;
+/// Page `index` has the first page's layout, or FileImageError.
+void check_like_first(const TiffFile& file, const PageInfo& first, const PageInfo& page, int32_t index) {
+  if (page.width != first.width || page.height != first.height || page.type != first.type ||
+      page.samples != first.samples) {
+    throw FileImageError(file.path() + ": page " + std::to_string(index) + " differs from page 0 in size, dtype or "
+                         "samples; only pages of one shape can be read as channels or Z planes");
   }
+}
+
+/// Where each of the file's `pages` pages goes, from the first page's description (checked against the count), and
+/// the image's shape; or FileImageError when they disagree.
+ImageFileShape page_layout(const TiffFile& file, const PageInfo& first, const std::string& description, int32_t pages,
+                           PageMap* page_map) {
   const int32_t samples = first.samples;
   PageMap map{pages, 1, false};
   if (description.find("<OME") != std::string::npos || description.find(":OME") != std::string::npos) {
@@ -410,11 +405,27 @@ ImageFileShape file_shape(const TiffFile& file, PageInfo* first_page, PageMap* p
     file.fail("the OME-XML says SignificantBits=" + std::to_string(map.significant_bits) + ", more than the " +
               std::to_string(8 * pixel_size(first.type)) + " bits of its " + pixel_type_name(first.type) + " pixels");
   }
-  if (pages > 1 && !TIFFSetDirectory(tif, 0)) file.fail("cannot return to the first page");
-  if (first_page != nullptr) *first_page = first;
-  if (page_map != nullptr) *page_map = map;
+  *page_map = map;
   return {first.type, map.page_channels * samples, map.depth, static_cast<int32_t>(first.height),
           static_cast<int32_t>(first.width)};
+}
+
+/// The file's common page layout and where each page goes, every page's directory read and checked against the
+/// first (the file is left on its last page); or FileImageError when pages differ from one another or from what
+/// the metadata says.
+ImageFileShape file_shape(const TiffFile& file, PageMap* page_map) {
+  TIFF* tif = file.get();
+  const PageInfo first = page_info(file);
+  const std::string description = image_description(tif);  // page 0's, before the walk moves on
+  int32_t pages = 1;
+  // TIFFLastDirectory spares a one-page file (the common case) a failed read of a next page; a next page that
+  // cannot be read is an error, not the end of the file.
+  while (!TIFFLastDirectory(tif)) {
+    if (!TIFFReadDirectory(tif)) file.fail("cannot read page " + std::to_string(pages) + " (truncated or corrupt?)");
+    check_like_first(file, first, page_info(file), pages);
+    ++pages;
+  }
+  return page_layout(file, first, description, pages, page_map);
 }
 
 /// Decodes plane `sample` of the current page (or all interleaved samples when `sample` < 0) into `dst`, whose
@@ -466,16 +477,23 @@ void read_plane(const TiffFile& file, const PageInfo& page, int sample, uint8_t*
 ImageFileShape probe_tiff(const std::string& path, int32_t* significant_bits) {
   TiffFile file(path);
   PageMap map;
-  const ImageFileShape shape = file_shape(file, nullptr, &map);
+  const ImageFileShape shape = file_shape(file, &map);
   if (significant_bits != nullptr) *significant_bits = map.significant_bits;
   return shape;
 }
 
 ImageFileShape read_tiff(const std::string& path, const ImageFileShape& expected, std::vector<uint8_t>& pixels) {
   TiffFile file(path);
-  PageInfo page;
+  const PageInfo page = page_info(file);
+  // The pages are counted along the chain of directory offsets (TIFFNumberOfDirectories reads two fields of each,
+  // parsing none), and each page's directory is parsed once, where it is decoded. Reading every directory to check
+  // it and again to decode it cost twice libtiff's per-directory set-up (it sorts its tag table each time).
+  const tdir_t count = TIFFLastDirectory(file.get()) ? 1 : TIFFNumberOfDirectories(file.get());
+  if (count < 1 || count > static_cast<tdir_t>(std::numeric_limits<int32_t>::max())) {
+    file.fail("cannot count the pages (corrupt directory chain?)");
+  }
   PageMap map;
-  const ImageFileShape shape = file_shape(file, &page, &map);
+  const ImageFileShape shape = page_layout(file, page, image_description(file.get()), static_cast<int32_t>(count), &map);
   check_image_shape(path, shape, expected);
   pixels.resize(static_cast<size_t>(shape.bytes()));
   const int64_t elem = pixel_size(shape.type);
@@ -484,7 +502,10 @@ ImageFileShape read_tiff(const std::string& path, const ImageFileShape& expected
   const int32_t samples = page.samples;
   thread_local std::vector<uint8_t> interleaved;
   for (int32_t p = 0; p < pages; ++p) {
-    if (p > 0 && !TIFFReadDirectory(file.get())) file.fail("cannot read page " + std::to_string(p));
+    if (p > 0) {
+      if (!TIFFReadDirectory(file.get())) file.fail("cannot read page " + std::to_string(p) + " (truncated or corrupt?)");
+      check_like_first(file, page, page_info(file), p);
+    }
     const int32_t z = map.z_of(p);
     // Sample s of this page is channel channel_of(p) * samples + s, stored as (C, Z, H, W).
     auto plane = [&](int32_t s) {

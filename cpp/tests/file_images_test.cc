@@ -304,7 +304,7 @@ TEST(TiffReader, ErrorsNameTheFile) {
 }
 
 // Files under 256 KiB are parsed from one read into memory, larger ones through libtiff's map: both read exactly,
-// multi-page files included (their first page is re-read after the pages are counted).
+// multi-page files included.
 TEST(TiffReader, SmallAndLargeFilesReadBackExactly) {
   const fs::path dir = temp_dir("tiff_sizes");
   for (const int side : {16, 300}) {

@@ -92,14 +92,22 @@ MODES: dict[str, dict[str, Any]] = {
 # ------------------------------------------------------------------------------------------------------- data
 
 
-def ensure_data(data_dir: Path, n: int, size: int, formats: list[str], content: str = "random") -> dict[str, Any]:
-    """The generated dataset of ``n`` images ``size`` x ``size`` in ``formats`` (cached), its paths and reference."""
-    data = DataConfig(n_images=n, sizes=[[size, size]], dtype=DTYPE, seed=SEED, layout=LAYOUT, content=content)
+def ensure_data(data_dir: Path, n: int, size: int, formats: list[str], content: str = "random",
+                depth: int = 1) -> dict[str, Any]:
+    """The generated dataset of ``n`` images ``size`` x ``size`` (``depth`` Z planes each) in ``formats`` (cached),
+    its paths and reference."""
+    data = DataConfig(n_images=n, sizes=[[size, size]], dtype=DTYPE, seed=SEED, layout=LAYOUT, content=content,
+                      depth=depth)
     files = ensure_dataset(data, (size, size), formats, data_dir, say)
     missing = [f for f in formats if f not in files.paths]
     if missing:
         raise RuntimeError(f"could not write {', '.join(missing)}: {files.skipped}")
-    return {"paths": {k: str(v) for k, v in files.paths.items()}, "reference": str(files.reference)}
+    return {"paths": {k: str(v) for k, v in files.paths.items()}, "reference": str(files.reference), "depth": depth}
+
+
+def shape_tag(size: int, depth: int) -> str:
+    """How figures name an image shape: ``100x100``, or ``16x100x100`` for volumes of 16 Z planes."""
+    return f"{depth}x{size}x{size}" if depth > 1 else f"{size}x{size}"
 
 
 def reference_tensor(reference: np.ndarray, row: int) -> torch.Tensor:
@@ -310,7 +318,8 @@ def measure_files(key: str, size: int, info: dict[str, Any], cfg: dict[str, Any]
     best = best_of(dataloaders)
     native_warm = native_rate(native, cfg["native_epochs"], n)
     ratio = native_warm["samples_per_s_median"] / best["samples_per_s"]
-    say(f"  {key} {size}x{size} warm = {ratio:.2f} (native {native_warm['samples_per_s_median']:,.0f} / "
+    tag = shape_tag(size, info.get("depth", 1))
+    say(f"  {key} {tag} warm = {ratio:.2f} (native {native_warm['samples_per_s_median']:,.0f} / "
         f"{best['baseline']} num_workers={best['num_workers']} {best['samples_per_s']:,.0f} samples/s)")
 
     say(f"    cold: pages evicted before every epoch; the best warm baseline ({best['baseline']}), all worker counts")
@@ -325,7 +334,7 @@ def measure_files(key: str, size: int, info: dict[str, Any], cfg: dict[str, Any]
     cold_ratio = native_cold["samples_per_s_median"] / cold_best["samples_per_s"]
     disk_bw = float(np.median(disk))
     vs_disk = native_cold["samples_per_s_median"] * on_disk / n / disk_bw
-    say(f"  {key} {size}x{size} cold = {cold_ratio:.2f} (native {native_cold['samples_per_s_median']:,.0f} / "
+    say(f"  {key} {tag} cold = {cold_ratio:.2f} (native {native_cold['samples_per_s_median']:,.0f} / "
         f"{cold_best['baseline']} num_workers={cold_best['num_workers']} {cold_best['samples_per_s']:,.0f}); "
         f"eviction took: {eviction_took}; native reads {vs_disk:.2f} of the disk's sequential "
         f"{disk_bw / 1e6:,.0f} MB/s")
@@ -461,6 +470,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", nargs="+", choices=[*FILE_FORMATS, "zstd"], default=None,
                         help="run only these workloads (d3 and d4 are 'zstd')")
     parser.add_argument("--sizes", nargs="+", type=int, choices=SIZES, default=list(SIZES))
+    parser.add_argument("--depth", type=int, default=1,
+                        help="Z planes per image of the file workloads (d1, d2): 1 = 2-D images (default); more = "
+                             "volumes (OME-TIFF z-stacks, OME-Zarr ZYX arrays), figures named e.g. d1_tiff_16x100x100")
     parser.add_argument("--contents", nargs="+", choices=CONTENTS, default=list(CONTENTS),
                         help="image content of the zstd workloads (d3, d4): random (uniform noise, as the seed: zstd "
                              "stores it raw) and smooth (compresses ~1.7x: decompression does real work); "
@@ -473,6 +485,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.depth < 1:
+        raise SystemExit("--depth must be >= 1")
     if args.child:
         print(json.dumps(child(args.child, args.size, args.mode, args.info), default=float), flush=True)
         return 0
@@ -486,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
     figures: dict[str, Any] = {}
     for size in args.sizes:
         formats = [FILE_FORMATS[j] for j in jobs if j in FILE_FORMATS]
-        files_info = ensure_data(data_dir, cfg["files"][size], size, formats) if formats else None
+        files_info = ensure_data(data_dir, cfg["files"][size], size, formats, depth=args.depth) if formats else None
         for job in jobs:
             if job == "zstd":
                 for content in args.contents:
@@ -494,8 +508,8 @@ def main(argv: list[str] | None = None) -> int:
                     info = ensure_data(data_dir, cfg["zstd"][size], size, ["arrow_ipc"], content)
                     figures[f"zstd{CONTENT_SUFFIX[content]}_{size}x{size}"] = run_child(job, size, args.mode, info)
                 continue
-            say(f"{job} {size}x{size}")
-            figures[f"{job}_{size}x{size}"] = run_child(job, size, args.mode, files_info)
+            say(f"{job} {shape_tag(size, args.depth)}")
+            figures[f"{job}_{shape_tag(size, args.depth)}"] = run_child(job, size, args.mode, files_info)
 
     result: dict[str, Any] = {"benchmark": "native_decode", "mode": args.mode}
     targets: dict[str, Any] = {}
@@ -503,11 +517,12 @@ def main(argv: list[str] | None = None) -> int:
         tag = f"{size}x{size}"
         for key in FILE_FORMATS:
             if key in jobs:
-                fig = figures[f"{key}_{tag}"]
-                result[f"{key}_{tag}"] = fig["ratio"]
-                result[f"{key}_{tag}_cold"] = fig["cold"]["ratio"]
-                result[f"{key}_{tag}_cold_eviction_took"] = fig["cold"]["eviction_took"]
-                targets[f"{key}_{tag}"] = target_entry(fig["ratio"], TARGETS[key])
+                file_tag = shape_tag(size, args.depth)
+                fig = figures[f"{key}_{file_tag}"]
+                result[f"{key}_{file_tag}"] = fig["ratio"]
+                result[f"{key}_{file_tag}_cold"] = fig["cold"]["ratio"]
+                result[f"{key}_{file_tag}_cold_eviction_took"] = fig["cold"]["eviction_took"]
+                targets[f"{key}_{file_tag}"] = target_entry(fig["ratio"], TARGETS[key])
         if "zstd" in jobs:
             for content in args.contents:
                 fig = figures[f"zstd{CONTENT_SUFFIX[content]}_{tag}"]
@@ -524,7 +539,8 @@ def main(argv: list[str] | None = None) -> int:
         "figures": figures,
         "config": {**{k: {str(s): v for s, v in val.items()} if isinstance(val, dict) else val
                       for k, val in cfg.items()},
-                   "mode": args.mode, "sizes": args.sizes, "dtype": DTYPE, "seed": SEED, "layout": LAYOUT,
+                   "mode": args.mode, "sizes": args.sizes, "depth": args.depth, "dtype": DTYPE, "seed": SEED,
+                   "layout": LAYOUT,
                    "zstd_contents": args.contents,
                    "native_threads": THREADS, "dataloader_workers": list(WORKERS), "persistent_workers": True,
                    "shuffle": True, "output": "float32 in [0, 1]", "data_dir": str(data_dir), "jobs": jobs},

@@ -14,6 +14,7 @@
 #include <memory>
 #include <numeric>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "loaderbench/batch_loader.h"
@@ -269,6 +270,58 @@ TEST(TiffReader, MetadataThatDisagreesWithThePagesIsRefused) {
   // A plain shaped description with one page axis is pages as channels, as without metadata.
   write_tiff(dir / "shaped.tif", pages, 6, 8, 8, {.description = R"({"shape": [6, 8, 8]})"});
   EXPECT_EQ(probe_tiff((dir / "shaped.tif").string()), any);
+  fs::remove_all(dir);
+}
+
+// Pages of another size or dtype than page 0 are refused by the probe and by a read (which checks each page where it
+// decodes it), naming the file and the page.
+TEST(TiffReader, APageUnlikeTheFirstIsRefused) {
+  const fs::path dir = temp_dir("tiff_mixed_pages");
+  auto write_pages = [&](const fs::path& path, int odd_page, int odd_width, int odd_bits) {
+    TIFF* tif = TIFFOpen(path.c_str(), "w");
+    ASSERT_NE(tif, nullptr);
+    for (int p = 0; p < 3; ++p) {
+      const int w = p == odd_page ? odd_width : 8;
+      const int bits = p == odd_page ? odd_bits : 8;
+      TIFFSetField(tif, TIFFTAG_IMAGEWIDTH, w);
+      TIFFSetField(tif, TIFFTAG_IMAGELENGTH, 8);
+      TIFFSetField(tif, TIFFTAG_BITSPERSAMPLE, bits);
+      TIFFSetField(tif, TIFFTAG_SAMPLEFORMAT, SAMPLEFORMAT_UINT);
+      TIFFSetField(tif, TIFFTAG_SAMPLESPERPIXEL, 1);
+      TIFFSetField(tif, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK);
+      TIFFSetField(tif, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
+      TIFFSetField(tif, TIFFTAG_ROWSPERSTRIP, 8);
+      std::vector<uint8_t> plane(static_cast<size_t>(8) * w * (bits / 8), static_cast<uint8_t>(p));
+      ASSERT_NE(TIFFWriteEncodedStrip(tif, 0, plane.data(), static_cast<tmsize_t>(plane.size())), -1);
+      ASSERT_TRUE(TIFFWriteDirectory(tif));
+    }
+    TIFFClose(tif);
+  };
+  write_pages(dir / "good.tif", -1, 8, 8);
+  const ImageFileShape shape = probe_tiff((dir / "good.tif").string());
+  ASSERT_EQ(shape, (ImageFileShape{PixelType::kUint8, 3, 1, 8, 8}));
+  std::vector<uint8_t> out;
+  read_tiff((dir / "good.tif").string(), shape, out);
+  EXPECT_EQ(out[64 * 2], 2);  // page 2's pixels in plane 2
+  for (const auto& [page, width, bits] : {std::tuple{1, 9, 8}, std::tuple{2, 8, 16}}) {
+    const fs::path path = dir / ("odd" + std::to_string(page) + ".tif");
+    write_pages(path, page, width, bits);
+    const std::string expect = "odd" + std::to_string(page) + ".tif: page " + std::to_string(page) +
+                               " differs from page 0";
+    std::string probed = "no error", read = "no error";
+    try {
+      probe_tiff(path.string());
+    } catch (const FileImageError& e) {
+      probed = e.what();
+    }
+    try {
+      read_tiff(path.string(), shape, out);
+    } catch (const FileImageError& e) {
+      read = e.what();
+    }
+    EXPECT_NE(probed.find(expect), std::string::npos) << probed;
+    EXPECT_NE(read.find(expect), std::string::npos) << read;
+  }
   fs::remove_all(dir);
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -191,6 +192,41 @@ def test_a_file_truncated_mid_epoch_is_a_clear_error(name: str, tmp_path: Path) 
         for _ in iterator:
             pass
     iterator.close()
+
+
+@pytest.mark.parametrize("layout", ["ome-arrow", "bytes-zstd"])
+def test_arrow_ipc_blocks_are_copied_out_of_the_map_into_recycled_buffers(layout: str, images: np.ndarray,
+                                                                         tmp_path: Path) -> None:
+    """The reader hands out views into the mapped file and the core copies each block out at once (planes as one run
+    per image; zstd chunks piece by piece), into buffers reused from block to block: the pixels are exact, and blocks
+    held when the file is cut under them are still read (the next read is the error)."""
+    if "arrow_ipc" not in BLOCK_FORMATS:
+        pytest.skip("pyarrow's IPC support is unavailable")
+    module = get_format("arrow_ipc")
+    path = tmp_path / module.INFO.filename
+    table = build_ome_table(images, layout=layout)
+    module.write(ImageStream.from_table(table, images, batch_rows=40), path, rows_per_unit=16)
+    loader = StreamingImageLoader(path, batch_size=8, shuffle=True, seed=5, num_threads=2, chunks_per_block=2)
+    for _ in range(2):
+        assert sorted(epoch_rows(loader, images)) == list(range(N))
+    assert loader._readers._opened and all(not r.copy_rows for r in loader._readers._opened)
+
+    # blocks read ahead and held when the file is cut under them: their batches still come exact (a view into the
+    # map would fault there), and the first read after the cut is the error, naming the file
+    loader = StreamingImageLoader(path, batch_size=8, chunk_size=16, chunks_per_block=1, io_threads=1,
+                                  max_blocks_in_flight=3)
+    iterator = loader.iter_with_indices()
+    delivered = [next(iterator)]
+    time.sleep(0.5)  # the I/O thread reads ahead meanwhile
+    with path.open("r+b") as f:
+        f.truncate(1024)
+    with pytest.raises(RuntimeError, match=path.name):
+        for item in iterator:
+            delivered.append(item)
+    iterator.close()
+    assert len(delivered) >= 2  # block 0's second batch at least came from a held block
+    for batch, indices in delivered:
+        assert torch.equal(batch, torch.from_numpy(images[indices]).float().div(255))
 
 
 UNEVEN_UNITS = (5, 30, 1, 17, 40, 10)  # rows per unit, as another tool might cut a file (sums to N)

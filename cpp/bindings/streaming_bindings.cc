@@ -15,6 +15,7 @@
 
 #include "arrow_capsule.h"
 #include "epoch_binding.h"
+#include "loaderbench/block_arena.h"
 #include "loaderbench/image_dataset.h"
 #include "loaderbench/sparse_matrix.h"
 #include "loaderbench/streaming_loader.h"
@@ -106,10 +107,17 @@ class PyBlockSource final : public BlockSource {
   OutputType type_ = OutputType::kFloat32;
 };
 
-BlockImport image_import(TransformOptions transform, int64_t max_sample_bytes) {
-  return [transform = std::move(transform), max_sample_bytes](StreamOwner stream, int64_t rows, int64_t arrow_bytes) {
+/// Blocks are copied into an arena of recycled buffers (`arena`) or held as the reader returned them (null).
+BlockImport image_import(TransformOptions transform, int64_t max_sample_bytes, std::shared_ptr<BlockArena> arena) {
+  return [transform = std::move(transform), max_sample_bytes, arena = std::move(arena)](
+             StreamOwner stream, int64_t rows, int64_t arrow_bytes) {
     std::shared_ptr<const ImageDataset> dataset = ImageDataset::from_stream(std::move(stream), "ome_image",
                                                                             max_sample_bytes);
+    if (arena) {
+      // The reader's Arrow data is released here, on the I/O thread that read it; the workers read the copy.
+      dataset = ImageDataset::compacted(*dataset, *arena);
+      arrow_bytes = dataset->owned_bytes();
+    }
     if (dataset->size() != rows) {
       throw std::runtime_error("the reader returned " + std::to_string(dataset->size()) + " rows for a block of " +
                                std::to_string(rows));
@@ -152,13 +160,19 @@ void bind_streaming(nb::module_& m) {
   nb::class_<BlockSource>(m, "BlockSource")
       .def_static(
           "images",
-          [](nb::object read, int64_t rows, const TransformOptions& transform, int64_t max_sample_bytes) {
-            return std::shared_ptr<BlockSource>(
-                std::make_shared<PyBlockSource>(std::move(read), rows, image_import(transform, max_sample_bytes)));
+          [](nb::object read, int64_t rows, const TransformOptions& transform, int64_t max_sample_bytes,
+             int64_t copy_buffers) {
+            if (copy_buffers < 0) throw std::invalid_argument("copy_buffers must be >= 0");
+            auto arena = copy_buffers > 0 ? BlockArena::create(static_cast<size_t>(copy_buffers)) : nullptr;
+            return std::shared_ptr<BlockSource>(std::make_shared<PyBlockSource>(
+                std::move(read), rows, image_import(transform, max_sample_bytes, std::move(arena))));
           },
           nb::arg("read"), nb::arg("rows"), nb::arg("transform"), nb::arg("max_sample_bytes") = kDefaultMaxSampleBytes,
+          nb::arg("copy_buffers") = 0,
           "Blocks of OME-Arrow images: `read(rows)` returns those rows (sorted int64 ids) as Arrow with an "
-          "`ome_image` column. Reads row 0 now to learn the sample shape.")
+          "`ome_image` column. Reads row 0 now to learn the sample shape. `copy_buffers` > 0: each block's pixels "
+          "are copied out of the reader's Arrow data as soon as it is read (which is then released), into buffers "
+          "recycled from block to block, at most `copy_buffers` of them kept free.")
       .def_static(
           "sparse",
           [](nb::object read, int64_t rows, int64_t n_genes) {

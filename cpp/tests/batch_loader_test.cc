@@ -85,6 +85,34 @@ TEST(ImageDataset, PreloadedHoldsTheSamePixelsAsOneContiguousRunPerImage) {
   }
 }
 
+TEST(ImageDataset, CompactedHoldsTheSamePixelsAfterTheArrowDataIsGone) {
+  auto arena = BlockArena::create(2);
+  // Planes, or only ZYX chunks (back to back, so also one run); compressed chunks, copied piece by piece, are
+  // covered from Python (test_streaming_loader: bytes-zstd through Arrow IPC).
+  for (bool planes : {true, false}) {
+    TestImage shape{2, 3, 4, 5};
+    shape.planes = planes;
+    auto ds = dataset_of(7, shape);
+    const TransformOptions t;
+    std::vector<uint8_t> scratch;
+    std::vector<std::vector<float>> want(7, std::vector<float>(120));
+    for (int64_t r = 0; r < ds->size(); ++r) write_sample(ds->index(), r, t, {}, want[r].data(), scratch);
+    auto compact = ImageDataset::compacted(*ds, *arena);
+    ds.reset();  // the Arrow buffers are freed: the copy must not point into them (ASan checks every read below)
+    ASSERT_EQ(compact->size(), 7);
+    EXPECT_EQ(compact->owned_bytes(), 7 * 256);  // one run of 120 uint16 per image, 64-byte aligned
+    for (int64_t r = 0; r < compact->size(); ++r) {
+      const ImageLocation& im = compact->image(r);
+      ASSERT_NE(im.contiguous, nullptr);
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(im.contiguous) % 16, 0u);
+      std::vector<float> got(120);
+      write_sample(compact->index(), r, t, {}, got.data(), scratch);
+      EXPECT_EQ(got, want[r]) << "row " << r << (planes ? " (planes)" : " (chunks)");
+    }
+  }
+  EXPECT_EQ(arena->allocations(), 1u) << "the second block reuses the first one's buffer";
+}
+
 TEST(ImageDataset, MixedShapesBatchOneAtATimeOrCropped) {
   auto ds = ImageDataset::from_stream(
       FakeStream::make({testing::ome_batch({{1, 1, 4, 5}, {1, 1, 3, 5}, {1, 1, 6, 2}})}));

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "loaderbench/arrow_owners.h"
+#include "loaderbench/block_arena.h"
 #include "loaderbench/ome_importer.h"
 #include "loaderbench/pixel_index.h"
 
@@ -32,11 +33,16 @@ class ImageDataset {
   /// narrowed. Epochs over it decompress nothing and read the declared bytes only; it holds no Arrow buffers.
   /// Throws ImportError on corrupt chunks (naming the row) and when the buffer cannot be allocated.
   static std::shared_ptr<ImageDataset> preloaded(const ImageDataset& source, int num_threads);
+  /// A copy of every image's stored payload (compressed chunks stay compressed) into one buffer from `arena`, each
+  /// image 64-byte aligned, with the index pointing into it. It holds no Arrow buffers, so the source's can be
+  /// released at once: what a streaming loader holds of a block, in memory the arena recycles. Throws ImportError
+  /// when the sizes overflow or the buffer cannot be allocated.
+  static std::shared_ptr<ImageDataset> compacted(const ImageDataset& source, BlockArena& arena);
   /// The largest stored pixel value over `rows` (every row when empty), scanned on `num_threads` threads: what a
   /// measured bit depth is taken from, and how uint8 data stored as uint16 is recognised. Throws ImportError on
   /// corrupt chunks, std::out_of_range on a bad row.
   double max_pixel_value(const std::vector<int64_t>& rows, int num_threads) const;
-  /// Bytes of the owned pixel buffer (0 unless preloaded).
+  /// Bytes of the owned pixel buffer (0 unless preloaded or compacted).
   int64_t owned_bytes() const { return owned_bytes_; }
 
  private:
@@ -47,6 +53,7 @@ class ImageDataset {
   ImportSummary summary_;
   bool uniform_ = true;
   std::unique_ptr<uint8_t[]> owned_;  // preloaded pixels (default-initialised: every byte is written once)
+  BlockArena::Handle arena_bytes_;  // compacted pixels
   int64_t owned_bytes_ = 0;
 };
 

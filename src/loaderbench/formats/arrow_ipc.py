@@ -41,6 +41,7 @@ INFO = FormatInfo(
     random_access=True,  # one row: the pages holding it, no decode
     unit_chosen_by_writer=True,
     concurrent_reads=False,  # the C++ IPC file reader is not documented reentrant (ARROW-11772)
+    block_views=True,
 )
 
 

@@ -108,6 +108,10 @@ class FormatInfo:
     #: one block reader's ``read`` may run on several threads at once, in parallel (the others serialise them with a
     #: lock: open one reader per thread to read in parallel)
     concurrent_reads: bool = False
+    #: ``block_reader(..., copy_rows=False)`` returns views into a memory-mapped file instead of owned copies: for a
+    #: caller that copies every block out itself at once (the streaming loader does), which the default copy would
+    #: only double
+    block_views: bool = False
     #: the library works in a process forked after it was used (Lance's runtime does not: DataLoader workers that
     #: read it must be spawned)
     fork_safe: bool = True

@@ -201,6 +201,12 @@ class _StreamingLoader(ForkedWorkersOnly, IterableDataset):
         check_batch_memory(batch_bytes, buffers, f"{loader.batch_size} {what} of {source.sample_bytes:,} bytes")
         self._pool = _core.BufferPool.create(max(batch_bytes, 1), buffers)
 
+    def _copy_buffers(self) -> int:
+        """Free block buffers the core keeps for reuse: as many as blocks can be in flight (capped: a huge
+        ``max_blocks_in_flight`` is a bound, not a count to pre-allocate)."""
+        options = self.options
+        return min(options.max_blocks_in_flight or options.io_threads + 2, 64)
+
     def __len__(self) -> int:
         """Batches per epoch for this rank."""
         return self._batches
@@ -325,10 +331,15 @@ class StreamingImageLoader(_StreamingLoader):
         max_sample_bytes = check_int("max_sample_bytes", max_sample_bytes, 1, INT64_MAX)
         path, module = block_format(source, format)
         self.path, self.format = path, module.INFO.name
-        with module.block_reader(path, column=column) as probe:
+        # A reader that can hand out views into a mapped file does, and the core copies each block's pixels out as
+        # soon as it is read, into buffers it recycles (a fresh copy per block faulted in new pages: epochs stalled).
+        # Other readers' blocks are their library's own allocations, which a copy would only add to (measured).
+        views = {"copy_rows": False} if module.INFO.block_views else {}
+        with module.block_reader(path, column=column, **views) as probe:
             rows, self.unit_name, units = probe.num_rows, probe.unit_name, probe.unit_starts
         readers = _ReaderPool(probe.reopen)  # the I/O threads' readers share what the probe parsed
-        source_ = _core.BlockSource.images(readers.read, rows, self.transform, max_sample_bytes)
+        source_ = _core.BlockSource.images(readers.read, rows, self.transform, max_sample_bytes,
+                                           copy_buffers=self._copy_buffers() if views else 0)
         self._attach(source_, readers, "images", units)
 
 

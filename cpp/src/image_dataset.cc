@@ -108,63 +108,93 @@ double ImageDataset::max_pixel_value(const std::vector<int64_t>& rows, int num_t
   });
 }
 
+namespace {
+
+/// Narrows a run of uint16 to uint8; false (with `out` partly written) when a value exceeds 255.
+bool narrow_run(const uint16_t* src, int64_t count, uint8_t* out) {
+  uint16_t seen = 0;  // the OR of every value: a bit above the low byte means some value does not fit
+  for (int64_t i = 0; i < count; ++i) {
+    seen |= src[i];
+    out[i] = static_cast<uint8_t>(src[i]);
+  }
+  return seen <= 255;
+}
+
+}  // namespace
+
 std::shared_ptr<ImageDataset> ImageDataset::compacted(const ImageDataset& source, BlockArena& arena) {
   const PixelIndex& from = source.index_;
-  // Per image one run: its contiguous pixels when it has them, else its pieces one after another (each aligned
-  // for typed loads). Offsets in checked arithmetic: the payload sizes were validated one by one, not summed.
   const auto aligned = [](int64_t bytes) { return (bytes + kImageAlignment - 1) / kImageAlignment * kImageAlignment; };
-  std::vector<int64_t> offsets(from.images.size() + 1, 0);
-  for (size_t i = 0; i < from.images.size(); ++i) {
-    const ImageLocation& im = from.images[i];
-    int64_t bytes = 0;
-    if (im.contiguous != nullptr) {
-      bytes = aligned(im.pixels() * pixel_size(im.stored));
-    } else {
-      for (int32_t k = 0; k < im.num_pieces; ++k) {
-        const int64_t piece = aligned(from.pieces[static_cast<size_t>(im.first_piece + k)].nbytes);
-        if (__builtin_add_overflow(bytes, piece, &bytes)) throw ImportError("compacting: an image's size overflows");
-      }
-    }
-    if (__builtin_add_overflow(offsets[i], bytes, &offsets[i + 1])) {
-      throw ImportError("compacting: the block's total size overflows");
-    }
-  }
-  std::shared_ptr<ImageDataset> out(new ImageDataset());
-  try {
-    out->arena_bytes_ = arena.acquire(offsets.back());
-  } catch (const std::bad_alloc&) {
-    throw ImportError("a block needs " + std::to_string(offsets.back()) +
-                      " bytes for its images, which could not be allocated; lower chunks_per_block");
-  }
-  out->owned_bytes_ = offsets.back();
-  uint8_t* base = out->arena_bytes_.get();
-  out->index_.images.reserve(from.images.size());
-  out->index_.pieces.reserve(from.pieces.size());
-  for (size_t i = 0; i < from.images.size(); ++i) {
-    ImageLocation im = from.images[i];
-    uint8_t* at = base + offsets[i];
-    const int64_t first = static_cast<int64_t>(out->index_.pieces.size());
-    if (im.contiguous != nullptr) {
-      std::memcpy(at, im.contiguous, static_cast<size_t>(im.pixels() * pixel_size(im.stored)));
-    }
-    for (int32_t k = 0; k < im.num_pieces; ++k) {
-      PixelPiece p = from.pieces[static_cast<size_t>(im.first_piece + k)];
+  // As preloaded does, a run of uint16 declared uint8 (ome-arrow's widening) is narrowed to uint8 where it is one
+  // contiguous run: half the bytes held and read. If any value exceeds 255, nothing is narrowed.
+  for (bool narrow : {true, false}) {
+    const auto narrowed = [&](const ImageLocation& im) { return im.contiguous != nullptr && narrows(im, narrow); };
+    // Per image one run: its contiguous pixels when it has them, else its pieces one after another (each aligned
+    // for typed loads). Offsets in checked arithmetic: the payload sizes were validated one by one, not summed.
+    std::vector<int64_t> offsets(from.images.size() + 1, 0);
+    for (size_t i = 0; i < from.images.size(); ++i) {
+      const ImageLocation& im = from.images[i];
+      int64_t bytes = 0;
       if (im.contiguous != nullptr) {
-        p.data = at + (p.data - im.contiguous);  // inside the run just copied
+        bytes = aligned(im.pixels() * (narrowed(im) ? 1 : pixel_size(im.stored)));
       } else {
-        std::memcpy(at, p.data, static_cast<size_t>(p.nbytes));
-        p.data = at;
-        at += aligned(p.nbytes);
+        for (int32_t k = 0; k < im.num_pieces; ++k) {
+          const int64_t piece = aligned(from.pieces[static_cast<size_t>(im.first_piece + k)].nbytes);
+          if (__builtin_add_overflow(bytes, piece, &bytes)) throw ImportError("compacting: an image's size overflows");
+        }
       }
-      out->index_.pieces.push_back(p);
+      if (__builtin_add_overflow(offsets[i], bytes, &offsets[i + 1])) {
+        throw ImportError("compacting: the block's total size overflows");
+      }
     }
-    if (im.contiguous != nullptr) im.contiguous = at;
-    im.first_piece = first;
-    out->index_.images.push_back(im);
+    std::shared_ptr<ImageDataset> out(new ImageDataset());
+    try {
+      out->arena_bytes_ = arena.acquire(offsets.back());
+    } catch (const std::bad_alloc&) {
+      throw ImportError("a block needs " + std::to_string(offsets.back()) +
+                        " bytes for its images, which could not be allocated; lower chunks_per_block");
+    }
+    out->owned_bytes_ = offsets.back();
+    uint8_t* base = out->arena_bytes_.get();
+    out->index_.images.reserve(from.images.size());
+    out->index_.pieces.reserve(from.pieces.size());
+    bool lost = false;
+    for (size_t i = 0; i < from.images.size() && !lost; ++i) {
+      ImageLocation im = from.images[i];
+      uint8_t* at = base + offsets[i];
+      const int64_t first = static_cast<int64_t>(out->index_.pieces.size());
+      const bool narrow_image = narrowed(im);
+      if (narrow_image) {
+        lost = !narrow_run(reinterpret_cast<const uint16_t*>(im.contiguous), im.pixels(), at);
+      } else if (im.contiguous != nullptr) {
+        std::memcpy(at, im.contiguous, static_cast<size_t>(im.pixels() * pixel_size(im.stored)));
+      }
+      for (int32_t k = 0; k < im.num_pieces; ++k) {
+        PixelPiece p = from.pieces[static_cast<size_t>(im.first_piece + k)];
+        if (narrow_image) {
+          p.data = at + (p.data - im.contiguous) / 2;  // inside the run just narrowed
+          p.nbytes /= 2;
+          p.type = PixelType::kUint8;
+        } else if (im.contiguous != nullptr) {
+          p.data = at + (p.data - im.contiguous);  // inside the run just copied
+        } else {
+          std::memcpy(at, p.data, static_cast<size_t>(p.nbytes));
+          p.data = at;
+          at += aligned(p.nbytes);
+        }
+        out->index_.pieces.push_back(p);
+      }
+      if (im.contiguous != nullptr) im.contiguous = at;
+      if (narrow_image) im.stored = PixelType::kUint8;
+      im.first_piece = first;
+      out->index_.images.push_back(im);
+    }
+    if (lost) continue;  // declared uint8 but holding larger values: copy every image at its stored width
+    out->summary_ = source.summary_;
+    out->uniform_ = source.uniform_;
+    return out;
   }
-  out->summary_ = source.summary_;
-  out->uniform_ = source.uniform_;
-  return out;
+  throw ImportError("compacting: unreachable");  // the second pass narrows nothing, so it cannot lose a value
 }
 
 std::shared_ptr<ImageDataset> ImageDataset::preloaded(const ImageDataset& source, int num_threads) {

@@ -171,6 +171,8 @@ struct TestImage {
   int32_t c = 1, z = 1, y = 4, x = 5;
   bool planes = true;
   bool chunks = true;
+  std::string type = "uint16";  // pixels_meta.type (the payload is uint16 whatever it says, as ome-arrow stores)
+  int value_modulo = 65536;     // pixel values wrap at this (256: uint8-range values)
 };
 
 /// A record batch like ome-arrow writes: row_id + ome_image{pixels_meta, planes, chunks} with uint16 pixels.
@@ -185,11 +187,11 @@ inline NodePtr ome_batch(const std::vector<TestImage>& images) {
     const TestImage& im = images[i];
     row_ids.push_back(static_cast<int64_t>(i));
     sx.push_back(im.x); sy.push_back(im.y); sz.push_back(im.z); sc.push_back(static_cast<int16_t>(im.c)); st.push_back(1);
-    types.push_back("uint16");
+    types.push_back(im.type);
     for (int32_t c = 0; c < im.c; ++c) {
       for (int32_t z = 0; z < im.z; ++z) {
         std::vector<uint16_t> px(static_cast<size_t>(im.y * im.x));
-        for (size_t k = 0; k < px.size(); ++k) px[k] = static_cast<uint16_t>(i * 1000 + c * 100 + z * 10 + k);
+        for (size_t k = 0; k < px.size(); ++k) px[k] = static_cast<uint16_t>((i * 1000 + c * 100 + z * 10 + k) % im.value_modulo);
         if (im.planes) {
           pz.push_back(z); pt.push_back(0); pc.push_back(static_cast<int16_t>(c));
           plane_pixels.insert(plane_pixels.end(), px.begin(), px.end());

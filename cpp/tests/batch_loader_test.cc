@@ -113,6 +113,32 @@ TEST(ImageDataset, CompactedHoldsTheSamePixelsAfterTheArrowDataIsGone) {
   EXPECT_EQ(arena->allocations(), 1u) << "the second block reuses the first one's buffer";
 }
 
+TEST(ImageDataset, CompactedNarrowsUint8DeclaredDataUnlessAValueExceeds255) {
+  auto arena = BlockArena::create(2);
+  for (int modulo : {256, 65536}) {  // uint8-range values, or values up to 6xxx in data declared uint8
+    TestImage shape{2, 3, 4, 5};
+    shape.type = "uint8";
+    shape.value_modulo = modulo;
+    auto ds = dataset_of(7, shape);
+    const TransformOptions t;
+    std::vector<uint8_t> scratch;
+    std::vector<std::vector<float>> want(7, std::vector<float>(120));
+    for (int64_t r = 0; r < ds->size(); ++r) write_sample(ds->index(), r, t, {}, want[r].data(), scratch);
+    auto compact = ImageDataset::compacted(*ds, *arena);
+    ds.reset();
+    const bool narrowed = modulo == 256;
+    EXPECT_EQ(compact->owned_bytes(), 7 * (narrowed ? 128 : 256));  // 120 pixels of 1 or 2 bytes, 64-byte aligned
+    for (int64_t r = 0; r < compact->size(); ++r) {
+      const ImageLocation& im = compact->image(r);
+      EXPECT_EQ(im.stored, narrowed ? PixelType::kUint8 : PixelType::kUint16);
+      EXPECT_EQ(compact->index().pieces[im.first_piece].type, im.stored);
+      std::vector<float> got(120);
+      write_sample(compact->index(), r, t, {}, got.data(), scratch);
+      EXPECT_EQ(got, want[r]) << "row " << r << " modulo " << modulo;
+    }
+  }
+}
+
 TEST(ImageDataset, MixedShapesBatchOneAtATimeOrCropped) {
   auto ds = ImageDataset::from_stream(
       FakeStream::make({testing::ome_batch({{1, 1, 4, 5}, {1, 1, 3, 5}, {1, 1, 6, 2}})}));

@@ -172,7 +172,8 @@ void bind_streaming(nb::module_& m) {
           "Blocks of OME-Arrow images: `read(rows)` returns those rows (sorted int64 ids) as Arrow with an "
           "`ome_image` column. Reads row 0 now to learn the sample shape. `copy_buffers` > 0: each block's pixels "
           "are copied out of the reader's Arrow data as soon as it is read (which is then released), into buffers "
-          "recycled from block to block, at most `copy_buffers` of them kept free.")
+          "recycled from block to block, at most `copy_buffers` of them held (in use or free) unless more blocks are "
+          "in flight at once.")
       .def_static(
           "sparse",
           [](nb::object read, int64_t rows, int64_t n_genes) {

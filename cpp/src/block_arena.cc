@@ -6,8 +6,8 @@
 
 namespace loaderbench {
 
-std::shared_ptr<BlockArena> BlockArena::create(size_t max_free) {
-  return std::shared_ptr<BlockArena>(new BlockArena(max_free));
+std::shared_ptr<BlockArena> BlockArena::create(size_t max_buffers) {
+  return std::shared_ptr<BlockArena>(new BlockArena(max_buffers));
 }
 
 BlockArena::Handle BlockArena::acquire(int64_t bytes) {
@@ -23,7 +23,13 @@ BlockArena::Handle BlockArena::acquire(int64_t bytes) {
       buffer = std::move(*best);
       free_.erase(best);
     } else {
+      // None fits: at the limit, the free ones (all too small) go before a new one is made.
+      while (live_ >= max_buffers_ && !free_.empty()) {
+        forget(std::move(free_.back()));
+        free_.pop_back();
+      }
       ++allocations_;
+      ++live_;
     }
   }
   if (!buffer.bytes) {
@@ -32,32 +38,45 @@ BlockArena::Handle BlockArena::acquire(int64_t bytes) {
     const int64_t limit = std::numeric_limits<int64_t>::max() - kGrain;
     const int64_t wanted = bytes > limit - bytes / 8 ? bytes : bytes + bytes / 8;
     buffer.capacity = wanted > limit ? wanted : (wanted + kGrain - 1) / kGrain * kGrain;
-    buffer.bytes.reset(new uint8_t[static_cast<size_t>(buffer.capacity)]);
+    try {
+      buffer.bytes.reset(new uint8_t[static_cast<size_t>(buffer.capacity)]);
+    } catch (...) {
+      std::lock_guard lock(mutex_);
+      --live_;
+      throw;
+    }
   }
   uint8_t* data = buffer.bytes.get();
   // The deleter owns the buffer until it is handed back: no path leaks it, the arena's death included.
   auto held = std::make_shared<Buffer>(std::move(buffer));
   std::weak_ptr<BlockArena> arena = weak_from_this();
-  return Handle(data, [held, arena](uint8_t*) mutable {
+  return Handle(data, [held, arena](uint8_t*) {
     if (auto owner = arena.lock()) owner->give_back(std::move(*held));
   });
 }
 
 void BlockArena::give_back(Buffer buffer) {
   std::lock_guard lock(mutex_);
-  if (free_.size() < max_free_) {
-    free_.push_back(std::move(buffer));
+  if (live_ > max_buffers_) {
+    forget(std::move(buffer));  // more were in use at once than the arena keeps
     return;
   }
-  // Full: keep the larger buffers (they fit any block the smaller ones fit).
-  auto smallest = std::min_element(free_.begin(), free_.end(),
-                                   [](const Buffer& a, const Buffer& b) { return a.capacity < b.capacity; });
-  if (smallest != free_.end() && smallest->capacity < buffer.capacity) *smallest = std::move(buffer);
+  free_.push_back(std::move(buffer));
+}
+
+void BlockArena::forget(Buffer buffer) {
+  --live_;
+  buffer.bytes.reset();  // a free() under the lock: short, and it keeps the count exact
 }
 
 size_t BlockArena::allocations() const {
   std::lock_guard lock(mutex_);
   return allocations_;
+}
+
+size_t BlockArena::live_buffers() const {
+  std::lock_guard lock(mutex_);
+  return live_;
 }
 
 size_t BlockArena::free_buffers() const {

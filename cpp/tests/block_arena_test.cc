@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <thread>
+#include <vector>
 
 namespace loaderbench {
 namespace {
@@ -36,17 +38,21 @@ TEST(BlockArena, PicksTheSmallestFreeBufferThatFits) {
   EXPECT_EQ(again.get(), small);
 }
 
-TEST(BlockArena, KeepsAtMostMaxFreeBuffersAndTheLargest) {
-  auto arena = BlockArena::create(1);
-  uint8_t* large = nullptr;
+TEST(BlockArena, HoldsAtMostMaxBuffersInUseOrFree) {
+  auto arena = BlockArena::create(2);
   {
     BlockArena::Handle a = arena->acquire(1 << 20);
     BlockArena::Handle b = arena->acquire(2 << 20);
-    large = b.get();
-  }  // b is released first (reverse order), then a: a does not displace the larger b
+    BlockArena::Handle c = arena->acquire(3 << 20);  // more in use at once than the arena keeps: allowed
+    EXPECT_EQ(arena->live_buffers(), 3u);
+  }  // c, b, a released: the first one back is freed (3 > 2 live), the other two kept
+  EXPECT_EQ(arena->live_buffers(), 2u);
+  EXPECT_EQ(arena->free_buffers(), 2u);
+  // Larger than both free buffers: at the limit, one is freed before a new one is made (never 3 held).
+  BlockArena::Handle d = arena->acquire(8 << 20);
+  EXPECT_EQ(arena->live_buffers(), 2u);
   EXPECT_EQ(arena->free_buffers(), 1u);
-  BlockArena::Handle c = arena->acquire(1 << 20);
-  EXPECT_EQ(c.get(), large);
+  EXPECT_EQ(arena->allocations(), 4u);
 }
 
 TEST(BlockArena, AHandleMayOutliveItsArena) {
@@ -57,6 +63,22 @@ TEST(BlockArena, AHandleMayOutliveItsArena) {
   }
   std::memset(held.get(), 3, 4096);  // still owned by the handle; freed when it goes (ASan checks both)
   held.reset();
+}
+
+TEST(BlockArena, ThreadsAcquireAndReleaseAtOnce) {
+  auto arena = BlockArena::create(3);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&arena, t] {
+      for (int i = 0; i < 200; ++i) {
+        BlockArena::Handle h = arena->acquire(((i + t) % 5 + 1) * 4096);
+        h.get()[0] = static_cast<uint8_t>(i);  // each buffer is its holder's alone (TSan checks)
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_LE(arena->live_buffers(), 3u);
+  EXPECT_EQ(arena->live_buffers(), arena->free_buffers());  // none in use any more
 }
 
 }  // namespace

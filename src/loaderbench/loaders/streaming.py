@@ -202,8 +202,8 @@ class _StreamingLoader(ForkedWorkersOnly, IterableDataset):
         self._pool = _core.BufferPool.create(max(batch_bytes, 1), buffers)
 
     def _copy_buffers(self) -> int:
-        """Free block buffers the core keeps for reuse: as many as blocks can be in flight (capped: a huge
-        ``max_blocks_in_flight`` is a bound, not a count to pre-allocate)."""
+        """Block buffers the core keeps (in use or free, for reuse): as many as blocks can be in flight (capped: a
+        huge ``max_blocks_in_flight`` is a bound, not a count to keep)."""
         options = self.options
         return min(options.max_blocks_in_flight or options.io_threads + 2, 64)
 

@@ -77,8 +77,11 @@ class ArrowIpcBlockReader(BlockReader):
 
     info = INFO
 
-    def __init__(self, path: str | Path, column: str | None = None, *, copy_rows: bool = False) -> None:
+    def __init__(self, path: str | Path, column: str | None = None, *, copy_rows: bool = False,
+                 layout: tuple[tuple[int, ...], str, np.ndarray, str] | None = None) -> None:
         self.copy_rows = copy_rows
+        # (file identity, column, batch lengths, pixel field) of a reader this one reopens
+        self._layout = layout
         super().__init__(path, column)
 
     def _open(self, column: str | None) -> tuple[int, np.ndarray]:
@@ -87,10 +90,19 @@ class ArrowIpcBlockReader(BlockReader):
         schema = self._file.schema
         self.column = ome_column(schema, str(self.path), column)
         self._index = schema.get_field_index(self.column)
-        # batch lengths from each batch's metadata (zero-copy: nothing of the body is touched)
-        sizes = np.array([self._file.get_batch(k).num_rows for k in range(self._file.num_record_batches)], np.int64)
+        # A reopened reader takes the lengths the first one read, unless the file has changed: each length is in
+        # its batch's own metadata, spread over the file, so reading them again costs a seek per batch when cold.
+        shared = self._layout if self._layout and self._layout[:2] == (self._opened_as, self.column) else None
+        if shared is None:
+            # batch lengths from each batch's metadata (zero-copy: nothing of the body is touched)
+            sizes = np.array([self._file.get_batch(k).num_rows for k in range(self._file.num_record_batches)],
+                             np.int64)
+        else:
+            sizes = shared[2]
         self._batches = np.flatnonzero(sizes > 0)
-        self.pixel_field = pixel_field(schema.field(self.column).type, self._chunks_on_first_row, self.path)
+        self.pixel_field = shared[3] if shared else pixel_field(schema.field(self.column).type,
+                                                                 self._chunks_on_first_row, self.path)
+        self._layout = (self._opened_as, self.column, sizes, self.pixel_field)
         kept = sizes[self._batches]
         return int(kept.sum()), np.concatenate(([0], np.cumsum(kept)[:-1])).astype(np.int64)
 
@@ -117,7 +129,7 @@ class ArrowIpcBlockReader(BlockReader):
         return image_table(pa.chunked_array(chunks))
 
     def _reopen_options(self) -> dict[str, Any]:
-        return {"copy_rows": self.copy_rows}
+        return {"copy_rows": self.copy_rows, "layout": self._layout}
 
     def _release(self) -> None:
         mapped = getattr(self, "_map", None)

@@ -281,6 +281,11 @@ class StreamingImageLoader(_StreamingLoader):
     busy while bounding how far reads run ahead). ``shuffle=True`` shuffles chunks and the rows within each block;
     every row comes exactly once per epoch. With ``DataLoader(num_workers=N)`` each worker reads and assembles every
     N-th batch; the loader's own threads are usually the better use of the cores.
+
+    A format whose reads are views into a memory-mapped file (Arrow IPC) has each block copied out as soon as it is
+    read, so that a file truncated under the loader cannot fault a block it holds; the copy goes into buffers the
+    loader keeps for the next blocks (at most as many as blocks can be in flight), and uint16 pixels declared uint8
+    are narrowed to uint8 on the way, as ``preload`` does.
     """
 
     def __init__(

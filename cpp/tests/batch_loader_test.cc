@@ -85,6 +85,14 @@ TEST(ImageDataset, PreloadedHoldsTheSamePixelsAsOneContiguousRunPerImage) {
   }
 }
 
+/// Every row of `ds` written as float32 samples of `pixels` values with the default transform.
+std::vector<std::vector<float>> all_samples(const ImageDataset& ds, size_t pixels) {
+  std::vector<uint8_t> scratch;
+  std::vector<std::vector<float>> out(static_cast<size_t>(ds.size()), std::vector<float>(pixels));
+  for (int64_t r = 0; r < ds.size(); ++r) write_sample(ds.index(), r, TransformOptions{}, {}, out[r].data(), scratch);
+  return out;
+}
+
 TEST(ImageDataset, CompactedHoldsTheSamePixelsAfterTheArrowDataIsGone) {
   auto arena = BlockArena::create(2);
   // Planes, or only ZYX chunks (back to back, so also one run); compressed chunks, copied piece by piece, are
@@ -93,21 +101,17 @@ TEST(ImageDataset, CompactedHoldsTheSamePixelsAfterTheArrowDataIsGone) {
     TestImage shape{2, 3, 4, 5};
     shape.planes = planes;
     auto ds = dataset_of(7, shape);
-    const TransformOptions t;
-    std::vector<uint8_t> scratch;
-    std::vector<std::vector<float>> want(7, std::vector<float>(120));
-    for (int64_t r = 0; r < ds->size(); ++r) write_sample(ds->index(), r, t, {}, want[r].data(), scratch);
+    const std::vector<std::vector<float>> want = all_samples(*ds, 120);
     auto compact = ImageDataset::compacted(*ds, *arena);
     ds.reset();  // the Arrow buffers are freed: the copy must not point into them (ASan checks every read below)
     ASSERT_EQ(compact->size(), 7);
     EXPECT_EQ(compact->owned_bytes(), 7 * 256);  // one run of 120 uint16 per image, 64-byte aligned
+    const std::vector<std::vector<float>> got = all_samples(*compact, 120);
     for (int64_t r = 0; r < compact->size(); ++r) {
       const ImageLocation& im = compact->image(r);
       ASSERT_NE(im.contiguous, nullptr);
       EXPECT_EQ(reinterpret_cast<uintptr_t>(im.contiguous) % 16, 0u);
-      std::vector<float> got(120);
-      write_sample(compact->index(), r, t, {}, got.data(), scratch);
-      EXPECT_EQ(got, want[r]) << "row " << r << (planes ? " (planes)" : " (chunks)");
+      EXPECT_EQ(got[r], want[r]) << "row " << r << (planes ? " (planes)" : " (chunks)");
     }
   }
   EXPECT_EQ(arena->allocations(), 1u) << "the second block reuses the first one's buffer";
@@ -120,21 +124,17 @@ TEST(ImageDataset, CompactedNarrowsUint8DeclaredDataUnlessAValueExceeds255) {
     shape.type = "uint8";
     shape.value_modulo = modulo;
     auto ds = dataset_of(7, shape);
-    const TransformOptions t;
-    std::vector<uint8_t> scratch;
-    std::vector<std::vector<float>> want(7, std::vector<float>(120));
-    for (int64_t r = 0; r < ds->size(); ++r) write_sample(ds->index(), r, t, {}, want[r].data(), scratch);
+    const std::vector<std::vector<float>> want = all_samples(*ds, 120);
     auto compact = ImageDataset::compacted(*ds, *arena);
     ds.reset();
     const bool narrowed = modulo == 256;
     EXPECT_EQ(compact->owned_bytes(), 7 * (narrowed ? 128 : 256));  // 120 pixels of 1 or 2 bytes, 64-byte aligned
+    const std::vector<std::vector<float>> got = all_samples(*compact, 120);
     for (int64_t r = 0; r < compact->size(); ++r) {
       const ImageLocation& im = compact->image(r);
       EXPECT_EQ(im.stored, narrowed ? PixelType::kUint8 : PixelType::kUint16);
       EXPECT_EQ(compact->index().pieces[im.first_piece].type, im.stored);
-      std::vector<float> got(120);
-      write_sample(compact->index(), r, t, {}, got.data(), scratch);
-      EXPECT_EQ(got, want[r]) << "row " << r << " modulo " << modulo;
+      EXPECT_EQ(got[r], want[r]) << "row " << r << " modulo " << modulo;
     }
   }
 }
